@@ -1,0 +1,1 @@
+"""One module per chapter, each registering that chapter's exercises (cases, points, mistakes)."""

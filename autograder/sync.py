@@ -1,0 +1,128 @@
+"""`nncourse sync`: make every notebook agree with the one source of each piece of its mechanism.
+
+- a solution cell (nbgrader grade_id `chNN-name`) holds exactly the function or class `name`
+  of `solutions/chNN_*.py`, markers included;
+- its test cell (grade_id `chNN-name-test`) runs the exercise's check and carries the registry's
+  points;
+- the Colab cell (tag `colab-setup`) installs the course from the repository URL in pyproject.toml.
+
+`sync(write=False)` only reports; `nncourse sync --check` exits non-zero on any difference.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import notebooks, registry
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+COLAB_TAG = "colab-setup"
+
+
+@dataclass(frozen=True)
+class Difference:
+    notebook: Path
+    cell: str
+    what: str
+
+    def __str__(self):
+        return f"{self.notebook.relative_to(notebooks.ROOT)}: cell {self.cell}: {self.what}"
+
+
+def solution_sources(module: Path) -> dict[str, str]:
+    """{name: source} for each top-level function or class of `module` that has solution markers."""
+    text = module.read_text()
+    lines = text.splitlines()
+    sources = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+            end = node.end_lineno
+            while end < len(lines) and lines[end].strip().startswith("#") and lines[end][:1].isspace():
+                end += 1  # trailing indented comments, such as the END marker, belong to the body
+            source = "\n".join(lines[start:end])
+            if BEGIN in source:
+                if END not in source:
+                    raise notebooks.CourseLayoutError(f"{module}: {node.name} has {BEGIN} without {END}")
+                sources[node.name] = source
+    return sources
+
+
+def test_cell_source(exercise: registry.Exercise) -> str:
+    call = f'check("{exercise.id}", {exercise.name}'
+    return (f"# Graded, {exercise.points} point{'s' if exercise.points != 1 else ''}: the visible cases here, "
+            f"hidden ones when grading.\n"
+            f"assert {call})\n### BEGIN HIDDEN TESTS\nassert {call}, hidden=True)\n### END HIDDEN TESTS")
+
+
+def colab_cell_source(url: str) -> str:
+    return ("# On Colab, install the course package first (Colab's own CUDA build of torch is kept).\n"
+            "import sys\n\n"
+            'if "google.colab" in sys.modules:\n'
+            "    import subprocess\n\n"
+            '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",\n'
+            f'                    "nncourse @ git+{url}"], check=True)')
+
+
+def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path = notebooks.SOLUTIONS) -> list[Difference]:
+    """Bring every chapter notebook in line with solutions/, the registry and pyproject.toml.
+
+    Returns what differed (and, with write=True, was fixed). Problems that sync cannot fix,
+    such as a missing cell, are returned too and are never written over."""
+    differences = []
+    colab = colab_cell_source(notebooks.repository_url())
+    for chapter, module in notebooks.chapter_modules(solutions_dir).items():
+        path = notebooks.chapter_notebook(chapter, course_dir)
+        notebook = notebooks.read(path)
+        found = _sync_notebook(notebook, path, chapter, solution_sources(module), colab)
+        differences += found
+        if write and any(d.what.startswith("differs") for d in found):
+            notebooks.write(notebook, path)
+    return differences
+
+
+def _sync_notebook(notebook, path, chapter, sources, colab) -> list[Difference]:
+    found = []
+    cells = notebooks.cells_by_grade_id(notebook)
+    exercises = {e.name: e for e in registry.all_exercises() if e.chapter == chapter}
+    for name, source in sources.items():
+        gid = registry.grade_id_of(f"{chapter}.{name}")
+        found += _set_source(path, cells, gid, source, "a solution cell (nbgrader: solution, grade_id "
+                                                       f"{gid!r}) for {name} from solutions/")
+        exercise = exercises.get(name)
+        if exercise is None:
+            found.append(Difference(path, gid, f"solutions/ has {name} but no exercise {chapter}.{name} is "
+                                               f"registered in autograder/exercises/{chapter}.py"))
+        elif exercise.points:
+            test_id = f"{gid}-test"
+            found += _set_source(path, cells, test_id, test_cell_source(exercise),
+                                 f"a graded test cell (nbgrader: grade, locked, grade_id {test_id!r})")
+            if test_id in cells and cells[test_id].metadata.nbgrader.get("points") != exercise.points:
+                found.append(Difference(path, test_id, f"differs: points {cells[test_id].metadata.nbgrader.get('points')}"
+                                                       f" -> {exercise.points} (the registry's)"))
+                cells[test_id].metadata.nbgrader["points"] = exercise.points
+    for name in exercises.keys() - sources.keys():
+        found.append(Difference(path, registry.grade_id_of(f"{chapter}.{name}"),
+                                f"exercise {chapter}.{name} is registered but solutions/ has no {name} with "
+                                f"{BEGIN} markers"))
+    for gid, cell in cells.items():
+        name = registry.exercise_id_of(gid).split(".", 1)[1].removesuffix("-test")
+        if cell.metadata.nbgrader.get("solution") and name not in sources:
+            found.append(Difference(path, gid, f"a solution cell with no {name} in solutions/"))
+    colab_cells = [cell for cell in notebook.cells if COLAB_TAG in cell.get("metadata", {}).get("tags", [])]
+    if len(colab_cells) != 1:
+        found.append(Difference(path, COLAB_TAG, f"expected one code cell tagged {COLAB_TAG!r}, found {len(colab_cells)}"))
+    elif colab_cells[0].source != colab:
+        found.append(Difference(path, COLAB_TAG, "differs from the install cell built from pyproject.toml's URL"))
+        colab_cells[0].source = colab
+    return found
+
+
+def _set_source(path, cells, gid, source, description) -> list[Difference]:
+    if gid not in cells:
+        return [Difference(path, gid, f"missing: add {description}")]
+    if cells[gid].source != source:
+        cells[gid].source = source
+        return [Difference(path, gid, "differs from its source; sync rewrites it")]
+    return []

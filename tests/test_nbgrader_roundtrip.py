@@ -1,0 +1,130 @@
+"""The nbgrader round trip, for real: release, submit, autograde, feedback, export.
+
+Three learners hand in chapter 02: one with the reference answers (full marks), one with the
+release untouched (zero on every graded cell, and no crash), one with a single known mistake (it
+loses exactly that exercise's points).
+"""
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import notebooks, registry
+
+pytestmark = pytest.mark.slow
+
+CHAPTER = "ch02"
+MUTANT_EXERCISE = "ch02.mse_gradient"
+MUTANT_SOURCE = '''def mse_gradient(X, y, w, b):
+    residual = y - (X @ w + b)
+    return 2 / len(y) * (X.T @ residual), 2 / len(y) * residual.sum()
+'''
+
+
+def nbgrader(course_dir, *args):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def submit(course_dir, student, notebook):
+    folder = course_dir / "submitted" / student / CHAPTER
+    folder.mkdir(parents=True)
+    nbformat.write(notebook, folder / notebooks.chapter_notebook(CHAPTER).name)
+
+
+def with_cells(release, replacements):
+    """A copy of the released notebook with the sources of some graded cells replaced."""
+    notebook = nbformat.from_dict(release)
+    for cell in notebook.cells:
+        if notebooks.grade_id(cell) in replacements:
+            cell.source = replacements[notebooks.grade_id(cell)]
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    course_dir = tmp_path_factory.mktemp("class")
+    shutil.copy(notebooks.ROOT / "nbgrader_config.py", course_dir)
+    shutil.copytree(notebooks.COURSE, course_dir / "course", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for chapter in notebooks.chapter_modules():
+        nbgrader(course_dir, "generate_assignment", chapter, "--force")
+
+    name = notebooks.chapter_notebook(CHAPTER).name
+    release = nbformat.read(course_dir / "release" / CHAPTER / name, as_version=4)
+    source = nbformat.read(course_dir / "course" / CHAPTER / name, as_version=4)
+    answers = {gid: cell.source for gid, cell in notebooks.cells_by_grade_id(source).items()
+               if cell.metadata.nbgrader.get("solution")}
+    submit(course_dir, "reference", with_cells(release, answers))
+    submit(course_dir, "untouched", release)
+    submit(course_dir, "mutant", with_cells(release, {**answers, registry.grade_id_of(MUTANT_EXERCISE): MUTANT_SOURCE}))
+
+    nbgrader(course_dir, "autograde", CHAPTER, "--create")
+    nbgrader(course_dir, "generate_feedback", CHAPTER)
+    nbgrader(course_dir, "export", "--to", "grades.csv")
+    with open(course_dir / "grades.csv") as file:
+        grades = {row["student_id"]: row for row in csv.DictReader(file)}
+    return course_dir, release, grades
+
+
+def chapter_points():
+    return sum(e.points for e in registry.all_exercises() if e.chapter == CHAPTER)
+
+
+def cell_scores(course_dir, student):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission_notebook(
+            notebooks.chapter_notebook(CHAPTER).stem, CHAPTER, student)
+        return {grade.name: grade.score for grade in submission.grades}
+
+
+def test_release_strips_solutions_and_hidden_tests(graded_class):
+    _, release, _ = graded_class
+    text = "\n".join(cell.source for cell in release.cells)
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text and "hidden=True" not in text
+    assert text.count("raise NotImplementedError()") == len(
+        [e for e in registry.all_exercises() if e.chapter == CHAPTER])
+    assert all(not cell.get("outputs") for cell in release.cells if cell.cell_type == "code")
+
+
+def test_reference_submission_gets_full_marks(graded_class):
+    _, _, grades = graded_class
+    assert float(grades["reference"]["max_score"]) == chapter_points()
+    assert float(grades["reference"]["score"]) == chapter_points()
+
+
+def test_untouched_release_gets_zero_on_every_graded_cell(graded_class):
+    course_dir, _, grades = graded_class
+    assert float(grades["untouched"]["score"]) == 0
+    scores = cell_scores(course_dir, "untouched")
+    test_cells = {f"{e.grade_id}-test" for e in registry.all_exercises() if e.chapter == CHAPTER and e.points}
+    assert test_cells <= scores.keys()
+    assert all(scores[cell] == 0 for cell in test_cells)
+
+
+def test_one_mistake_loses_exactly_that_exercises_points(graded_class):
+    course_dir, _, grades = graded_class
+    lost = registry.get(MUTANT_EXERCISE).points
+    assert float(grades["mutant"]["score"]) == chapter_points() - lost
+    scores = cell_scores(course_dir, "mutant")
+    assert scores[f"{registry.grade_id_of(MUTANT_EXERCISE)}-test"] == 0
+
+
+def test_feedback_is_generated_for_every_learner(graded_class):
+    course_dir, _, _ = graded_class
+    for student in ("reference", "untouched", "mutant"):
+        html = (course_dir / "feedback" / student / CHAPTER /
+                notebooks.chapter_notebook(CHAPTER).with_suffix(".html").name).read_text()
+        assert "ch02.mse_loss" in html
+    mutant_html = (course_dir / "feedback" / "mutant" / CHAPTER /
+                   notebooks.chapter_notebook(CHAPTER).with_suffix(".html").name).read_text()
+    assert "gradient sign flipped" in mutant_html

@@ -1,0 +1,77 @@
+"""The course's guarantee: a check neither passes a wrong answer nor rejects a right one.
+
+For every registered exercise: the reference and every alternative correct implementation pass
+every case (visible and hidden); the stub fails with "not written yet"; every known mistake fails
+the visible cases, so the learner sees it inline, and the feedback names it.
+"""
+import contextlib
+import io
+
+import pytest
+
+from autograder import check, registry
+
+EXERCISES = registry.all_exercises()
+IDS = [exercise.id for exercise in EXERCISES]
+
+
+def run_check(exercise_id, fn, **options):
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        passed = check(exercise_id, fn, **options)
+    return passed, output.getvalue()
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_reference_passes_every_case(exercise):
+    passed, output = run_check(exercise.id, exercise.reference, hidden=True)
+    assert passed, output
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_alternative_correct_implementations_pass(exercise):
+    assert exercise.alternatives, f"{exercise.id} needs at least one alternative correct implementation"
+    for alternative in exercise.alternatives:
+        passed, output = run_check(exercise.id, alternative, hidden=True)
+        assert passed, f"{alternative.__name__} is correct but fails:\n{output}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_stub_fails_as_not_written(exercise):
+    def stub(*args, **kwargs):
+        raise NotImplementedError()
+
+    passed, output = run_check(exercise.id, stub, hidden=True)
+    assert not passed
+    assert "not written yet" in output
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_every_known_mistake_fails_and_is_named(exercise):
+    assert len(exercise.mistakes) >= 3, f"{exercise.id} needs at least three known mistakes"
+    for mistake in exercise.mistakes:
+        passed, output = run_check(exercise.id, mistake.fn)
+        assert not passed, f"the mistake {mistake.name!r} passes the visible cases of {exercise.id}"
+        assert f"known mistake: {mistake.name}." in output, \
+            f"the feedback for {mistake.name!r} does not name it:\n{output}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_cases_are_fresh_and_deterministic(exercise):
+    """make_args builds equal inputs every time, so the learner and the reference see the same."""
+    from autograder.check import _same
+
+    for case in exercise.cases:
+        first, second = case.make_args(), case.make_args()
+        assert first.keys() == second.keys()
+        assert _same(first, second)
+        for name, value in first.items():
+            if hasattr(value, "__array_interface__"):
+                assert value is not second[name], f"{exercise.id} / {case.name}: {name} is shared between calls"
+
+
+def test_ids_points_and_references_line_up():
+    for exercise in EXERCISES:
+        assert exercise.reference.__name__ == exercise.name
+        assert exercise.reference.__module__.startswith(f"solutions.{exercise.chapter}_")
+        assert exercise.points >= 0

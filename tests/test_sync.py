@@ -1,0 +1,71 @@
+"""`nncourse sync`: notebooks and solutions/ agree, and a disagreement is named."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from autograder import notebooks, registry
+from autograder.sync import solution_sources, sync
+
+
+def nncourse(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "autograder.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_repository_notebooks_are_in_sync():
+    result = nncourse("sync", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def copy_of_course(tmp_path):
+    shutil.copytree(notebooks.COURSE, tmp_path / "course")
+    shutil.copytree(notebooks.SOLUTIONS, tmp_path / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path / "course", tmp_path / "solutions"
+
+
+def edit_cell(course, chapter, grade_id, edit):
+    path = notebooks.chapter_notebook(chapter, course)
+    notebook = notebooks.read(path)
+    cell = notebooks.cells_by_grade_id(notebook)[grade_id]
+    edit(notebook, cell)
+    notebooks.write(notebook, path)
+
+
+def test_an_edited_solution_cell_is_named_and_rewritten(copy_of_course):
+    course, solutions = copy_of_course
+    edit_cell(course, "ch02", "ch02-mse_loss", lambda nb, cell: setattr(cell, "source", cell.source + "\n# edited"))
+    found = sync(write=False, course_dir=course, solutions_dir=solutions)
+    assert [d.cell for d in found] == ["ch02-mse_loss"]
+    sync(write=True, course_dir=course, solutions_dir=solutions)
+    assert sync(write=False, course_dir=course, solutions_dir=solutions) == []
+
+
+def test_points_come_from_the_registry(copy_of_course):
+    course, solutions = copy_of_course
+    edit_cell(course, "ch02", "ch02-mse_gradient-test",
+              lambda nb, cell: cell.metadata.nbgrader.__setitem__("points", 7))
+    found = sync(write=False, course_dir=course, solutions_dir=solutions)
+    assert any(d.cell == "ch02-mse_gradient-test" and "points 7 -> 2" in d.what for d in found)
+
+
+def test_a_missing_cell_is_reported_not_invented(copy_of_course):
+    course, solutions = copy_of_course
+    edit_cell(course, "ch02", "ch02-least_squares", lambda nb, cell: nb.cells.remove(cell))
+    found = sync(write=True, course_dir=course, solutions_dir=solutions)
+    assert any(d.cell == "ch02-least_squares" and d.what.startswith("missing") for d in found)
+
+
+def test_the_colab_cell_uses_the_url_in_pyproject():
+    url = notebooks.repository_url()
+    for path in notebooks.all_notebooks():
+        colab = [c for c in notebooks.read(path).cells if "colab-setup" in c.metadata.get("tags", [])]
+        assert len(colab) == 1 and f"git+{url}" in colab[0].source and "--no-deps" in colab[0].source
+
+
+def test_solution_cells_hold_the_whole_function_with_markers():
+    sources = solution_sources(notebooks.SOLUTIONS / "ch02_gradient_descent.py")
+    assert set(sources) == {e.name for e in registry.all_exercises() if e.chapter == "ch02"}
+    for source in sources.values():
+        assert source.startswith("def ") and source.rstrip().endswith("### END SOLUTION")
