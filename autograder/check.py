@@ -72,40 +72,73 @@ def run_cases(exercise: registry.Exercise, fn, *, hidden: bool = False) -> list[
     return results
 
 
+@dataclass
+class Outcome:
+    """What running one implementation on one case produced, before any judgement."""
+
+    got: object = None
+    not_written: bool = False
+    trace: list[str] | None = None  # the learner's traceback lines, when their code raised
+    changed: list[str] = field(default_factory=list)  # inputs the function changed in place
+    notes: list[str] = field(default_factory=list)  # warnings it raised, for information
+
+
 def run_case(exercise: registry.Exercise, fn, case: registry.Case) -> CaseResult:
     args = case.make_args()
+    return judge(exercise, case, run_here(exercise, fn, args), args)
+
+
+def run_here(exercise: registry.Exercise, fn, args: dict) -> Outcome:
+    """Run `fn` on `args` in this process; the learner's inline check does this."""
     before = copy.deepcopy(args)
     with warnings.catch_warnings(record=True) as caught, _references_for(exercise, fn):
         warnings.simplefilter("always")
         try:
             got = exercise.call(fn, args)
         except NotImplementedError:
-            return CaseResult(case, False, ["not written yet: replace `raise NotImplementedError` with your code"],
-                              not_written=True)
+            return Outcome(not_written=True)
         except Exception as error:  # the learner's code raised: show where, in their lines only
-            trace = _learner_traceback(error)
-            return CaseResult(case, False, ["your code raised an exception:", *trace] + _show_inputs(case, before),
-                              raised=trace[-1])
-    notes = list(dict.fromkeys(f"note: your code warned {w.category.__name__}: {w.message}" for w in caught))[:3]
-    changed = _changed_inputs(before, args)
-    if changed:
+            return Outcome(trace=learner_traceback(error))
+    return Outcome(got, changed=changed_inputs(before, args), notes=warning_notes(caught))
+
+
+def warning_notes(caught) -> list[str]:
+    return list(dict.fromkeys(f"note: your code warned {w.category.__name__}: {w.message}" for w in caught))[:3]
+
+
+def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, inputs: dict) -> CaseResult:
+    """Pass or fail one case, with the explanation a learner can act on.
+
+    `inputs` are the case's arguments as they were before the call. For a hidden case the
+    explanation names the kind of problem and any known mistake, never the inputs or the expected
+    values."""
+    shown_inputs = [] if case.hidden else _show_inputs(inputs)
+    if outcome.not_written:
+        return CaseResult(case, False, ["not written yet: replace `raise NotImplementedError` with your code"],
+                          not_written=True)
+    if outcome.trace is not None:
+        return CaseResult(case, False, ["your code raised an exception:", *outcome.trace] + shown_inputs,
+                          raised=outcome.trace[-1])
+    got, notes = outcome.got, outcome.notes
+    if outcome.changed:
         mistake = _known_mistake(exercise, case, got)
-        lines = [f"your function changed its input {', '.join(changed)} in place; leave inputs untouched "
-                 "(work on a copy or build new arrays)"] + _show_inputs(case, before)
-        if mistake:
-            lines.append(f"this looks like a known mistake: {mistake.name}. {mistake.hint}")
-        return CaseResult(case, False, lines + notes, mistake=mistake)
-    expected = exercise.call(exercise.reference, case.make_args())
+        lines = [f"your function changed its input {', '.join(outcome.changed)} in place; leave inputs untouched "
+                 "(work on a copy or build new arrays)"] + shown_inputs
+        return CaseResult(case, False, lines + _name(mistake) + notes, mistake=mistake)
+    expected = exercise.expected_output(case)
     problems = differences(got, expected, _tolerance(exercise), exercise.outputs)
     if not problems:
         return CaseResult(case, True, notes)
     mistake = _known_mistake(exercise, case, got)
-    lines = [*(str(p) for p in problems[:3])]
-    if not case.hidden:
-        lines = _show_inputs(case, before) + _show_expected_and_got(expected, got, exercise.outputs) + lines
-    if mistake:
-        lines.append(f"this looks like a known mistake: {mistake.name}. {mistake.hint}")
-    return CaseResult(case, False, lines + notes, mistake=mistake)
+    if case.hidden:
+        lines = [problem.without_values() for problem in problems[:3]]
+    else:
+        lines = shown_inputs + _show_expected_and_got(expected, got, exercise.outputs) + [str(p) for p in problems[:3]]
+    return CaseResult(case, False, lines + _name(mistake) + notes, mistake=mistake)
+
+
+def _name(mistake) -> list[str]:
+    return [f"this looks like a known mistake: {mistake.name}. {mistake.hint}"] if mistake else []
 
 
 @contextlib.contextmanager
@@ -148,7 +181,7 @@ def _known_mistake(exercise, case, got) -> registry.Mistake | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                wrong = exercise.call(mistake.fn, case.make_args())
+                wrong = exercise.mistake_output(mistake, case)
         except Exception:
             continue
         if not differences(got, wrong, _tolerance(exercise), exercise.outputs):
@@ -156,9 +189,7 @@ def _known_mistake(exercise, case, got) -> registry.Mistake | None:
     return None
 
 
-def _show_inputs(case, args) -> list[str]:
-    if case.hidden:
-        return []
+def _show_inputs(args) -> list[str]:
     return ["input    " + ", ".join(args) + ":"] + [f"  {name} = {show(value)}" for name, value in args.items()]
 
 
@@ -171,7 +202,7 @@ def _show_expected_and_got(expected, got, names) -> list[str]:
     return [f"expected {show(expected)}", f"got      {show(got)}"]
 
 
-def _learner_traceback(error: BaseException) -> list[str]:
+def learner_traceback(error: BaseException) -> list[str]:
     """The traceback's frames from the learner's own code (notebook cells, their files), with the
     error line; frames inside the autograder, Python and installed libraries are left out."""
     lines = []
@@ -185,7 +216,7 @@ def _learner_traceback(error: BaseException) -> list[str]:
     return lines + [line.rstrip() for line in traceback.format_exception_only(type(error), error)]
 
 
-def _changed_inputs(before: dict, after: dict) -> list[str]:
+def changed_inputs(before: dict, after: dict) -> list[str]:
     return [name for name in before if not _same(before[name], after[name])]
 
 

@@ -3,11 +3,16 @@
     nncourse sync            copy solutions/ into the notebooks' solution and test cells
     nncourse sync --check    exit 1 and name each cell where a notebook and the package disagree
     nncourse list            every exercise with its points and cases
+    nncourse release [chNN ...] [--course-dir DIR]
+                             learner versions (nbgrader release/) and the learner's bundle
+    nncourse grade chNN [--course-dir DIR] [--workers N] [--timeout S] [--memory-gb G] [--regrade]
+                             grade every submission in parallel, in sandboxes; feedback, CSV, summary
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from autograder import notebooks, registry
 from autograder.sync import sync
@@ -41,6 +46,38 @@ def _list(args) -> int:
     return 0
 
 
+def _release(args) -> int:
+    from autograder import classroom
+
+    chapters = args.chapters or list(notebooks.chapter_modules())
+    path = classroom.release(Path(args.course_dir), chapters)
+    print(f"released {', '.join(chapters)} into {Path(args.course_dir) / 'release'}; learner bundle: {path}")
+    return 0
+
+
+def _grade(args) -> int:
+    from autograder import classroom, sandbox
+
+    course_dir = Path(args.course_dir)
+    if not classroom.submissions(course_dir, args.chapter):
+        print(f"nncourse grade: no submissions in {course_dir / 'submitted'}/*/{args.chapter}/", file=sys.stderr)
+        return 1
+    if not sandbox.isolation_available():
+        print("warning: this machine does not allow user namespaces (unshare), so learners' code runs without "
+              "network isolation and can read files the instructor can read. Grade on Linux with user "
+              "namespaces enabled for a class you do not trust.", file=sys.stderr)
+    limits = sandbox.Limits(seconds=args.timeout, memory_bytes=int(args.memory_gb * 2**30))
+    grades = classroom.grade_class(course_dir, args.chapter, workers=args.workers, limits=limits,
+                                   regrade=args.regrade)
+    csv_path = classroom.export_csv(course_dir, args.chapter, grades)
+    classroom.write_feedback(course_dir, args.chapter, grades)
+    plot = classroom.plot_summary(course_dir, args.chapter, grades)
+    print(classroom.summary(args.chapter, grades))
+    print(f"grades: {csv_path}\nfeedback: {classroom.work_dir(course_dir) / 'feedback' / args.chapter}\n"
+          f"summary plot: {plot}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="nncourse", description="The neural-network course's tools.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +85,18 @@ def main(argv=None) -> int:
     sync_parser.add_argument("--check", action="store_true", help="only report differences; exit 1 if any")
     sync_parser.set_defaults(run=_sync)
     commands.add_parser("list", help="list the exercises").set_defaults(run=_list)
+    release = commands.add_parser("release", help="learner versions and the learner's bundle")
+    release.add_argument("chapters", nargs="*", help="chapters to release (default: all)")
+    release.add_argument("--course-dir", default=".", help="the nbgrader course directory (default: here)")
+    release.set_defaults(run=_release)
+    grade = commands.add_parser("grade", help="grade every submission of a chapter")
+    grade.add_argument("chapter", help="e.g. ch02")
+    grade.add_argument("--course-dir", default=".", help="the nbgrader course directory (default: here)")
+    grade.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: cores)")
+    grade.add_argument("--timeout", type=float, default=60.0, help="seconds a sandbox may run (default: 60)")
+    grade.add_argument("--memory-gb", type=float, default=6.0, help="address space per sandbox (default: 6)")
+    grade.add_argument("--regrade", action="store_true", help="grade again even unchanged submissions")
+    grade.set_defaults(run=_grade)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -19,9 +19,14 @@ from autograder.display import show, show_index
 class Problem:
     where: str  # "" for the whole output, else e.g. "grad_b" or "[1]"
     message: str
+    blind: str = ""  # the same without any expected value, for hidden cases; "" when message has none
 
     def __str__(self):
         return f"{self.where}: {self.message}" if self.where else self.message
+
+    def without_values(self) -> str:
+        text = self.blind or self.message
+        return f"{self.where}: {text}" if self.where else text
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,9 @@ def differences(got, expected, tol: Tolerance = Tolerance(), names=None, where="
     if isinstance(expected, np.ndarray) or _is_number(expected):
         return _array(got, expected, tol, where)
     if expected is None:
-        return [] if got is None else [Problem(where, f"expected None, got {show(got)}")]
+        return [] if got is None else [Problem(where, f"expected None, got {show(got)}", "expected None")]
     if type(got) is not type(expected) or got != expected:
-        return [Problem(where, f"expected {show(expected)}, got {show(got)}")]
+        return [Problem(where, f"expected {show(expected)}, got {show(got)}", "not the expected value")]
     return []
 
 
@@ -177,10 +182,11 @@ def _exact(got, expected, where):
     if not wrong.any():
         return []
     if expected.ndim == 0:
-        return [Problem(where, f"expected {show(expected[()])}, got {show(got[()])}")]
+        return [Problem(where, f"expected {show(expected[()])}, got {show(got[()])}", "not the expected value")]
     first = tuple(np.argwhere(wrong)[0])
     return [Problem(where, f"differs at {int(wrong.sum())} of {wrong.size} entries; first at index "
-                           f"{show_index(first)}: expected {show(expected[first])}, got {show(got[first])}")]
+                           f"{show_index(first)}: expected {show(expected[first])}, got {show(got[first])}",
+                    f"differs from the expected values at {int(wrong.sum())} of {wrong.size} entries")]
 
 
 def _close(got, expected, tol, where):
@@ -205,11 +211,13 @@ def _close(got, expected, tol, where):
     error = np.abs(got64 - expected64)[finite & ~close]
     max_error = f"; max abs error {show(error.max())}" if error.size else ""
     if expected.ndim == 0:
-        return [Problem(where, f"expected {show(expected[()])}, got {show(got[()])}{max_error}")]
+        return [Problem(where, f"expected {show(expected[()])}, got {show(got[()])}{max_error}",
+                        "not the expected value")]
     first = tuple(np.argwhere(~close)[0])
     return [Problem(where, f"differs at {int((~close).sum())} of {close.size} entries; first at index "
                            f"{show_index(first)}: expected {show(expected[first])}, got {show(got[first])}"
-                           f"{max_error}")]
+                           f"{max_error}",
+                    f"differs from the expected values at {int((~close).sum())} of {close.size} entries")]
 
 
 def _non_finite_message(what, mask, causes, expected) -> str:

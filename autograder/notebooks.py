@@ -58,6 +58,14 @@ def cells_by_grade_id(notebook) -> dict[str, nbformat.NotebookNode]:
     return {gid: cell for cell in notebook.cells if (gid := grade_id(cell))}
 
 
-def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
+def _project(pyproject: Path = ROOT / "pyproject.toml") -> dict:
+    return tomllib.loads(pyproject.read_text())["project"]
+
+
+def repository_url() -> str:
     """The course's repository, kept once in pyproject.toml's [project.urls]."""
-    return tomllib.loads(pyproject.read_text())["project"]["urls"]["Repository"]
+    return _project()["urls"]["Repository"]
+
+
+def project_version() -> str:
+    return _project()["version"]

@@ -1,0 +1,199 @@
+"""Grading a whole class: every submission of a chapter, in parallel, resumable, with one export.
+
+Layout, inside an nbgrader course directory:
+
+    submitted/<student>/<chapter>/<notebook>.ipynb     what nbgrader collected (input)
+    nncourse/bundle/                                    the learner's bundle the sandboxes run against
+    nncourse/grades/<chapter>/<student>.json            one result per submission, written as it arrives
+    nncourse/feedback/<chapter>/<student>.html          feedback for each learner
+    nncourse/<chapter>_grades.csv                       one row per learner and exercise, plus a total
+    nncourse/<chapter>_summary.png                      the class's pass rate per exercise
+
+Only this process writes results, one whole file at a time (written aside, then renamed), so an
+interruption never leaves a half-written result; running `grade` again skips every submission
+whose result is there and whose notebook has not changed since.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import json
+import os
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from autograder import bundle, notebooks, sandbox
+from autograder.grading import SubmissionGrade, find_notebook, grade_submission, graded_exercises, ungraded
+
+
+def work_dir(course_dir: Path) -> Path:
+    return course_dir / "nncourse"
+
+
+def submissions(course_dir: Path, chapter: str) -> list[tuple[str, Path]]:
+    submitted = course_dir / "submitted"
+    if not submitted.is_dir():
+        return []
+    return [(folder.name, folder / chapter) for folder in sorted(submitted.iterdir())
+            if folder.is_dir() and (folder / chapter).exists()]
+
+
+def hidden_paths(course_dir: Path) -> list[Path]:
+    """What a learner's code must not see: the course directory and the course's own files."""
+    root = notebooks.ROOT
+    venv = Path(sys.prefix).resolve()
+    repository = [path for path in root.iterdir() if not venv.is_relative_to(path.resolve())]
+    packages = [Path(sys.modules[name].__file__).resolve().parent for name in ("autograder", "solutions")]
+    return [course_dir.resolve(), *repository, *packages]
+
+
+def _write_result(path: Path, grade: SubmissionGrade) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_suffix(".json.partial")
+    aside.write_text(json.dumps(grade.to_json(), indent=1))
+    os.replace(aside, path)
+
+
+def _current(path: Path, folder: Path) -> SubmissionGrade | None:
+    """The stored result for a submission, if its notebook has not changed since it was graded."""
+    if not path.exists():
+        return None
+    try:
+        grade = SubmissionGrade.from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError):
+        return None
+    notebook, _ = find_notebook(folder, grade.chapter)
+    sha = hashlib.sha256(notebook.read_bytes()).hexdigest() if notebook else ""
+    return grade if grade.notebook_sha256 == sha else None
+
+
+def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
+                limits: sandbox.Limits = sandbox.Limits(), regrade: bool = False, progress: bool = True
+                ) -> list[SubmissionGrade]:
+    """Grade every submission of `chapter`; returns all results, earlier ones included."""
+    course_dir = course_dir.resolve()
+    results_dir = work_dir(course_dir) / "grades" / chapter
+    learner_bundle = bundle.build(work_dir(course_dir) / "bundle")
+    hide = hidden_paths(course_dir)
+    grades, todo = {}, []
+    for student, folder in submissions(course_dir, chapter):
+        stored = None if regrade else _current(results_dir / f"{student}.json", folder)
+        if stored is not None:
+            grades[student] = stored
+        else:
+            todo.append((student, folder))
+    from tqdm.auto import tqdm
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        futures = {pool.submit(grade_submission, folder, student, chapter, learner_bundle, hide, limits): student
+                   for student, folder in todo}
+        bar = tqdm(total=len(futures), desc=f"grading {chapter}", unit="submission", disable=not progress)
+        for future in as_completed(futures):
+            student = futures[future]
+            try:
+                grade = future.result()
+            except Exception as error:  # a fault of the grader's, not the learner's: kept, never a silent 0
+                grade = ungraded(student, chapter, "grader error", f"{type(error).__name__}: {error}")
+            _write_result(results_dir / f"{student}.json", grade)
+            grades[student] = grade
+            bar.update()
+        bar.close()
+    return [grades[student] for student in sorted(grades)]
+
+
+def export_csv(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> Path:
+    """One row per learner and exercise, then a TOTAL row per learner; status says if it was graded."""
+    path = work_dir(course_dir) / f"{chapter}_grades.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["student_id", "chapter", "exercise", "score", "max_score", "status", "reason"])
+        for grade in grades:
+            for exercise in grade.exercises:
+                why = "" if exercise.score == exercise.points else (grade.reason or ", ".join(exercise.mistakes) or
+                                                                      "failed cases")
+                writer.writerow([grade.student, chapter, exercise.id, exercise.score, exercise.points,
+                                 grade.status, why])
+            writer.writerow([grade.student, chapter, "TOTAL", grade.score, grade.max_score, grade.status,
+                             grade.reason])
+    return path
+
+
+def write_feedback(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> list[Path]:
+    """An HTML page per learner: score, and for each exercise what failed and why (no hidden values)."""
+    folder = work_dir(course_dir) / "feedback" / chapter
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for grade in grades:
+        sections = [f"<h2>{html.escape(e.id)}: {e.score} / {e.points}</h2><pre>{html.escape(e.feedback)}</pre>"
+                    for e in grade.exercises]
+        notes = "".join(f"<li>{html.escape(note)}</li>" for note in grade.notes)
+        status = "" if grade.status == "graded" else f"<p><b>Not graded: {html.escape(grade.reason)}</b></p>"
+        page = (f"<!doctype html><meta charset='utf-8'><title>{chapter} feedback</title>"
+                f"<h1>{html.escape(chapter)}: {grade.score} / {grade.max_score}</h1>{status}"
+                f"{'<ul>' + notes + '</ul>' if notes else ''}{''.join(sections)}")
+        path = folder / f"{grade.student}.html"
+        path.write_text(page)
+        written.append(path)
+    return written
+
+
+def summary(chapter: str, grades: list[SubmissionGrade]) -> str:
+    statuses = Counter(grade.status for grade in grades)
+    lines = [f"{chapter}: {len(grades)} submissions, " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))]
+    for grade in grades:
+        if grade.status != "graded":
+            lines.append(f"  {grade.student}: {grade.status} ({grade.reason})")
+    if grades:
+        lines.append("  exercise                          pass rate   mean score")
+        for position, exercise in enumerate(graded_exercises(chapter)):
+            scores = [g.exercises[position].score for g in grades]
+            passed = sum(score == exercise.points for score in scores)
+            lines.append(f"  {exercise.id:32}  {passed:3d}/{len(grades):<3d}    "
+                         f"{sum(scores) / len(grades):.2f} / {exercise.points}")
+        totals = sorted(grade.score for grade in grades)
+        lines.append(f"  total: median {totals[len(totals) // 2]} of {grades[0].max_score}")
+    return "\n".join(lines)
+
+
+def plot_summary(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    exercises = graded_exercises(chapter)
+    rates = [sum(g.exercises[i].score == e.points for g in grades) / max(len(grades), 1)
+             for i, e in enumerate(exercises)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.barh([e.name for e in exercises], rates, color="tab:blue")
+    left.set(xlim=(0, 1), xlabel="share of the class with full marks", title=f"{chapter}: pass rate per exercise")
+    left.invert_yaxis()
+    right.hist([g.score for g in grades], bins=range(0, (grades[0].max_score if grades else 0) + 2), color="tab:green")
+    right.set(xlabel="total score", ylabel="learners", title="scores")
+    fig.tight_layout()
+    path = work_dir(course_dir) / f"{chapter}_summary.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def nbgrader(course_dir: Path, *args: str) -> None:
+    """Run an nbgrader command in the course directory (its alembic migrations need our bin on PATH)."""
+    import subprocess
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def release(course_dir: Path, chapters: list[str]) -> Path:
+    """nbgrader's learner versions of `chapters` in release/, and the learner's bundle beside them."""
+    for chapter in chapters:
+        nbgrader(course_dir, "generate_assignment", chapter, "--force")
+    return bundle.build(course_dir / "release" / "nncourse-learner", chapters=set(chapters))

@@ -1,0 +1,175 @@
+"""Start the sandbox that runs one learner's code: limits, isolation, and reading what it reported.
+
+Every run gets a fresh temporary folder holding a copy of the learner's bundle (no references),
+the job and the events file. The process runs
+
+- with limits: wall-clock seconds (the whole process group is killed at the deadline), address
+  space (a runaway allocation raises MemoryError in the learner's cell), file size and no core
+  dumps;
+- with a clean environment and `python -S`, so that only the standard library, the installed
+  third-party packages and the bundle are importable: not the course's own packages;
+- where Linux user namespaces allow (`unshare`), without network and with the instructor's
+  folders hidden under empty mounts: the course directory (source notebooks, gradebook, other
+  learners' submissions) and the folders of the references. `isolation_available()` says whether
+  this machine allows it; grading records which isolation each submission had.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
+        "from autograder.sandbox_runner import main; main(sys.argv[1], sys.argv[2])")
+MAX_EVENTS_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float = 60.0  # wall clock for one sandbox process
+    memory_bytes: int = 6 * 2**30  # address space; torch alone maps over 1 GiB
+    file_bytes: int = MAX_EVENTS_BYTES  # any one file the process writes
+    output_chars: int = 20000  # the learner's printed output that is kept
+
+
+@dataclass
+class Run:
+    events: list[dict]
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    isolated: bool
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.events) and self.events[-1].get("event") == "done"
+
+    def ending(self) -> str:
+        """Why the process stopped early, in words."""
+        if self.timed_out:
+            return "ran past the time limit"
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                return f"the process died ({signal.Signals(-self.returncode).name})"
+            except ValueError:
+                return f"the process died (signal {-self.returncode})"
+        return f"the process stopped (exit code {self.returncode})"
+
+
+@lru_cache(maxsize=1)
+def isolation_available() -> bool:
+    """Whether `unshare` can give a process its own user, mount and network namespaces here."""
+    if not shutil.which("unshare") or not shutil.which("mount") or not sys.platform.startswith("linux"):
+        return False
+    try:
+        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--net",
+                                "sh", "-c", "mount -t tmpfs none /tmp && true"],
+                               capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def _outermost(paths: list[Path]) -> list[Path]:
+    """The paths not inside another one of them (a path under a hidden folder is hidden already)."""
+    resolved = sorted({path.resolve() for path in paths}, key=lambda path: len(path.parts))
+    kept = []
+    for path in resolved:
+        if not any(path.is_relative_to(outer) for outer in kept):
+            kept.append(path)
+    return kept
+
+
+def _hiding_script(hide: list[Path]) -> str:
+    mounts = []
+    for path in _outermost(hide):
+        if path.is_dir():
+            mounts.append(f"mount -t tmpfs -o size=1m none {shlex.quote(str(path))}")
+        elif path.exists():
+            mounts.append(f"mount --bind /dev/null {shlex.quote(str(path))}")
+    return " && ".join(mounts + ['exec "$@"'])
+
+
+def _limit(limits: Limits):
+    def apply():
+        os.setsid()
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        cpu = int(limits.seconds) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    return apply
+
+
+def _environment(work: Path) -> dict:
+    keep = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    return {**keep, "HOME": str(work), "TMPDIR": str(work), "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(work),
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "JUPYTER_PLATFORM_DIRS": "1",
+            **{key: os.environ[key] for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if key in os.environ}}
+
+
+def run(job: dict, bundle: Path, limits: Limits, hide: list[Path]) -> Run:
+    """Run the sandbox once on `job` and return what it reported before it finished or was stopped."""
+    work = Path(tempfile.mkdtemp(prefix="nncourse-sandbox-"))
+    try:
+        lib = work / "lib"
+        shutil.copytree(bundle, lib, ignore=shutil.ignore_patterns("__pycache__", "pyproject.toml"))
+        (work / "job.json").write_text(json.dumps({**job, "output_limit": limits.output_chars}))
+        events_path = work / "events.jsonl"
+        paths = [str(lib), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+        command = [sys.executable, "-S", "-c", BOOT.format(paths=list(dict.fromkeys(paths))),
+                   str(work / "job.json"), str(events_path)]
+        isolated = isolation_available()
+        if isolated:
+            command = ["unshare", "--user", "--map-root-user", "--mount", "--net", "sh", "-c",
+                       _hiding_script(hide), "sandbox", *command]
+        start = time.monotonic()
+        with open(work / "stderr.txt", "wb") as stderr:
+            process = subprocess.Popen(command, cwd=work, env=_environment(work), stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=_limit(limits))
+            timed_out = False
+            try:
+                process.wait(timeout=limits.seconds)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(process)
+                process.wait()
+        log = (work / "stderr.txt").read_bytes()[-2000:].decode(errors="replace").splitlines()
+        return Run(_read_events(events_path), process.returncode, timed_out, time.monotonic() - start, isolated, log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _kill_group(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _read_events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    events = []
+    with open(path, "rb") as file:
+        for line in file.read(MAX_EVENTS_BYTES).splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line the learner's code wrote, or one cut by the size limit
+            if isinstance(event, dict) and "event" in event:
+                events.append(event)
+    return events

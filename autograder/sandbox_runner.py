@@ -1,0 +1,153 @@
+"""Runs a learner's notebook code inside the grading sandbox and reports raw outputs, never a grade.
+
+    python -m autograder.sandbox_runner JOB.json EVENTS.jsonl
+
+The grader starts this in a separate process with limits (time, memory, file size), without the
+network and, where the system allows, without sight of the instructor's files; only the learner's
+bundle (no references) is importable. It runs the notebook's code cells, then calls each exercise's
+function on the job's case inputs and appends one JSON line per event to EVENTS.jsonl: cells
+started and finished, cases started and finished with their encoded output. Whether an output is
+right is decided by the grader, outside this process, so nothing the learner's code does in here
+can change how it is judged; at worst it can spoil its own outputs.
+
+Only the standard library, numpy, IPython and the bundle's `autograder.wire`/`autograder.drivers`
+are used here.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+import traceback
+import warnings
+
+MAX_TRACE_LINES = 12
+
+
+class BoundedText(io.TextIOBase):
+    """A stdout/stderr stand-in that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit):
+        self.limit, self.parts, self.kept, self.dropped = limit, [], 0, 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        room = self.limit - self.kept
+        self.parts.append(text[:max(room, 0)])
+        self.kept += min(len(text), max(room, 0))
+        self.dropped += max(len(text) - max(room, 0), 0)
+        return len(text)
+
+    def text(self):
+        tail = f"\n[... {self.dropped} more characters not kept]" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
+class Events:
+    def __init__(self, path):
+        self.file = open(path, "a", buffering=1)
+
+    def __call__(self, **event):
+        self.file.write(json.dumps(event) + "\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+
+def learner_trace(error: BaseException) -> list[str]:
+    """The frames of the learner's cells (IPython's cell files), then the error line."""
+    lines = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        name = frame.filename
+        if name.startswith("<ipython-input-") or "ipykernel_" in name:
+            lines.append(f"line {frame.lineno} of your cell, in {frame.name}:")
+            if frame.line:
+                lines.append(f"    {frame.line.strip()}")
+    lines = lines[-MAX_TRACE_LINES:]
+    return lines + [line.rstrip() for line in traceback.format_exception_only(type(error), error)][-3:]
+
+
+def run_cells(shell, cells, skip, events, output):
+    for cell in cells:
+        if cell["index"] in skip:
+            continue
+        events(event="cell_start", index=cell["index"])
+        result = shell.run_cell(cell["source"], store_history=False, silent=False)
+        error = result.error_in_exec or result.error_before_exec
+        events(event="cell_end", index=cell["index"],
+               error=None if error is None else f"{type(error).__name__}: {str(error)[:300]}")
+
+
+def reference_namespace(uses: dict) -> dict:
+    """The references of earlier exercises that this one may call, built from their source."""
+    import numpy as np
+
+    namespace = {"np": np, "math": math}
+    for source in uses.values():
+        exec(compile(source, "<reference>", "exec"), namespace)
+    return namespace
+
+
+def run_exercise(shell, exercise, start_case, events):
+    from autograder import drivers, wire
+
+    driver = drivers.DRIVERS[exercise["driver"]]
+    references = reference_namespace(exercise["uses"])
+    for position, case in enumerate(exercise["cases"]):
+        if position < start_case:
+            continue
+        events(event="case_start", exercise=exercise["id"], case=case["name"])
+        fn = shell.user_ns.get(exercise["name"])
+        if fn is None:
+            events(event="case_end", exercise=exercise["id"], case=case["name"], missing=True)
+            continue
+        args = wire.decode(case["args"])
+        saved = {name: shell.user_ns.get(name) for name in exercise["uses"]}
+        record = {}
+        try:
+            shell.user_ns.update({name: references[name] for name in exercise["uses"]})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    got = driver(fn, args)
+                except NotImplementedError:
+                    record["not_written"] = True
+                except Exception as error:
+                    record["trace"] = learner_trace(error)
+                else:
+                    try:
+                        record["output"] = wire.encode(got)
+                    except wire.EncodeError as refused:
+                        record["unsupported"] = f"returned {refused}, which the grader does not accept"
+                    record["args_after"] = wire.encode(args)
+            record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:3]
+        finally:
+            shell.user_ns.update(saved)
+        events(event="case_end", exercise=exercise["id"], case=case["name"], **record)
+
+
+def main(job_path, events_path):
+    with open(job_path) as file:
+        job = json.load(file)
+    os.remove(job_path)  # the hidden cases' inputs now live only in this process
+    events = Events(events_path)
+    output = BoundedText(job.get("output_limit", 20000))
+    sys.stdout = sys.stderr = output
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    run_cells(shell, job["cells"], set(job.get("skip_cells", [])), events, output)
+    start_exercise, start_case = job.get("start", [0, 0])
+    for position, exercise in enumerate(job["exercises"]):
+        if position >= start_exercise:
+            run_exercise(shell, exercise, start_case if position == start_exercise else 0, events)
+    events(event="done", output=output.text())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,291 @@
+"""Grading a class for real: every kind of broken or cheating submission gets its row, and the run goes on.
+
+One class of chapter 02 is released with `nncourse release`, filled with real notebook files, and
+graded once with `classroom.grade_class` (sandboxes in parallel); each test then reads its
+learner's result.
+"""
+import csv
+import json
+import shutil
+
+import nbformat
+import pytest
+
+from autograder import classroom, notebooks, registry, sandbox
+from autograder.grading import graded_exercises
+
+pytestmark = pytest.mark.slow
+
+CHAPTER = "ch02"
+NOTEBOOK = notebooks.chapter_notebook(CHAPTER).name
+FULL = sum(e.points for e in graded_exercises(CHAPTER))
+LIMITS = sandbox.Limits(seconds=12, memory_bytes=4 * 2**30)
+
+
+def points(exercise_id):
+    return registry.get(exercise_id).points
+
+
+def answers():
+    source = nbformat.read(notebooks.chapter_notebook(CHAPTER), as_version=4)
+    return {gid: cell.source for gid, cell in notebooks.cells_by_grade_id(source).items()
+            if cell.metadata.nbgrader.get("solution")}
+
+
+def edited(release, sources=None, edit=None):
+    """The released notebook with some solution cells' sources replaced, then `edit(notebook)` applied."""
+    notebook = nbformat.from_dict(json.loads(json.dumps(release)))
+    for cell in notebook.cells:
+        gid = notebooks.grade_id(cell)
+        if sources and gid in sources:
+            cell.source = sources[gid]
+    if edit:
+        edit(notebook)
+    return notebook
+
+
+def add_code_cell(source, at=None):
+    def edit(notebook):
+        cell = nbformat.v4.new_code_cell(source)
+        notebook.cells.insert(len(notebook.cells) if at is None else at, cell)
+    return edit
+
+
+def with_answer(exercise_id, source):
+    return {**answers(), registry.grade_id_of(exercise_id): source}
+
+
+def cells_with(notebook, grade_id):
+    return [i for i, cell in enumerate(notebook.cells) if notebooks.grade_id(cell) == grade_id]
+
+
+def lean(release):
+    """The release without its demonstrations: the imports cell, then the solution and test cells.
+
+    Grading runs every code cell of a notebook; the demonstrations only cost time here, so all
+    learners but `full_notebook` hand in this shorter notebook."""
+    notebook = nbformat.from_dict(json.loads(json.dumps(release)))
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    imports = next(cell for cell in code if "from autograder import check" in cell.source)
+    notebook.cells = [imports] + [cell for cell in code if notebooks.grade_id(cell)]
+    return notebook
+
+
+def submissions(full_release):
+    reference = answers()
+    release = lean(full_release)
+
+    def delete_cell(notebook):
+        del notebook.cells[cells_with(notebook, "ch02-mse_loss")[0]]
+
+    def duplicate_and_move(notebook):
+        index = cells_with(notebook, "ch02-gradient_step")[0]
+        copy = nbformat.from_dict(json.loads(json.dumps(notebook.cells[index])))
+        copy["id"] = "a-copy"
+        notebook.cells.insert(index + 1, copy)
+        moved = notebook.cells.pop(cells_with(notebook, "ch02-least_squares")[0])
+        notebook.cells.append(moved)
+
+    def edit_test_cells(notebook):
+        for cell in notebook.cells:
+            if notebooks.grade_id(cell) and notebooks.grade_id(cell).endswith("-test"):
+                cell.source = "pass"
+                cell.metadata.nbgrader["points"] = 100
+
+    noisy = '''import sys, warnings
+print("x" * 30_000_000)
+sys.stderr.write("a note on stderr\\n" * 1000)
+warnings.warn("a warning from the learner")
+import numpy as np
+try:
+    hog = np.ones(10**11)
+except MemoryError:
+    print("no memory for that")
+'''
+    return {
+        "full_notebook": edited(full_release, reference),
+        "reference": edited(release, reference),
+        "untouched": edited(release),
+        "deleted_cell": edited(release, reference, delete_cell),
+        "duplicated_and_moved": edited(release, reference, duplicate_and_move),
+        "edited_tests_right": edited(release, reference, edit_test_cells),
+        "edited_tests_empty": edited(release, None, edit_test_cells),
+        "noisy_but_right": edited(release, reference, add_code_cell(noisy, at=1)),
+        "loops_in_a_case": edited(release, with_answer("ch02.mse_loss", "def mse_loss(X, y, w, b):\n    while True:\n        pass")),
+        "loops_at_top_level": edited(release, reference, add_code_cell("while True:\n    pass", at=1)),
+        "exits_in_a_case": edited(release, with_answer("ch02.gradient_step",
+                                                       "def gradient_step(w, b, grad_w, grad_b, lr):\n    import os\n    os._exit(3)")),
+        "segfault_at_top_level": edited(release, reference, add_code_cell("import ctypes\nctypes.string_at(0)", at=1)),
+        "patches_check": edited(release, None, add_code_cell(
+            "import autograder, autograder.check, autograder.compare\n"
+            "autograder.check = autograder.check.check = lambda *a, **k: True\n"
+            "autograder.compare.differences = lambda *a, **k: []", at=1)),
+        "lying_objects": edited(release, {**reference, "ch02-mse_loss": (
+            "class Anything(float):\n    def __eq__(self, other):\n        return True\n\n"
+            "def mse_loss(X, y, w, b):\n    return Anything(0.0)"),
+            "ch02-gradient_step": (
+            "import numpy as np\nclass Liar(np.ndarray):\n    def __eq__(self, other):\n        return np.ones(self.shape, bool)\n\n"
+            "def gradient_step(w, b, grad_w, grad_b, lr):\n    return np.zeros_like(w).view(Liar), b")}),
+        "reads_references": edited(release, {**reference, "ch02-least_squares": (
+            "def least_squares(X, y):\n"
+            "    from solutions.ch02_gradient_descent import least_squares as reference\n"
+            "    return reference(X, y)"),
+            "ch02-cosine_schedule": (
+            "def cosine_schedule(step, total_steps, lr_max, lr_min=0.0):\n"
+            f"    source = open({str(notebooks.SOLUTIONS / 'ch02_gradient_descent.py')!r}).read()\n"
+            "    namespace = {}\n    exec(source, namespace)\n"
+            "    return namespace['cosine_schedule'](step, total_steps, lr_max, lr_min)")}),
+    }
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    course_dir = tmp_path_factory.mktemp("class")
+    shutil.copy(notebooks.ROOT / "nbgrader_config.py", course_dir)
+    shutil.copytree(notebooks.COURSE, course_dir / "course")
+    learner_bundle = classroom.release(course_dir, [CHAPTER])
+    release = nbformat.read(course_dir / "release" / CHAPTER / NOTEBOOK, as_version=4)
+    for student, notebook in submissions(release).items():
+        folder = course_dir / "submitted" / student / CHAPTER
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / NOTEBOOK)
+    broken = course_dir / "submitted" / "invalid_json" / CHAPTER
+    broken.mkdir(parents=True)
+    (broken / NOTEBOOK).write_text('{"cells": [ this is not json')
+    (course_dir / "submitted" / "empty_folder" / CHAPTER).mkdir(parents=True)
+    extra = course_dir / "submitted" / "extra_files" / CHAPTER
+    shutil.copytree(course_dir / "submitted" / "reference" / CHAPTER, extra)
+    (extra / "notes.txt").write_text("my notes")
+    (extra / "scratch.py").write_text("print('hi')")
+    grades = classroom.grade_class(course_dir, CHAPTER, workers=2, limits=LIMITS, progress=False)
+    csv_path = classroom.export_csv(course_dir, CHAPTER, grades)
+    classroom.write_feedback(course_dir, CHAPTER, grades)
+    return course_dir, learner_bundle, {grade.student: grade for grade in grades}, csv_path
+
+
+def score(graded, student):
+    return graded[2][student].score
+
+
+def exercise(graded, student, exercise_id):
+    return next(e for e in graded[2][student].exercises if e.id == exercise_id)
+
+
+def test_learner_bundle_has_no_references_and_no_hidden_cases(graded):
+    _, learner_bundle, _, _ = graded
+    files = {path.relative_to(learner_bundle).as_posix() for path in learner_bundle.rglob("*") if path.is_file()}
+    assert not any(name.startswith("solutions/ch") or name.startswith("autograder/exercises") for name in files)
+    stored = (learner_bundle / "autograder" / "stored_cases" / f"{CHAPTER}.json").read_text()
+    for e in graded_exercises(CHAPTER):
+        for case in e.cases:
+            assert (f'"name": "{case.name}"' in stored) == (not case.hidden)
+
+
+def test_every_submission_has_a_row_and_a_total(graded):
+    _, _, grades, csv_path = graded
+    with open(csv_path) as file:
+        rows = list(csv.DictReader(file))
+    students = {row["student_id"] for row in rows}
+    assert students == set(grades)
+    for student in students:
+        mine = [row for row in rows if row["student_id"] == student]
+        assert len(mine) == len(graded_exercises(CHAPTER)) + 1 and mine[-1]["exercise"] == "TOTAL"
+
+
+def test_reference_gets_full_marks_in_an_isolated_sandbox(graded):
+    assert score(graded, "full_notebook") == FULL
+    assert score(graded, "reference") == FULL
+    assert graded[2]["reference"].isolated == sandbox.isolation_available()
+
+
+def test_untouched_release_gets_zero_and_says_not_written(graded):
+    assert score(graded, "untouched") == 0
+    assert "not written yet" in exercise(graded, "untouched", "ch02.mse_loss").feedback
+
+
+def test_unreadable_and_missing_notebooks_are_never_a_plain_zero(graded):
+    _, _, grades, csv_path = graded
+    assert grades["invalid_json"].status == "unreadable notebook" and "not valid JSON" in grades["invalid_json"].reason
+    assert grades["empty_folder"].status == "no notebook"
+    with open(csv_path) as file:
+        totals = {row["student_id"]: row for row in csv.DictReader(file) if row["exercise"] == "TOTAL"}
+    assert totals["invalid_json"]["status"] == "unreadable notebook" and totals["invalid_json"]["reason"]
+
+
+def test_extra_files_are_ignored(graded):
+    assert score(graded, "extra_files") == FULL
+    assert any("extra files ignored" in note for note in graded[2]["extra_files"].notes)
+
+
+def test_deleted_solution_cell_costs_only_its_exercise(graded):
+    assert score(graded, "deleted_cell") == FULL - points("ch02.mse_loss")
+    assert "deleted or renamed" in exercise(graded, "deleted_cell", "ch02.mse_loss").feedback
+
+
+def test_duplicated_or_moved_cells_still_grade(graded):
+    assert score(graded, "duplicated_and_moved") == FULL
+    assert any("appears 2 times" in note for note in graded[2]["duplicated_and_moved"].notes)
+
+
+def test_edited_test_cells_and_points_change_nothing(graded):
+    assert score(graded, "edited_tests_right") == FULL
+    assert score(graded, "edited_tests_empty") == 0
+    assert graded[2]["edited_tests_right"].max_score == FULL
+
+
+def test_output_flood_stderr_warnings_and_a_memory_hog_do_not_cost_points(graded):
+    assert score(graded, "noisy_but_right") == FULL
+
+
+def test_infinite_loop_in_a_case_fails_that_exercise_only(graded):
+    assert score(graded, "loops_in_a_case") == FULL - points("ch02.mse_loss")
+    assert "ran past the time limit" in exercise(graded, "loops_in_a_case", "ch02.mse_loss").feedback
+
+
+def test_infinite_loop_at_top_level_skips_that_cell(graded):
+    assert score(graded, "loops_at_top_level") == FULL
+    assert any("ran past the time limit" in note for note in graded[2]["loops_at_top_level"].notes)
+
+
+def test_a_dying_process_fails_that_exercise_only(graded):
+    assert score(graded, "exits_in_a_case") == FULL - points("ch02.gradient_step")
+    assert score(graded, "segfault_at_top_level") == FULL
+    assert any("SIGSEGV" in note for note in graded[2]["segfault_at_top_level"].notes)
+
+
+def test_patching_the_checks_in_the_notebook_does_not_raise_the_grade(graded):
+    assert score(graded, "patches_check") == 0
+
+
+def test_objects_that_lie_about_equality_fail(graded):
+    assert score(graded, "lying_objects") == FULL - points("ch02.mse_loss") - points("ch02.gradient_step")
+
+
+@pytest.mark.skipif(not sandbox.isolation_available(), reason="needs user namespaces to hide the references")
+def test_learner_code_cannot_import_or_read_the_references(graded):
+    assert score(graded, "reads_references") == FULL - points("ch02.least_squares") - points("ch02.cosine_schedule")
+    assert "No module named 'solutions.ch02_gradient_descent'" in \
+        exercise(graded, "reads_references", "ch02.least_squares").feedback
+
+
+def test_feedback_never_shows_hidden_values(graded):
+    course_dir, _, grades, _ = graded
+    hidden = [case for e in graded_exercises(CHAPTER) for case in e.cases if case.hidden]
+    page = (classroom.work_dir(course_dir) / "feedback" / CHAPTER / "loops_in_a_case.html").read_text()
+    assert "(hidden)" in page
+    for grade in grades.values():
+        for e in grade.exercises:
+            for line in e.feedback.splitlines():
+                if "(hidden)" in line:
+                    continue
+                assert not any(f"{case.name} (hidden)" in line and "expected" in line for case in hidden)
+
+
+def test_grading_again_resumes_without_regrading(graded):
+    course_dir, _, grades, _ = graded
+    results = classroom.work_dir(course_dir) / "grades" / CHAPTER
+    before = {path.name: path.stat().st_mtime_ns for path in results.glob("*.json")}
+    (results / "reference.json.partial").write_text("{ a result cut short by a killed run")
+    again = classroom.grade_class(course_dir, CHAPTER, workers=2, limits=LIMITS, progress=False)
+    assert {path.name: path.stat().st_mtime_ns for path in results.glob("*.json")} == before
+    assert {g.student: g.score for g in again} == {s: g.score for s, g in grades.items()}
