@@ -25,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from autograder import bundle, notebooks, sandbox
+from autograder import bundle, notebooks, registry, sandbox
 from autograder.grading import SubmissionGrade, find_notebook, grade_submission, graded_exercises, ungraded
 
 
@@ -42,12 +42,13 @@ def submissions(course_dir: Path, chapter: str) -> list[tuple[str, Path]]:
 
 
 def hidden_paths(course_dir: Path) -> list[Path]:
-    """What a learner's code must not see: the course directory and the course's own files."""
-    root = notebooks.ROOT
-    venv = Path(sys.prefix).resolve()
-    repository = [path for path in root.iterdir() if not venv.is_relative_to(path.resolve())]
-    packages = [Path(sys.modules[name].__file__).resolve().parent for name in ("autograder", "solutions")]
-    return [course_dir.resolve(), *repository, *packages]
+    """What a learner's code must not see: the course directory, the course's repository and its
+    installed packages (the references). The sandbox keeps Python itself visible."""
+    import autograder
+    import solutions
+
+    packages = [Path(package.__file__).resolve().parent for package in (autograder, solutions)]
+    return [course_dir.resolve(), notebooks.ROOT, *packages]
 
 
 def _write_result(path: Path, grade: SubmissionGrade) -> None:
@@ -76,7 +77,7 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
     """Grade every submission of `chapter`; returns all results, earlier ones included."""
     course_dir = course_dir.resolve()
     results_dir = work_dir(course_dir) / "grades" / chapter
-    learner_bundle = bundle.build(work_dir(course_dir) / "bundle")
+    learner_bundle = bundle.build(work_dir(course_dir) / "bundle", chapters={chapter})
     hide = hidden_paths(course_dir)
     grades, todo = {}, []
     for student, folder in submissions(course_dir, chapter):
@@ -179,6 +180,37 @@ def plot_summary(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> int:
+    """Write the scores into nbgrader's gradebook, so that `nbgrader export` and the formgrader show them.
+
+    Needs the chapter in the gradebook (`nncourse release` puts it there). A submission that could
+    not be graded gets no automatic score, which nbgrader shows as needing manual grading rather
+    than as 0. This process is the gradebook's only writer. Returns the number of submissions
+    recorded."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    notebook = notebooks.chapter_notebook(chapter).stem
+    with Gradebook(f"sqlite:///{course_dir.resolve() / 'gradebook.db'}") as gradebook:
+        try:
+            gradebook.find_assignment(chapter)
+        except MissingEntry:
+            raise RuntimeError(f"{chapter} is not in {course_dir / 'gradebook.db'}: run `nncourse release {chapter}` "
+                               "(or nbgrader generate_assignment) in the course directory first") from None
+        for grade in grades:
+            gradebook.update_or_create_student(grade.student)
+            try:
+                gradebook.remove_submission(chapter, grade.student)
+            except MissingEntry:
+                pass
+            gradebook.add_submission(chapter, grade.student)
+            for exercise in grade.exercises:
+                cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test", notebook, chapter,
+                                            grade.student)
+                cell.auto_score = exercise.score if grade.status == "graded" else None
+        gradebook.db.commit()
+    return len(grades)
 
 
 def nbgrader(course_dir: Path, *args: str) -> None:

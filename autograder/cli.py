@@ -70,6 +70,8 @@ def _grade(args) -> int:
     grades = classroom.grade_class(course_dir, args.chapter, workers=args.workers, limits=limits,
                                    regrade=args.regrade)
     csv_path = classroom.export_csv(course_dir, args.chapter, grades)
+    if (course_dir / "gradebook.db").exists():
+        classroom.record_in_gradebook(course_dir, args.chapter, grades)
     classroom.write_feedback(course_dir, args.chapter, grades)
     plot = classroom.plot_summary(course_dir, args.chapter, grades)
     print(classroom.summary(args.chapter, grades))

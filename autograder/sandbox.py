@@ -33,6 +33,8 @@ from pathlib import Path
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
         "from autograder.sandbox_runner import main; main(sys.argv[1], sys.argv[2])")
 MAX_EVENTS_BYTES = 64 * 2**20
+# Shared scratch space where other sandboxes (other learners) keep their folders, and the home folder.
+PRIVATE_FOLDERS = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path.home()]
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,9 @@ def isolation_available() -> bool:
     return probe.returncode == 0
 
 
-def _outermost(paths: list[Path]) -> list[Path]:
-    """The paths not inside another one of them (a path under a hidden folder is hidden already)."""
-    resolved = sorted({path.resolve() for path in paths}, key=lambda path: len(path.parts))
+def _outermost(paths) -> list[Path]:
+    """The existing folders among `paths` that are not inside another one of them."""
+    resolved = sorted({Path(path).resolve() for path in paths if Path(path).is_dir()}, key=lambda p: len(p.parts))
     kept = []
     for path in resolved:
         if not any(path.is_relative_to(outer) for outer in kept):
@@ -92,14 +94,28 @@ def _outermost(paths: list[Path]) -> list[Path]:
     return kept
 
 
-def _hiding_script(hide: list[Path]) -> str:
-    mounts = []
-    for path in _outermost(hide):
-        if path.is_dir():
-            mounts.append(f"mount -t tmpfs -o size=1m none {shlex.quote(str(path))}")
-        elif path.exists():
-            mounts.append(f"mount --bind /dev/null {shlex.quote(str(path))}")
-    return " && ".join(mounts + ['exec "$@"'])
+def _inside(path: Path, folders) -> bool:
+    return any(path != folder and path.is_relative_to(folder) for folder in folders)
+
+
+def _hiding_script(hide, keep) -> str:
+    """Shell commands, run inside the new mount namespace, that put an empty tmpfs over every folder
+    in `hide` while the folders in `keep` (the sandbox's own folder, Python itself) stay visible
+    where they are, even inside a hidden one: each is opened before the hiding and bound back
+    through its file descriptor afterwards."""
+    keep = _outermost(keep)
+    hidden = [folder for folder in _outermost(hide) if not any(k.is_relative_to(folder) and k == folder for k in keep)]
+    outer = [folder for folder in hidden if not _inside(folder, keep)]
+    inner = [folder for folder in hidden if _inside(folder, keep)]
+    rebound = [folder for folder in keep if _inside(folder, outer) or folder in outer]
+    q = lambda path: shlex.quote(str(path))  # noqa: E731
+    steps = [f"exec {3 + i}< {q(folder)}" for i, folder in enumerate(rebound)]
+    steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in outer]
+    for i, folder in enumerate(rebound):
+        steps += [f"mkdir -p {q(folder)}", f"mount --no-canonicalize --bind /proc/self/fd/{3 + i} {q(folder)}",
+                  f"exec {3 + i}<&-"]
+    steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in inner]
+    return " && ".join(steps + ['exec "$@"'])
 
 
 def _limit(limits: Limits):
@@ -134,8 +150,9 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path]) -> Run:
                    str(work / "job.json"), str(events_path)]
         isolated = isolation_available()
         if isolated:
+            keep = [work, sys.prefix, sys.base_prefix, *paths[1:]]
             command = ["unshare", "--user", "--map-root-user", "--mount", "--net", "sh", "-c",
-                       _hiding_script(hide), "sandbox", *command]
+                       _hiding_script([*hide, *PRIVATE_FOLDERS], keep), "sandbox", *command]
         start = time.monotonic()
         with open(work / "stderr.txt", "wb") as stderr:
             process = subprocess.Popen(command, cwd=work, env=_environment(work), stdin=subprocess.DEVNULL,

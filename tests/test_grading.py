@@ -289,3 +289,19 @@ def test_grading_again_resumes_without_regrading(graded):
     again = classroom.grade_class(course_dir, CHAPTER, workers=2, limits=LIMITS, progress=False)
     assert {path.name: path.stat().st_mtime_ns for path in results.glob("*.json")} == before
     assert {g.student: g.score for g in again} == {s: g.score for s, g in grades.items()}
+
+
+
+def test_scores_reach_nbgrader_gradebook_and_its_export(graded):
+    course_dir, _, grades, _ = graded
+    classroom.record_in_gradebook(course_dir, CHAPTER, list(grades.values()))
+    classroom.nbgrader(course_dir, "export", "--to", "nbgrader_grades.csv")
+    with open(course_dir / "nbgrader_grades.csv") as file:
+        exported = {row["student_id"]: row for row in csv.DictReader(file) if row["assignment"] == CHAPTER}
+    assert float(exported["reference"]["score"]) == FULL
+    assert float(exported["deleted_cell"]["score"]) == FULL - points("ch02.mse_loss")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        broken = gradebook.find_submission(CHAPTER, "invalid_json")
+        assert broken.needs_manual_grade  # not a plain 0: nbgrader flags it for the instructor
