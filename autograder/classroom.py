@@ -72,9 +72,13 @@ def _current(path: Path, folder: Path) -> SubmissionGrade | None:
 
 
 def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
-                limits: sandbox.Limits = sandbox.Limits(), regrade: bool = False, progress: bool = True
-                ) -> list[SubmissionGrade]:
-    """Grade every submission of `chapter`; returns all results, earlier ones included."""
+                limits: sandbox.Limits = sandbox.Limits(), regrade: bool = False, progress: bool = True,
+                scheduler: str | None = None) -> list[SubmissionGrade]:
+    """Grade every submission of `chapter`; returns all results, earlier ones included.
+
+    Each submission is an independent task: by default a local pool of `workers` runs them; with
+    `scheduler` (a Dask scheduler's address, `tcp://host:8786`) the same tasks run on that cluster's
+    workers, which need the course installed. Results are merged here, by the one writer."""
     course_dir = course_dir.resolve()
     results_dir = work_dir(course_dir) / "grades" / chapter
     learner_bundle = bundle.build(work_dir(course_dir) / "bundle", chapters={chapter})
@@ -88,21 +92,81 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
             todo.append((student, folder))
     from tqdm.auto import tqdm
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    bar = tqdm(total=len(todo), desc=f"grading {chapter}", unit="submission", disable=not progress)
+    if scheduler:
+        results = _on_dask(scheduler, todo, chapter, limits)
+    else:
+        results = _on_threads(todo, chapter, learner_bundle, hide, limits, workers or os.cpu_count() or 1)
+    for student, outcome in results:
+        if isinstance(outcome, BaseException):  # a fault of the grader's, not the learner's: kept, never a silent 0
+            grade = ungraded(student, chapter, "grader error", f"{type(outcome).__name__}: {outcome}")
+        else:
+            grade = outcome
+        _write_result(results_dir / f"{student}.json", grade)
+        grades[student] = grade
+        bar.update()
+    bar.close()
+    return [grades[student] for student in sorted(grades)]
+
+
+def _on_threads(todo, chapter, learner_bundle, hide, limits, workers):
+    """The embedded engine: a local pool; each thread waits on one sandbox process at a time."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(grade_submission, folder, student, chapter, learner_bundle, hide, limits): student
                    for student, folder in todo}
-        bar = tqdm(total=len(futures), desc=f"grading {chapter}", unit="submission", disable=not progress)
         for future in as_completed(futures):
+            error = future.exception()
+            yield futures[future], error if error is not None else future.result()
+
+
+MAX_SENT_BYTES = 50 * 2**20
+
+
+def submission_files(folder: Path) -> dict[str, bytes]:
+    """The submission's files, for a grader on another machine (each at most 50 MiB)."""
+    if not folder.is_dir():
+        return {}
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())
+            if path.is_file() and path.stat().st_size <= MAX_SENT_BYTES}
+
+
+def grade_files(student: str, chapter: str, files: dict[str, bytes], limits: sandbox.Limits) -> dict:
+    """One submission, graded wherever this runs (a Dask worker): its own bundle, its own sandbox."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nncourse-submission-") as folder:
+        for name, data in files.items():
+            (Path(folder) / Path(name).name).write_bytes(data)
+        learner_bundle = _worker_bundle(chapter)
+        grade = grade_submission(Path(folder), student, chapter, learner_bundle,
+                                 hidden_paths(learner_bundle.parent), limits)
+    return grade.to_json()
+
+
+_BUNDLES: dict[str, Path] = {}
+
+
+def _worker_bundle(chapter: str) -> Path:
+    if chapter not in _BUNDLES:
+        import tempfile
+
+        _BUNDLES[chapter] = bundle.build(Path(tempfile.mkdtemp(prefix="nncourse-bundle-")) / "bundle", {chapter})
+    return _BUNDLES[chapter]
+
+
+def _on_dask(scheduler: str, todo, chapter, limits):
+    """The same tasks on a Dask cluster: each submission's files travel with its task."""
+    from distributed import Client, as_completed as completed
+
+    with Client(scheduler) as client:
+        futures = {client.submit(grade_files, student, chapter, submission_files(folder), limits, pure=False): student
+                   for student, folder in todo}
+        for future in completed(futures):
             student = futures[future]
-            try:
-                grade = future.result()
-            except Exception as error:  # a fault of the grader's, not the learner's: kept, never a silent 0
-                grade = ungraded(student, chapter, "grader error", f"{type(error).__name__}: {error}")
-            _write_result(results_dir / f"{student}.json", grade)
-            grades[student] = grade
-            bar.update()
-        bar.close()
-    return [grades[student] for student in sorted(grades)]
+            if future.status == "error":
+                yield student, future.exception()
+            else:
+                yield student, SubmissionGrade.from_json(future.result())
 
 
 def export_csv(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> Path:

@@ -6,6 +6,7 @@
     nncourse release [chNN ...] [--course-dir DIR]
                              learner versions (nbgrader release/) and the learner's bundle
     nncourse grade chNN [--course-dir DIR] [--workers N] [--timeout S] [--memory-gb G] [--regrade]
+                        [--scheduler tcp://HOST:8786]
                              grade every submission in parallel, in sandboxes; feedback, CSV, summary
 """
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _grade(args) -> int:
               "namespaces enabled for a class you do not trust.", file=sys.stderr)
     limits = sandbox.Limits(seconds=args.timeout, memory_bytes=int(args.memory_gb * 2**30))
     grades = classroom.grade_class(course_dir, args.chapter, workers=args.workers, limits=limits,
-                                   regrade=args.regrade)
+                                   regrade=args.regrade, scheduler=args.scheduler)
     csv_path = classroom.export_csv(course_dir, args.chapter, grades)
     if (course_dir / "gradebook.db").exists():
         classroom.record_in_gradebook(course_dir, args.chapter, grades)
@@ -98,6 +99,8 @@ def main(argv=None) -> int:
     grade.add_argument("--timeout", type=float, default=60.0, help="seconds a sandbox may run (default: 60)")
     grade.add_argument("--memory-gb", type=float, default=6.0, help="address space per sandbox (default: 6)")
     grade.add_argument("--regrade", action="store_true", help="grade again even unchanged submissions")
+    grade.add_argument("--scheduler", default=None, help="a Dask scheduler's address (tcp://host:8786): grade on "
+                       "its workers instead of a local pool (pip install 'nncourse[dask]')")
     grade.set_defaults(run=_grade)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -305,3 +305,24 @@ def test_scores_reach_nbgrader_gradebook_and_its_export(graded):
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
         broken = gradebook.find_submission(CHAPTER, "invalid_json")
         assert broken.needs_manual_grade  # not a plain 0: nbgrader flags it for the instructor
+
+
+def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    course_dir = graded[0]
+    students = ["reference", "deleted_cell", "invalid_json", "empty_folder"]
+    exports = {}
+    for engine in ("local", "dask"):
+        small = tmp_path / engine
+        for student in students:
+            shutil.copytree(course_dir / "submitted" / student, small / "submitted" / student)
+        if engine == "local":
+            grades = classroom.grade_class(small, CHAPTER, workers=2, limits=LIMITS, progress=False)
+        else:
+            with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                          dashboard_address=None) as cluster:
+                grades = classroom.grade_class(small, CHAPTER, limits=LIMITS, progress=False,
+                                               scheduler=cluster.scheduler_address)
+        exports[engine] = classroom.export_csv(small, CHAPTER, grades).read_text()
+    assert exports["dask"] == exports["local"]
+    assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in exports["dask"]
