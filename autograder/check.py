@@ -152,7 +152,8 @@ def _references_for(exercise: registry.Exercise, fn):
             namespace[name] = exercise.reference.__globals__[name]
         yield
     finally:
-        namespace.update(saved)
+        if namespace is not None:
+            namespace.update(saved)
 
 
 def report(exercise: registry.Exercise, results: list[CaseResult]) -> str:

@@ -59,6 +59,8 @@ def _values(array: np.ndarray) -> str:
         body = np.array2string(array, precision=6, separator=", ", threshold=MAX_FULL, max_line_width=100)
     else:
         flat = array.ravel()
+        if array.dtype.kind in "USO":
+            return "[" + ", ".join(repr(str(x)) for x in flat[:4]) + ", ...]"
         head = ", ".join(_number(x) for x in flat[:4])
         body = f"[{head}, ...]"
         if np.issubdtype(array.dtype, np.number) and np.isfinite(array).all():

@@ -20,4 +20,50 @@ def at_every_step(fn, args):
     return np.array([float(fn(step, args["total_steps"], **rest)) for step in range(args["total_steps"] + 3)])
 
 
-DRIVERS = {driver.__name__: driver for driver in (keywords, at_every_step)}
+
+def fit_then_transform(cls, args):
+    """A class in scikit-learn's style: cls(**args["params"]), fitted on args["train"], then transforming args["test"].
+
+    Returns (whether fit returned the object itself, each attribute named in args["learned"], what
+    transform returned). Where args["raises"] names an exception class ("ValueError"), transform
+    should raise it, and doing so gives the text "raises ValueError" in place of an output.
+    """
+    estimator = cls(**args["params"])
+    returned = estimator.fit(args["train"])
+    learned = [getattr(estimator, name) for name in args["learned"]]
+    expected_error = args.get("raises")
+    try:
+        transformed = estimator.transform(args["test"])
+    except Exception as error:
+        if expected_error is None or type(error).__name__ != expected_error:
+            raise
+        transformed = f"raises {expected_error}"
+    return (returned is estimator, *learned, transformed)
+
+
+def epochs_of_batches(cls, args):
+    """An iterable of mini-batches: iterator = cls(**args, less "epochs").
+
+    Returns (len(iterator), [list(iterator) for each of args["epochs"] passes]).
+    """
+    iterator = cls(**{name: value for name, value in args.items() if name != "epochs"})
+    return len(iterator), [list(iterator) for _ in range(args["epochs"])]
+
+
+def with_text_as_lists(fn, args):
+    """fn(**args); each part of a tuple result that is a sequence of strings (a list, or a numpy array of
+    str) comes back as a list of plain str, so that a vocabulary compares, and travels, however it is stored."""
+    def is_text(part):
+        kind = getattr(getattr(part, "dtype", None), "kind", None)
+        if kind == "U":
+            return True
+        return isinstance(part, (list, tuple)) and len(part) > 0 and all(isinstance(item, str) for item in part)
+
+    result = fn(**args)
+    if not isinstance(result, tuple):
+        return result
+    return tuple([str(item) for item in part] if is_text(part) else part for part in result)
+
+
+DRIVERS = {driver.__name__: driver for driver in
+           (keywords, at_every_step, fit_then_transform, epochs_of_batches, with_text_as_lists)}

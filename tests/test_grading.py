@@ -126,6 +126,9 @@ except MemoryError:
             "ch02-gradient_step": (
             "import numpy as np\nclass Liar(np.ndarray):\n    def __eq__(self, other):\n        return np.ones(self.shape, bool)\n\n"
             "def gradient_step(w, b, grad_w, grad_b, lr):\n    return np.zeros_like(w).view(Liar), b")}),
+        "fits_only_the_visible_cases": edited(release, with_answer("ch02.mse_loss", (
+            "import numpy as np\n\ndef mse_loss(X, y, w, b):\n"
+            "    return float(np.mean((X @ w + b - y) ** 2)) if len(y) <= 40 else 0.0"))),
         "reads_references": edited(release, {**reference, "ch02-least_squares": (
             "def least_squares(X, y):\n"
             "    from solutions.ch02_gradient_descent import least_squares as reference\n"
@@ -268,6 +271,27 @@ def test_learner_code_cannot_import_or_read_the_references(graded):
         exercise(graded, "reads_references", "ch02.least_squares").feedback
 
 
+def test_hidden_cases_catch_an_answer_fitted_to_the_visible_ones_without_revealing_them(graded):
+    from autograder.display import show
+
+    assert score(graded, "fits_only_the_visible_cases") == FULL - points("ch02.mse_loss")
+    feedback = exercise(graded, "fits_only_the_visible_cases", "ch02.mse_loss").feedback
+    mse_loss = registry.get("ch02.mse_loss")
+    for case in mse_loss.cases:
+        mark = "✓" if not case.hidden else "✗"
+        assert f"{mark} {case.name}" in feedback
+        if case.hidden:
+            assert show(mse_loss.expected_output(case)) not in feedback
+    assert "not the expected value" in feedback
+
+
+def test_summary_and_plot_show_the_class(graded):
+    course_dir, _, grades, _ = graded
+    text = classroom.summary(CHAPTER, list(grades.values()))
+    assert f"{len(grades)} submissions" in text and "ch02.mse_loss" in text and "unreadable notebook" in text
+    assert classroom.plot_summary(course_dir, CHAPTER, list(grades.values())).stat().st_size > 10_000
+
+
 def test_feedback_never_shows_hidden_values(graded):
     course_dir, _, grades, _ = graded
     hidden = [case for e in graded_exercises(CHAPTER) for case in e.cases if case.hidden]
@@ -326,3 +350,19 @@ def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path
         exports[engine] = classroom.export_csv(small, CHAPTER, grades).read_text()
     assert exports["dask"] == exports["local"]
     assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in exports["dask"]
+
+
+def test_the_grade_command_end_to_end(graded, tmp_path):
+    import subprocess
+    import sys
+
+    course_dir = graded[0]
+    for student in ("reference", "invalid_json"):
+        shutil.copytree(course_dir / "submitted" / student, tmp_path / "submitted" / student)
+    result = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
+                             "--workers", "2", "--timeout", "30"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "2 submissions, 1 graded, 1 unreadable notebook" in result.stdout
+    rows = (tmp_path / "nncourse" / f"{CHAPTER}_grades.csv").read_text()
+    assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in rows
+    assert (tmp_path / "nncourse" / "feedback" / CHAPTER / "invalid_json.html").exists()

@@ -1,5 +1,6 @@
 """One pinned set of versions: every installed distribution is in constraints.txt, at that version."""
 import re
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +27,10 @@ def pins():
 def test_every_installed_distribution_is_pinned_at_its_version():
     pinned = pins()
     unpinned, different = [], []
+    site_packages = {Path(sysconfig.get_paths()[key]).resolve() for key in ("purelib", "platlib")}
     for dist in metadata.distributions():
+        if Path(dist._path).resolve().parent not in site_packages:
+            continue  # copies vendored inside another package (setuptools/_vendor) are not installs
         name = canonical(dist.metadata["Name"])
         if name in {"nncourse", "pip", "setuptools", "wheel"}:
             continue

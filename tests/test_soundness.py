@@ -75,3 +75,11 @@ def test_ids_points_and_references_line_up():
         assert exercise.reference.__name__ == exercise.name
         assert exercise.reference.__module__.startswith(f"solutions.{exercise.chapter}_")
         assert exercise.points >= 0
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_call_is_a_shared_driver(exercise):
+    """The learner's bundle and the grading sandbox run exercises through autograder/drivers.py only."""
+    from autograder.drivers import DRIVERS
+
+    assert DRIVERS.get(exercise.call.__name__) is exercise.call
