@@ -83,3 +83,21 @@ def test_call_is_a_shared_driver(exercise):
     from autograder.drivers import DRIVERS
 
     assert DRIVERS.get(exercise.call.__name__) is exercise.call
+
+
+@pytest.mark.parametrize("exercise", [e for e in EXERCISES if e.uses], ids=[e.id for e in EXERCISES if e.uses])
+def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
+    """The sandbox rebuilds `uses` from source with numpy and math only: every global they read must be there."""
+    import builtins
+    import dis
+
+    from autograder.grading import _job_exercise
+    from autograder.sandbox_runner import reference_namespace
+
+    namespace = reference_namespace(_job_exercise(exercise)[0]["uses"])
+    for name in exercise.uses:
+        value = namespace[name]
+        functions = [f for f in vars(value).values() if callable(f)] if isinstance(value, type) else [value]
+        read = {i.argval for f in functions for i in dis.get_instructions(f) if i.opname == "LOAD_GLOBAL"}
+        missing = sorted(n for n in read if n not in namespace and not hasattr(builtins, n))
+        assert not missing, f"{exercise.id}: the reference {name} reads {missing}, which the sandbox lacks"
