@@ -84,8 +84,7 @@ class Outcome:
 
 
 def run_case(exercise: registry.Exercise, fn, case: registry.Case) -> CaseResult:
-    args = case.make_args()
-    return judge(exercise, case, run_here(exercise, fn, args), args)
+    return judge(exercise, case, run_here(exercise, fn, case.make_args()), case.make_args())
 
 
 def run_here(exercise: registry.Exercise, fn, args: dict) -> Outcome:

@@ -65,5 +65,30 @@ def with_text_as_lists(fn, args):
     return tuple([str(item) for item in part] if is_text(part) else part for part in result)
 
 
+def autograd_expression(cls, args):
+    """A scalar autograd class: the expression args["expression"] (Python source) evaluated on leaves
+    {name: cls(number)} from args["leaves"], then backward() on the result.
+
+    Returns (the result's value as a float, {leaf name: the leaf's grad as a float}).
+    """
+    leaves = {name: cls(value) for name, value in args["leaves"].items()}
+    out = eval(args["expression"], {"__builtins__": {}}, dict(leaves))
+    out.backward()
+    return float(out.data), {name: float(leaf.grad) for name, leaf in leaves.items()}
+
+
+def formula_as_f(fn, args):
+    """fn(**args), where args["f"] is a formula in x with numpy as np (e.g. "np.sum(x ** 3)"), passed to
+    fn as the function f(x) -> float that it computes."""
+    import numpy as np
+
+    formula = args["f"]
+
+    def f(x):
+        return float(eval(formula, {"__builtins__": {}, "np": np}, {"x": x}))
+    return fn(**{**args, "f": f})
+
+
 DRIVERS = {driver.__name__: driver for driver in
-           (keywords, at_every_step, fit_then_transform, epochs_of_batches, with_text_as_lists)}
+           (keywords, at_every_step, fit_then_transform, epochs_of_batches, with_text_as_lists,
+            autograd_expression, formula_as_f)}
