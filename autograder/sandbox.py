@@ -8,9 +8,11 @@ the job and the events file. The process runs
   dumps;
 - with a clean environment and `python -S`, so that only the standard library, the installed
   third-party packages and the bundle are importable: not the course's own packages;
-- where Linux user namespaces allow (`unshare`), without network and with the instructor's
+- where Linux user namespaces allow (`unshare`), without network, in a process-ID namespace of
+  its own (every process the learner's code starts ends with it), and with the instructor's
   folders hidden under empty mounts: the course directory (source notebooks, gradebook, other
-  learners' submissions) and the folders of the references. `isolation_available()` says whether
+  learners' submissions), the folders of the references, the home folder and the shared scratch
+  folders where other sandboxes live. `isolation_available()` says whether
   this machine allows it; grading records which isolation each submission had.
 """
 from __future__ import annotations
@@ -33,6 +35,9 @@ from pathlib import Path
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
         "from autograder.sandbox_runner import main; main(sys.argv[1], sys.argv[2])")
 MAX_EVENTS_BYTES = 64 * 2**20
+# New user, mount, network and process-ID namespaces: no network, private mounts, and when the
+# sandbox's first process ends the kernel ends every process it started, daemons included.
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--mount-proc"]
 # Shared scratch space where other sandboxes (other learners) keep their folders, and the home folder.
 PRIVATE_FOLDERS = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path.home()]
 
@@ -76,8 +81,7 @@ def isolation_available() -> bool:
     if not shutil.which("unshare") or not shutil.which("mount") or not sys.platform.startswith("linux"):
         return False
     try:
-        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--net",
-                                "sh", "-c", "mount -t tmpfs none /tmp && true"],
+        probe = subprocess.run([*UNSHARE, "sh", "-c", "mount -t tmpfs none /tmp && true"],
                                capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -121,12 +125,22 @@ def _hiding_script(hide, keep) -> str:
 def _limit(limits: Limits):
     def apply():
         os.setsid()
+        _die_with_parent()
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         cpu = int(limits.seconds) + 5
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     return apply
+
+
+def _die_with_parent():
+    """Ask Linux to kill this process if the grader dies, so that no sandbox outlives its grader."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _environment(work: Path) -> dict:
@@ -151,8 +165,7 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path]) -> Run:
         isolated = isolation_available()
         if isolated:
             keep = [work, sys.prefix, sys.base_prefix, *paths[1:]]
-            command = ["unshare", "--user", "--map-root-user", "--mount", "--net", "sh", "-c",
-                       _hiding_script([*hide, *PRIVATE_FOLDERS], keep), "sandbox", *command]
+            command = [*UNSHARE, "sh", "-c", _hiding_script([*hide, *PRIVATE_FOLDERS], keep), "sandbox", *command]
         start = time.monotonic()
         with open(work / "stderr.txt", "wb") as stderr:
             process = subprocess.Popen(command, cwd=work, env=_environment(work), stdin=subprocess.DEVNULL,

@@ -79,3 +79,17 @@ def test_printed_output_is_kept_bounded(learner_bundle, tmp_path):
                       classroom.hidden_paths(tmp_path))
     assert run.finished and len(json.dumps(run.events)) < 10_000
     assert "more characters not kept" in output_of(run)
+
+
+@pytest.mark.skipif(not sandbox.isolation_available(), reason="needs Linux user namespaces")
+def test_no_process_outlives_its_sandbox(learner_bundle, tmp_path):
+    import subprocess
+    import time
+
+    daemon = ("import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+              "        os.execv('/bin/sleep', ['sleep', '987654'])\n    os._exit(0)\nprint('started')")
+    job = {"cells": [{"index": 0, "source": daemon}], "exercises": []}
+    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=20), classroom.hidden_paths(tmp_path))
+    assert run.finished and "started" in output_of(run)
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", "sleep 987654"], capture_output=True).returncode == 1
