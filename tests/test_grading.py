@@ -366,3 +366,18 @@ def test_the_grade_command_end_to_end(graded, tmp_path):
     rows = (tmp_path / "nncourse" / f"{CHAPTER}_grades.csv").read_text()
     assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in rows
     assert (tmp_path / "nncourse" / "feedback" / CHAPTER / "invalid_json.html").exists()
+
+
+def test_the_release_command(tmp_path):
+    import subprocess
+    import sys
+
+    shutil.copy(notebooks.ROOT / "nbgrader_config.py", tmp_path)
+    shutil.copytree(notebooks.COURSE, tmp_path / "course")
+    result = subprocess.run([sys.executable, "-m", "autograder.cli", "release", CHAPTER, "--course-dir", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    released = nbformat.read(tmp_path / "release" / CHAPTER / NOTEBOOK, as_version=4)
+    assert "BEGIN SOLUTION" not in json.dumps(released)
+    assert (tmp_path / "release" / "nncourse-learner" / "autograder" / "stored_cases" / f"{CHAPTER}.json").exists()
+    assert not list((tmp_path / "release" / "nncourse-learner" / "solutions").glob("ch*.py"))
