@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from autograder import registry
-from autograder.compare import Problem, Tolerance, differences
+from autograder.compare import Tolerance, differences
 from autograder.display import show
 
 _AUTOGRADER_DIR = str(Path(__file__).resolve().parent)

@@ -1,6 +1,5 @@
 """The sandbox on its own: what a learner's code can see, reach and use."""
 import json
-import sys
 
 import pytest
 
