@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from autograder import registry
-from autograder.compare import Tolerance, differences
+from autograder.compare import Problem, Tolerance, differences
 from autograder.display import show
 
 _AUTOGRADER_DIR = str(Path(__file__).resolve().parent)
@@ -125,7 +125,7 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
                  "(work on a copy or build new arrays)"] + shown_inputs
         return CaseResult(case, False, lines + _name(mistake) + notes, mistake=mistake)
     expected = exercise.expected_output(case)
-    problems = differences(got, expected, _tolerance(exercise), exercise.outputs)
+    problems = _compare(exercise, got, expected)
     if not problems:
         return CaseResult(case, True, notes)
     mistake = _known_mistake(exercise, case, got)
@@ -172,6 +172,15 @@ def report(exercise: registry.Exercise, results: list[CaseResult]) -> str:
     return "\n".join(lines)
 
 
+def _compare(exercise: registry.Exercise, got, expected) -> list[Problem]:
+    """`differences`, made safe against learner objects that raise when looked at."""
+    try:
+        return differences(got, expected, _tolerance(exercise), exercise.outputs)
+    except Exception as error:
+        return [Problem("", f"returned a {type(got).__name__} that could not be compared "
+                            f"({type(error).__name__}: {error}); return plain numbers, arrays or tuples")]
+
+
 def _tolerance(exercise: registry.Exercise) -> Tolerance:
     return Tolerance(exercise.rtol, exercise.atol, exercise.strict_dtype)
 
@@ -184,7 +193,7 @@ def _known_mistake(exercise, case, got) -> registry.Mistake | None:
                 wrong = exercise.mistake_output(mistake, case)
         except Exception:
             continue
-        if not differences(got, wrong, _tolerance(exercise), exercise.outputs):
+        if not _compare(exercise, got, wrong):
             return mistake
     return None
 
@@ -194,7 +203,7 @@ def _show_inputs(args) -> list[str]:
 
 
 def _show_expected_and_got(expected, got, names) -> list[str]:
-    if names and isinstance(expected, tuple) and isinstance(got, (tuple, list)) and len(got) == len(expected):
+    if names and isinstance(expected, tuple) and type(got) in (tuple, list) and len(got) == len(expected):
         lines = []
         for name, want, have in zip(names, expected, got):
             lines += [f"expected {name} = {show(want)}", f"got      {name} = {show(have)}"]

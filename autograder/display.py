@@ -14,7 +14,14 @@ def _is_tensor(value) -> bool:
 
 
 def show(value) -> str:
-    """One line (or a few) that shows a value well enough to debug with."""
+    """One line (or a few) that shows a value well enough to debug with; never raises."""
+    try:
+        return _show(value)
+    except Exception:  # a learner's object that breaks when looked at
+        return f"<a {type(value).__name__} that cannot be shown>"
+
+
+def _show(value) -> str:
     if _is_tensor(value):
         array = value.detach().cpu().numpy()
         return f"tensor {str(value.dtype).replace('torch.', '')} {tuple(value.shape)} on {value.device} " \

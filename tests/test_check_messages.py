@@ -155,3 +155,15 @@ def test_each_exercise_is_judged_on_its_own():
     exec(__import__("inspect").getsource(ref.fit_linear_regression), namespace)
     assert run("ch02.fit_linear_regression", namespace["fit_linear_regression"])[0]
     assert namespace["mse_gradient"](np.ones((1, 1)), np.ones(1), np.ones(1), 0.0)[1] == 0.0  # restored
+
+
+def test_an_output_that_breaks_when_compared_is_a_message_not_a_crash():
+    class Treacherous(tuple):
+        def __len__(self):
+            raise RuntimeError("gotcha")
+
+        def __repr__(self):
+            raise RuntimeError("no repr either")
+
+    passed, output = run("ch02.mse_gradient", lambda X, y, w, b: Treacherous((w, b)))
+    assert not passed and "could not be compared" in output
