@@ -50,6 +50,8 @@ def main(argv):
     os.chdir(ROOT)
     if command == "lab":
         args = [str(BIN / "jupyter"), "lab", "--notebook-dir", str(ROOT / "course"), *rest]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.append("--allow-root")  # containers often run as root; JupyterLab refuses it otherwise
     elif command == "test":
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     else:
