@@ -21,6 +21,7 @@ import html
 import json
 import os
 import sys
+import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -254,9 +255,11 @@ def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionG
     than as 0. This process is the gradebook's only writer. Returns the number of submissions
     recorded."""
     from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
 
     notebook = notebooks.chapter_notebook(chapter).stem
-    with Gradebook(f"sqlite:///{course_dir.resolve() / 'gradebook.db'}") as gradebook:
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{course_dir.resolve() / 'gradebook.db'}") as gradebook:
+        warnings.simplefilter("ignore", category=SAWarning)  # nbgrader's own, raised as it adds a submission
         try:
             gradebook.find_assignment(chapter)
         except MissingEntry:

@@ -49,7 +49,7 @@ def _array(value: np.ndarray) -> dict:
         raise EncodeError(f"an array of dtype {value.dtype} (only numbers and booleans are accepted)")
     if value.nbytes > MAX_ARRAY_BYTES:
         raise EncodeError(f"an array of {value.nbytes / 2**20:.0f} MiB (at most {MAX_ARRAY_BYTES // 2**20} MiB)")
-    plain = np.ascontiguousarray(np.array(value, copy=True, subok=False))
+    plain = np.array(value, copy=True, subok=False, order="C")  # 0-d stays 0-d (ascontiguousarray would not)
     return {"dtype": plain.dtype.str, "shape": list(plain.shape), "data": base64.b64encode(plain.tobytes()).decode()}
 
 

@@ -126,6 +126,11 @@ except MemoryError:
             "ch02-gradient_step": (
             "import numpy as np\nclass Liar(np.ndarray):\n    def __eq__(self, other):\n        return np.ones(self.shape, bool)\n\n"
             "def gradient_step(w, b, grad_w, grad_b, lr):\n    return np.zeros_like(w).view(Liar), b")}),
+        "numpy_scalars_and_float32": edited(release, {**reference, "ch02-mse_loss": (
+            "import numpy as np\n\ndef mse_loss(X, y, w, b):\n    return np.mean((X @ w + b - y) ** 2)"),
+            "ch02-gradient_step": (
+            "import numpy as np\n\ndef gradient_step(w, b, grad_w, grad_b, lr):\n"
+            "    return (w - lr * grad_w).astype(np.float32), np.array(b - lr * grad_b)")}),
         "fits_only_the_visible_cases": edited(release, with_answer("ch02.mse_loss", (
             "import numpy as np\n\ndef mse_loss(X, y, w, b):\n"
             "    return float(np.mean((X @ w + b - y) ** 2)) if len(y) <= 40 else 0.0"))),
@@ -218,6 +223,10 @@ def test_unreadable_and_missing_notebooks_are_never_a_plain_zero(graded):
 def test_extra_files_are_ignored(graded):
     assert score(graded, "extra_files") == FULL
     assert any("extra files ignored" in note for note in graded[2]["extra_files"].notes)
+
+
+def test_right_answers_as_numpy_scalars_0d_arrays_or_float32_get_full_marks(graded):
+    assert score(graded, "numpy_scalars_and_float32") == FULL
 
 
 def test_deleted_solution_cell_costs_only_its_exercise(graded):

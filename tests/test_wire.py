@@ -9,12 +9,13 @@ from autograder import wire
 @pytest.mark.parametrize("value", [
     None, True, "text", 3, 2**70, 0.1, float("nan"), np.float32(1.5), np.int64(-4),
     np.arange(6.0).reshape(2, 3), np.array([True, False]), np.zeros((0, 3)), np.float32([1, 2]),
+    np.array(2.5), np.arange(12.0).reshape(3, 4).T, np.float64(-0.25),
     (1.0, np.ones(2)), [1, [2, 3]], {"a": np.ones(1), "b": (1,)}, wire.Table([0.1, 0.05, 0.0]),
 ])
 def test_round_trip(value):
     back = wire.loads(wire.dumps(value))
-    assert type(back) is type(value) or isinstance(value, np.generic)
-    if isinstance(value, np.ndarray):
+    assert type(back) is type(value)
+    if isinstance(value, (np.ndarray, np.generic)):
         assert back.dtype == value.dtype and back.shape == value.shape and np.array_equal(back, value)
     elif isinstance(value, float) and np.isnan(value):
         assert np.isnan(back)
