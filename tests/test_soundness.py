@@ -101,3 +101,25 @@ def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
         read = {i.argval for f in functions for i in dis.get_instructions(f) if i.opname == "LOAD_GLOBAL"}
         missing = sorted(n for n in read if n not in namespace and not hasattr(builtins, n))
         assert not missing, f"{exercise.id}: the reference {name} reads {missing}, which the sandbox lacks"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
+def test_grading_judges_as_the_inline_check_after_the_sandbox_round_trip(exercise):
+    """In grading, inputs go to the sandbox and outputs come back through autograder.wire; every
+    answer (reference, alternatives, known mistakes) must get the same verdict and the same named
+    mistake there as in the inline check."""
+    from autograder import wire
+    from autograder.check import _same, judge, run_here
+
+    implementations = [exercise.reference, *exercise.alternatives, *(m.fn for m in exercise.mistakes)]
+    for case in exercise.cases:
+        args = case.make_args()
+        assert _same(args, wire.decode(wire.encode(args))), f"{case.name}: the inputs change on the wire"
+        for fn in implementations:
+            here = run_here(exercise, fn, case.make_args())
+            inline = judge(exercise, case, here, case.make_args())
+            if here.trace is None and not here.not_written:
+                here.got = wire.decode(wire.encode(here.got))
+            graded = judge(exercise, case, here, case.make_args())
+            assert (graded.passed, graded.mistake) == (inline.passed, inline.mistake), \
+                f"{getattr(fn, '__name__', fn)} on {case.name}: {inline.lines} became {graded.lines}"
