@@ -79,6 +79,7 @@ class Outcome:
     got: object = None
     not_written: bool = False
     trace: list[str] | None = None  # the learner's traceback lines, when their code raised
+    stopped: str = ""  # why the grading sandbox stopped the code on this case (time limit, process died)
     changed: list[str] = field(default_factory=list)  # inputs the function changed in place
     notes: list[str] = field(default_factory=list)  # warnings it raised, for information
 
@@ -115,6 +116,8 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
     if outcome.not_written:
         return CaseResult(case, False, ["not written yet: replace `raise NotImplementedError` with your code"],
                           not_written=True)
+    if outcome.stopped:
+        return CaseResult(case, False, [outcome.stopped] + shown_inputs, raised=outcome.stopped)
     if outcome.trace is not None:
         return CaseResult(case, False, ["your code raised an exception:", *outcome.trace] + shown_inputs,
                           raised=outcome.trace[-1])

@@ -276,8 +276,33 @@ def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionG
                 cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test", notebook, chapter,
                                             grade.student)
                 cell.auto_score = exercise.score if grade.status == "graded" else None
+            if grade.status == "graded":
+                write_autograded(course_dir, chapter, grade)
         gradebook.db.commit()
     return len(grades)
+
+
+def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> Path:
+    """nbgrader's autograded/<student>/<chapter>/ copy of a graded submission, for the formgrader and
+    `nbgrader generate_feedback`: the learner's notebook, each test cell back to its released
+    source (learners may have edited theirs) and showing our feedback for its exercise as output."""
+    import nbformat
+
+    path, _ = find_notebook(course_dir / "submitted" / grade.student / chapter, chapter)
+    submitted = nbformat.read(path, as_version=4)
+    released_path = course_dir / "release" / chapter / notebooks.chapter_notebook(chapter).name
+    released = notebooks.cells_by_grade_id(nbformat.read(released_path, as_version=4)) if released_path.exists() else {}
+    feedback = {f"{registry.grade_id_of(e.id)}-test": e.feedback for e in grade.exercises}
+    for cell in submitted.cells:
+        gid = notebooks.grade_id(cell)
+        if gid in feedback:
+            if gid in released:
+                cell.source, cell.metadata = released[gid].source, released[gid].metadata
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=feedback[gid])]
+    destination = course_dir / "autograded" / grade.student / chapter / notebooks.chapter_notebook(chapter).name
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(submitted, destination)
+    return destination
 
 
 def nbgrader(course_dir: Path, *args: str) -> None:

@@ -144,6 +144,8 @@ def _outcome(record: dict, inputs: dict) -> Outcome:
     if record.get("missing"):
         return Outcome(trace=["NameError: no function or class of this name is defined "
                               "(was its cell deleted or renamed?)"])
+    if "stopped" in record:
+        return Outcome(stopped=record["stopped"])
     if record.get("not_written"):
         return Outcome(not_written=True)
     if "trace" in record:
@@ -190,7 +192,7 @@ def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hid
             skip.add(last["index"])
             notes.append(f"cell {last['index']} was skipped: it {run.ending()}")
         elif last["event"] == "case_start":
-            records[(last["exercise"], last["case"])] = {"trace": [f"your code {run.ending()} on this case"]}
+            records[(last["exercise"], last["case"])] = {"stopped": f"your code {run.ending()} on this case"}
             for case in _cases_after(jobs, last["exercise"], last["case"]):
                 records[(last["exercise"], case)] = {"skipped": "not run: an earlier case of this exercise "
                                                                 f"{run.ending()}"}

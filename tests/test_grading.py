@@ -339,6 +339,13 @@ def test_scores_reach_nbgrader_gradebook_and_its_export(graded):
         broken = gradebook.find_submission(CHAPTER, "invalid_json")
         assert broken.needs_manual_grade  # not a plain 0: nbgrader flags it for the instructor
 
+    classroom.nbgrader(course_dir, "generate_feedback", CHAPTER)
+    page = (course_dir / "feedback" / "edited_tests_right" / CHAPTER / NOTEBOOK.replace(".ipynb", ".html")).read_text()
+    assert f"Score: {FULL}" in page.replace(".0", "") and "all 5 passed" in page
+    assert "BEGIN HIDDEN TESTS" not in page and "hidden=True" not in page
+    mutant = (course_dir / "feedback" / "loops_in_a_case" / CHAPTER / NOTEBOOK.replace(".ipynb", ".html")).read_text()
+    assert "ran past the time limit" in mutant
+
 
 def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path):
     distributed = pytest.importorskip("distributed")
