@@ -112,20 +112,22 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
     `inputs` are the case's arguments as they were before the call. For a hidden case the
     explanation names the kind of problem and any known mistake, never the inputs or the expected
     values."""
-    shown_inputs = [] if case.hidden else _show_inputs(inputs)
+    def shown_inputs():  # formatted only for a failing case: formatting costs more than checking
+        return [] if case.hidden else _show_inputs(inputs)
+
     if outcome.not_written:
         return CaseResult(case, False, ["not written yet: replace `raise NotImplementedError` with your code"],
                           not_written=True)
     if outcome.stopped:
-        return CaseResult(case, False, [outcome.stopped] + shown_inputs, raised=outcome.stopped)
+        return CaseResult(case, False, [outcome.stopped] + shown_inputs(), raised=outcome.stopped)
     if outcome.trace is not None:
-        return CaseResult(case, False, ["your code raised an exception:", *outcome.trace] + shown_inputs,
+        return CaseResult(case, False, ["your code raised an exception:", *outcome.trace] + shown_inputs(),
                           raised=outcome.trace[-1])
     got, notes = outcome.got, outcome.notes
     if outcome.changed:
         mistake = _known_mistake(exercise, case, got)
         lines = [f"your function changed its input {', '.join(outcome.changed)} in place; leave inputs untouched "
-                 "(work on a copy or build new arrays)"] + shown_inputs
+                 "(work on a copy or build new arrays)"] + shown_inputs()
         return CaseResult(case, False, lines + _name(mistake) + notes, mistake=mistake)
     expected = exercise.expected_output(case)
     problems = _compare(exercise, got, expected)
@@ -135,7 +137,7 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
     if case.hidden:
         lines = [problem.without_values() for problem in problems[:3]]
     else:
-        lines = shown_inputs + _show_expected_and_got(expected, got, exercise.outputs) + [str(p) for p in problems[:3]]
+        lines = shown_inputs() + _show_expected_and_got(expected, got, exercise.outputs) + [str(p) for p in problems[:3]]
     return CaseResult(case, False, lines + _name(mistake) + notes, mistake=mistake)
 
 
