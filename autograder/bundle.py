@@ -18,6 +18,18 @@ LEARNER_MODULES = {
                    "stored.py", "wire.py", "sandbox_runner.py"],
     "solutions": ["__init__.py", "common.py", "data.py"],
 }
+README = """# The neural-network course: your copy for a graded class
+
+Install it next to the chapter notebooks your instructor handed out, then open them in JupyterLab:
+
+    pip install ./nncourse-learner
+    jupyter lab
+
+Under each exercise, `check("chNN.name", your_function)` runs your function on the exercise's
+visible cases and tells you what differs, and which known mistake your answer looks like. This
+copy has no reference solutions and no hidden cases: your instructor grades the notebook you hand
+in, on the visible cases and on hidden ones of the same kind.
+"""
 PYPROJECT = """[build-system]
 requires = ["setuptools>=69"]
 build-backend = "setuptools.build_meta"
@@ -26,6 +38,7 @@ build-backend = "setuptools.build_meta"
 name = "nncourse-learner"
 version = "{version}"
 description = "The learner's copy of the neural-network course: checks for the visible cases, no references."
+readme = "README.md"
 requires-python = ">=3.11"
 dependencies = ["numpy", "torch", "matplotlib", "scikit-learn", "tqdm"]
 
@@ -59,4 +72,5 @@ def build(destination: Path, chapters=None) -> Path:
         (cases_dir / f"{chapter}.json").write_text(json.dumps(items))
     version = notebooks.project_version()
     (destination / "pyproject.toml").write_text(PYPROJECT.format(version=version))
+    (destination / "README.md").write_text(README)
     return destination

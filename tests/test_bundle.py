@@ -36,6 +36,14 @@ def test_check_from_stored_cases_names_mistakes_without_references(learner_bundl
     assert "known mistake: gradient sign flipped." in result.stdout
 
 
-def test_bundle_is_an_installable_package(learner_bundle):
+def test_bundle_is_an_installable_package(learner_bundle, tmp_path):
     text = (learner_bundle / "pyproject.toml").read_text()
     assert 'name = "nncourse-learner"' in text and "stored_cases/*.json" in text
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path), str(learner_bundle)], capture_output=True, text=True)
+    assert wheel.returncode == 0, wheel.stderr
+    import zipfile
+
+    names = zipfile.ZipFile(next(tmp_path.glob("nncourse_learner-*.whl"))).namelist()
+    assert "autograder/stored_cases/ch02.json" in names and "solutions/data.py" in names
+    assert not [name for name in names if name.startswith(("solutions/ch", "autograder/exercises"))]

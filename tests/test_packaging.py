@@ -32,7 +32,7 @@ def test_every_installed_distribution_is_pinned_at_its_version():
         if Path(dist._path).resolve().parent not in site_packages:
             continue  # copies vendored inside another package (setuptools/_vendor) are not installs
         name = canonical(dist.metadata["Name"])
-        if name in {"nncourse", "pip", "setuptools", "wheel"}:
+        if name in {"nncourse", "pip"}:  # the course itself; pip comes with the virtual environment
             continue
         if name not in pinned:
             unpinned.append(name)
