@@ -187,19 +187,21 @@ def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hid
                 records.setdefault((event.get("exercise"), event.get("case")), event)
         if run.finished:
             break
-        last = run.events[-1] if run.events else {"event": "none"}
-        if last["event"] == "cell_start":
+        if not run.events:  # the sandbox never reached the learner's code: the grader's fault, not theirs
+            return ungraded(student, chapter, "grader error", f"the sandbox could not start ({run.ending()}): "
+                            f"{' '.join(run.log[-3:])}", notes, sha)
+        last = run.events[-1]
+        if last["event"] in ("cell_start", "cell_end"):
             skip.add(last["index"])
             notes.append(f"cell {last['index']} was skipped: it {run.ending()}")
+        elif last["event"] == "case_end":
+            position = _after_case(jobs, last["exercise"], last["case"])
         elif last["event"] == "case_start":
             records[(last["exercise"], last["case"])] = {"stopped": f"your code {run.ending()} on this case"}
             for case in _cases_after(jobs, last["exercise"], last["case"]):
                 records[(last["exercise"], case)] = {"skipped": "not run: an earlier case of this exercise "
                                                                 f"{run.ending()}"}
             position = _next_exercise(jobs, last["exercise"])
-        else:
-            notes.append(f"the sandbox could not start: {run.ending()}: {' '.join(run.log[-3:])}")
-            break
         if position is None:
             break
     graded = [_grade_exercise(e, records, case_inputs) for e, case_inputs in zip(exercises, inputs)]
@@ -211,6 +213,15 @@ def _cases_after(jobs, exercise_id, case_name) -> list[str]:
     names = next(job for job in jobs if job["id"] == exercise_id)["cases"]
     names = [case["name"] for case in names]
     return names[names.index(case_name) + 1:]
+
+
+def _after_case(jobs, exercise_id, case_name):
+    """The position right after the given case, or None after the last case of the last exercise."""
+    rest = _cases_after(jobs, exercise_id, case_name)
+    if rest:
+        exercise = [e for e, job in enumerate(jobs) if job["id"] == exercise_id][0]
+        return [exercise, len(jobs[exercise]["cases"]) - len(rest)]
+    return _next_exercise(jobs, exercise_id)
 
 
 def _next_exercise(jobs, exercise_id):

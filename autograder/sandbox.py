@@ -64,15 +64,16 @@ class Run:
         return bool(self.events) and self.events[-1].get("event") == "done"
 
     def ending(self) -> str:
-        """Why the process stopped early, in words."""
+        """Why the process stopped early, as what the code did: "ran past the time limit", "killed
+        the process (SIGSEGV)", "stopped the process (exit code 3)"."""
         if self.timed_out:
             return "ran past the time limit"
         if self.returncode is not None and self.returncode < 0:
             try:
-                return f"the process died ({signal.Signals(-self.returncode).name})"
+                return f"killed the process ({signal.Signals(-self.returncode).name})"
             except ValueError:
-                return f"the process died (signal {-self.returncode})"
-        return f"the process stopped (exit code {self.returncode})"
+                return f"killed the process (signal {-self.returncode})"
+        return f"stopped the process (exit code {self.returncode})"
 
 
 @lru_cache(maxsize=1)

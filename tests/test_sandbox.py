@@ -92,3 +92,20 @@ def test_no_process_outlives_its_sandbox(learner_bundle, tmp_path):
     assert run.finished and "started" in output_of(run)
     time.sleep(0.5)
     assert subprocess.run(["pgrep", "-f", "sleep 987654"], capture_output=True).returncode == 1
+
+
+def test_a_sandbox_that_cannot_start_is_a_grader_error_not_a_zero(tmp_path):
+    import nbformat
+
+    from autograder import grading
+
+    broken_bundle = tmp_path / "empty-bundle"
+    broken_bundle.mkdir()
+    folder = tmp_path / "submitted" / "someone" / "ch02"
+    folder.mkdir(parents=True)
+    nbformat.write(nbformat.read(notebooks.chapter_notebook("ch02"), as_version=4),
+                   folder / notebooks.chapter_notebook("ch02").name)
+    grade = grading.grade_submission(folder, "someone", "ch02", broken_bundle, classroom.hidden_paths(tmp_path),
+                                     sandbox.Limits(seconds=20))
+    assert grade.status == "grader error" and "could not start" in grade.reason
+    assert all("not graded" in exercise.feedback for exercise in grade.exercises)
