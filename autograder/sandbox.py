@@ -8,8 +8,10 @@ the job and the events file. The process runs
   dumps;
 - with a clean environment and `python -S`, so that only the standard library, the installed
   third-party packages and the bundle are importable: not the course's own packages;
-- where Linux user namespaces allow (`unshare`), without network, in a process-ID namespace of
-  its own (every process the learner's code starts ends with it), and with the instructor's
+- where Linux user namespaces allow (`unshare`), on a read-only file system but for its own folder
+  (the learner's code can change neither the grader's Python nor anything the next sandbox reads),
+  without network, in a process-ID namespace of its own (every process the learner's code starts
+  ends with it), and with the instructor's
   folders hidden under empty mounts: the course directory (source notebooks, gradebook, other
   learners' submissions), the folders of the references, the home folder and the shared scratch
   folders where other sandboxes live. `isolation_available()` says whether
@@ -103,23 +105,32 @@ def _inside(path: Path, folders) -> bool:
     return any(path != folder and path.is_relative_to(folder) for folder in folders)
 
 
-def _hiding_script(hide, keep) -> str:
-    """Shell commands, run inside the new mount namespace, that put an empty tmpfs over every folder
-    in `hide` while the folders in `keep` (the sandbox's own folder, Python itself) stay visible
-    where they are, even inside a hidden one: each is opened before the hiding and bound back
-    through its file descriptor afterwards."""
-    keep = _outermost(keep)
-    hidden = [folder for folder in _outermost(hide) if not any(k.is_relative_to(folder) and k == folder for k in keep)]
+def _hiding_script(hide, keep, writable) -> str:
+    """Shell commands, run inside the new mount namespace, that make the whole file system read-only,
+    put an empty tmpfs over every folder in `hide`, and keep the folders in `keep` (Python itself)
+    visible, read-only, where they are, even inside a hidden one, and those in `writable` (the
+    sandbox's own folder) visible and writable. Each kept folder is opened before the hiding and
+    bound back through its file descriptor afterwards."""
+    writable = _outermost(writable)
+    keep = _outermost([*keep, *writable])
+    hidden = [folder for folder in _outermost(hide) if folder not in keep]
     outer = [folder for folder in hidden if not _inside(folder, keep)]
     inner = [folder for folder in hidden if _inside(folder, keep)]
-    rebound = [folder for folder in keep if _inside(folder, outer) or folder in outer]
+    rebound = [folder for folder in keep if _inside(folder, outer) or folder in writable]
     q = lambda path: shlex.quote(str(path))  # noqa: E731
     steps = [f"exec {3 + i}< {q(folder)}" for i, folder in enumerate(rebound)]
+    # Read-only everywhere first: nothing the learner's code does can change the grader's Python,
+    # the instructor's files or what the next sandbox sees. Fresh tmpfs mounts below are writable.
+    steps.append('{ while read -r _ _ _ _ point _; do mount -o remount,bind,ro "$point" 2>/dev/null; done '
+                 '< /proc/self/mountinfo; true; }')
     steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in outer]
     for i, folder in enumerate(rebound):
         steps += [f"mkdir -p {q(folder)}", f"mount --no-canonicalize --bind /proc/self/fd/{3 + i} {q(folder)}",
                   f"exec {3 + i}<&-"]
+        if folder in writable:
+            steps.append(f"mount -o remount,bind,rw {q(folder)}")
     steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in inner]
+    steps += [f"cd {q(writable[0])}"] if writable else []  # the old working directory is the hidden, read-only one
     return " && ".join(steps + ['exec "$@"'])
 
 
@@ -165,8 +176,9 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path]) -> Run:
                    str(work / "job.json"), str(events_path)]
         isolated = isolation_available()
         if isolated:
-            keep = [work, sys.prefix, sys.base_prefix, *paths[1:]]
-            command = [*UNSHARE, "sh", "-c", _hiding_script([*hide, *PRIVATE_FOLDERS], keep), "sandbox", *command]
+            python = [sys.prefix, sys.base_prefix, *paths[1:]]
+            command = [*UNSHARE, "sh", "-c", _hiding_script([*hide, *PRIVATE_FOLDERS], python, [work]), "sandbox",
+                       *command]
         start = time.monotonic()
         with open(work / "stderr.txt", "wb") as stderr:
             process = subprocess.Popen(command, cwd=work, env=_environment(work), stdin=subprocess.DEVNULL,

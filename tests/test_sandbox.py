@@ -23,6 +23,13 @@ try:
     socket.create_connection(("127.0.0.1", 9), timeout=1)
 except OSError as error:
     print("network:", type(error).__name__)
+import sys
+for name, path in [("python", sys.prefix + "/tampered.pth"), ("system", "/etc/tampered"), ("own", "tampered")]:
+    try:
+        open(path, "w").close()
+        print(f"write {{name}}: allowed")
+    except OSError:
+        print(f"write {{name}}: refused")
 import numpy as np
 try:
     np.ones(10**11)
@@ -61,6 +68,7 @@ def test_learner_code_sees_nothing_of_the_course_and_reaches_no_network(learner_
     assert seen["references"] == "not importable"
     assert seen["network"] == "OSError"  # unreachable: no network at all, not even a refused connection
     assert seen["memory"] == "limited"
+    assert (seen["write python"], seen["write system"], seen["write own"]) == ("refused", "refused", "allowed")
 
 
 def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_path):
