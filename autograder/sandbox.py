@@ -121,8 +121,9 @@ def _hiding_script(hide, keep, writable) -> str:
     steps = [f"exec {3 + i}< {q(folder)}" for i, folder in enumerate(rebound)]
     # Read-only everywhere first: nothing the learner's code does can change the grader's Python,
     # the instructor's files or what the next sandbox sees. Fresh tmpfs mounts below are writable.
-    steps.append('{ while read -r _ _ _ _ point _; do mount -o remount,bind,ro "$point" 2>/dev/null; done '
-                 '< /proc/self/mountinfo; true; }')
+    # (/proc stays: the namespace below writes its user map there, and the kernel guards the rest.)
+    steps.append('{ while read -r _ _ _ _ point _; do case "$point" in /proc|/proc/*) ;; '
+                 '*) mount -o remount,bind,ro "$point" 2>/dev/null;; esac; done < /proc/self/mountinfo; true; }')
     steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in outer]
     for i, folder in enumerate(rebound):
         steps += [f"mkdir -p {q(folder)}", f"mount --no-canonicalize --bind /proc/self/fd/{3 + i} {q(folder)}",
@@ -131,7 +132,9 @@ def _hiding_script(hide, keep, writable) -> str:
             steps.append(f"mount -o remount,bind,rw {q(folder)}")
     steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in inner]
     steps += [f"cd {q(writable[0])}"] if writable else []  # the old working directory is the hidden, read-only one
-    return " && ".join(steps + ['exec "$@"'])
+    # A further user and mount namespace locks all of the above: inside it, the learner's code is
+    # root without power over these mounts (no unmounting a hiding tmpfs, no remounting read-write).
+    return " && ".join(steps + ['exec unshare --user --map-root-user --mount -- "$@"'])
 
 
 def _limit(limits: Limits):
