@@ -19,6 +19,7 @@ the job and the events file. The process runs
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
@@ -35,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
-        "from autograder.sandbox_runner import main; main(sys.argv[1], sys.argv[2])")
+        "from autograder.sandbox_runner import main; main(int(sys.argv[1]))")
 MAX_EVENTS_BYTES = 64 * 2**20
 # New user, mount, network and process-ID namespaces: no network, private mounts, and when the
 # sandbox's first process ends the kernel ends every process it started, daemons included.
@@ -50,6 +51,7 @@ class Limits:
     memory_bytes: int = 6 * 2**30  # address space; torch alone maps over 1 GiB
     file_bytes: int = MAX_EVENTS_BYTES  # any one file the process writes
     output_chars: int = 20000  # the learner's printed output that is kept
+    scratch_bytes: int = 256 * 2**20  # the learner's writable working folder (a tmpfs, where isolated)
 
 
 @dataclass
@@ -105,33 +107,31 @@ def _inside(path: Path, folders) -> bool:
     return any(path != folder and path.is_relative_to(folder) for folder in folders)
 
 
-def _hiding_script(hide, keep, writable) -> str:
+def _hiding_script(hide, keep, scratch: Path, scratch_bytes: int) -> str:
     """Shell commands, run inside the new mount namespace, that make the whole file system read-only,
-    put an empty tmpfs over every folder in `hide`, and keep the folders in `keep` (Python itself)
-    visible, read-only, where they are, even inside a hidden one, and those in `writable` (the
-    sandbox's own folder) visible and writable. Each kept folder is opened before the hiding and
-    bound back through its file descriptor afterwards."""
-    writable = _outermost(writable)
-    keep = _outermost([*keep, *writable])
+    put an empty tmpfs over every folder in `hide`, keep the folders in `keep` (Python itself, the
+    sandbox's folder) visible and read-only where they are, even inside a hidden one, and give the
+    learner's code a fresh, size-limited tmpfs at `scratch` as its working folder. Each kept folder
+    is opened before the hiding and bound back through its file descriptor afterwards; a last user
+    and mount namespace locks it all."""
+    keep = _outermost(keep)
     hidden = [folder for folder in _outermost(hide) if folder not in keep]
     outer = [folder for folder in hidden if not _inside(folder, keep)]
     inner = [folder for folder in hidden if _inside(folder, keep)]
-    rebound = [folder for folder in keep if _inside(folder, outer) or folder in writable]
+    rebound = [folder for folder in keep if _inside(folder, outer)]
     q = lambda path: shlex.quote(str(path))  # noqa: E731
     steps = [f"exec {3 + i}< {q(folder)}" for i, folder in enumerate(rebound)]
     # Read-only everywhere first: nothing the learner's code does can change the grader's Python,
-    # the instructor's files or what the next sandbox sees. Fresh tmpfs mounts below are writable.
-    # (/proc stays: the namespace below writes its user map there, and the kernel guards the rest.)
+    # the instructor's files or what the next sandbox sees. (/proc stays: the namespace below writes
+    # its user map there, and the kernel guards the rest.) Fresh tmpfs mounts below are writable.
     steps.append('{ while read -r _ _ _ _ point _; do case "$point" in /proc|/proc/*) ;; '
                  '*) mount -o remount,bind,ro "$point" 2>/dev/null;; esac; done < /proc/self/mountinfo; true; }')
     steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in outer]
     for i, folder in enumerate(rebound):
         steps += [f"mkdir -p {q(folder)}", f"mount --no-canonicalize --bind /proc/self/fd/{3 + i} {q(folder)}",
                   f"exec {3 + i}<&-"]
-        if folder in writable:
-            steps.append(f"mount -o remount,bind,rw {q(folder)}")
     steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in inner]
-    steps += [f"cd {q(writable[0])}"] if writable else []  # the old working directory is the hidden, read-only one
+    steps += [f"mount -t tmpfs -o size={scratch_bytes} none {q(scratch)}", f"cd {q(scratch)}"]
     # A further user and mount namespace locks all of the above: inside it, the learner's code is
     # root without power over these mounts (no unmounting a hiding tmpfs, no remounting read-write).
     return " && ".join(steps + ['exec unshare --user --map-root-user --mount -- "$@"'])
@@ -167,34 +167,44 @@ def _environment(work: Path) -> dict:
 
 
 def run(job: dict, bundle: Path, limits: Limits, hide: list[Path]) -> Run:
-    """Run the sandbox once on `job` and return what it reported before it finished or was stopped."""
+    """Run the sandbox once on `job` and return what it reported before it finished or was stopped.
+
+    The job (hidden cases' inputs included) goes in through a pipe and never touches the disk; the
+    events come back through a file descriptor that the sandbox inherits."""
     work = Path(tempfile.mkdtemp(prefix="nncourse-sandbox-"))
     try:
-        lib = work / "lib"
-        shutil.copytree(bundle, lib, ignore=shutil.ignore_patterns("__pycache__", "pyproject.toml"))
-        (work / "job.json").write_text(json.dumps({**job, "output_limit": limits.output_chars}))
-        events_path = work / "events.jsonl"
+        lib, scratch = work / "lib", work / "scratch"
+        shutil.copytree(bundle, lib, ignore=shutil.ignore_patterns("__pycache__", "pyproject.toml", "README.md"))
+        scratch.mkdir()
         paths = [str(lib), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-        command = [sys.executable, "-S", "-c", BOOT.format(paths=list(dict.fromkeys(paths))),
-                   str(work / "job.json"), str(events_path)]
-        isolated = isolation_available()
-        if isolated:
-            python = [sys.prefix, sys.base_prefix, *paths[1:]]
-            command = [*UNSHARE, "sh", "-c", _hiding_script([*hide, *PRIVATE_FOLDERS], python, [work]), "sandbox",
-                       *command]
-        start = time.monotonic()
-        with open(work / "stderr.txt", "wb") as stderr:
-            process = subprocess.Popen(command, cwd=work, env=_environment(work), stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=_limit(limits))
+        with open(work / "events.jsonl", "wb") as events, open(work / "stderr.txt", "wb") as stderr:
+            events_fd = fcntl.fcntl(events.fileno(), fcntl.F_DUPFD, 20)  # clear of the fds the mount script uses
+            command = [sys.executable, "-S", "-c", BOOT.format(paths=list(dict.fromkeys(paths))), str(events_fd)]
+            isolated = isolation_available()
+            if isolated:
+                keep = [work, sys.prefix, sys.base_prefix, *paths[1:]]
+                script = _hiding_script([*hide, *PRIVATE_FOLDERS], keep, scratch, limits.scratch_bytes)
+                command = [*UNSHARE, "sh", "-c", script, "sandbox", *command]
+            start = time.monotonic()
+            try:
+                process = subprocess.Popen(command, cwd=scratch, env=_environment(scratch), stdin=subprocess.PIPE,
+                                           stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(events_fd,),
+                                           preexec_fn=_limit(limits))
+            finally:
+                os.close(events_fd)
             timed_out = False
             try:
-                process.wait(timeout=limits.seconds)
+                process.communicate(json.dumps({**job, "output_limit": limits.output_chars}).encode(),
+                                    timeout=limits.seconds)
             except subprocess.TimeoutExpired:
                 timed_out = True
                 _kill_group(process)
                 process.wait()
+            except BrokenPipeError:  # it stopped before reading its job; its return code says how
+                process.wait()
         log = (work / "stderr.txt").read_bytes()[-2000:].decode(errors="replace").splitlines()
-        return Run(_read_events(events_path), process.returncode, timed_out, time.monotonic() - start, isolated, log)
+        return Run(_read_events(work / "events.jsonl"), process.returncode, timed_out, time.monotonic() - start,
+                   isolated, log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

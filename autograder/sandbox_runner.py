@@ -1,11 +1,12 @@
 """Runs a learner's notebook code inside the grading sandbox and reports raw outputs, never a grade.
 
-    python -m autograder.sandbox_runner JOB.json EVENTS.jsonl
+    (started by autograder.sandbox with the job on standard input and an inherited file descriptor
+    for the events)
 
 The grader starts this in a separate process with limits (time, memory, file size), without the
 network and, where the system allows, without sight of the instructor's files; only the learner's
 bundle (no references) is importable. It runs the notebook's code cells, then calls each exercise's
-function on the job's case inputs and appends one JSON line per event to EVENTS.jsonl: cells
+function on the job's case inputs and appends one JSON line per event to the events file: cells
 started and finished, cases started and finished with their encoded output. Whether an output is
 right is decided by the grader, outside this process, so nothing the learner's code does in here
 can change how it is judged; at worst it can spoil its own outputs.
@@ -49,8 +50,10 @@ class BoundedText(io.TextIOBase):
 
 
 class Events:
-    def __init__(self, path):
-        self.file = open(path, "a", buffering=1)
+    """Appends one JSON line per event to the file descriptor the grader passed in."""
+
+    def __init__(self, fd: int):
+        self.file = os.fdopen(fd, "a", buffering=1)
 
     def __call__(self, **event):
         self.file.write(json.dumps(event) + "\n")
@@ -130,11 +133,9 @@ def run_exercise(shell, exercise, start_case, events):
         events(event="case_end", exercise=exercise["id"], case=case["name"], **record)
 
 
-def main(job_path, events_path):
-    with open(job_path) as file:
-        job = json.load(file)
-    os.remove(job_path)  # the hidden cases' inputs now live only in this process
-    events = Events(events_path)
+def main(events_fd: int):
+    job = json.load(sys.stdin)  # through a pipe: the hidden cases' inputs never touch the disk
+    events = Events(events_fd)
     output = BoundedText(job.get("output_limit", 20000))
     sys.stdout = sys.stderr = output
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -150,4 +151,4 @@ def main(job_path, events_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(int(sys.argv[1]))

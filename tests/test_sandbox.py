@@ -33,6 +33,13 @@ for name, path in [("python", sys.prefix + "/tampered.pth"), ("system", "/etc/ta
         print(f"write {{name}}: allowed")
     except OSError:
         print(f"write {{name}}: refused")
+try:
+    with open("big", "wb") as file:
+        for _ in range(40):
+            file.write(bytes(2**23))
+    print("disk: unlimited")
+except OSError:
+    print("disk: limited")
 import numpy as np
 try:
     np.ones(10**11)
@@ -61,8 +68,8 @@ def test_learner_code_sees_nothing_of_the_course_and_reaches_no_network(learner_
     (others / "events.jsonl").write_text("{}")
     job = {"cells": [{"index": 0, "source": PROBE.format(course=str(course), repo=str(notebooks.ROOT),
                                                          others=str(others))}], "exercises": []}
-    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=30, memory_bytes=3 * 2**30),
-                      classroom.hidden_paths(course))
+    limits = sandbox.Limits(seconds=30, memory_bytes=3 * 2**30, scratch_bytes=64 * 2**20)
+    run = sandbox.run(job, learner_bundle, limits, classroom.hidden_paths(course))
     text = output_of(run)
     assert run.finished and run.isolated, run.log
     seen = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
@@ -73,6 +80,7 @@ def test_learner_code_sees_nothing_of_the_course_and_reaches_no_network(learner_
     assert seen["network"] == "OSError"  # unreachable: no network at all, not even a refused connection
     assert seen["memory"] == "limited"
     assert (seen["write python"], seen["write system"], seen["write own"]) == ("refused", "refused", "allowed")
+    assert seen["disk"] == "limited"
 
 
 def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_path):
