@@ -63,13 +63,17 @@ def run_cases(exercise: registry.Exercise, fn, *, hidden: bool = False) -> list[
         return [CaseResult(case, False, [why]) for case in cases]
     results = []
     for case in cases:
-        result = run_case(exercise, fn, case)
-        if results and result.raised and result.raised == results[-1].raised:
-            result.lines = [f"raised the same exception as above: {result.raised}"]
-        results.append(result)
-        if result.not_written:
+        results.append(fold_repeated_exception(results, run_case(exercise, fn, case)))
+        if results[-1].not_written:
             break
     return results
+
+
+def fold_repeated_exception(earlier: list[CaseResult], result: CaseResult) -> CaseResult:
+    """Say "the same exception as above" rather than repeat the previous case's traceback."""
+    if earlier and result.raised and result.raised == earlier[-1].raised:
+        result.lines = [f"raised the same exception as above: {result.raised}"]
+    return result
 
 
 @dataclass

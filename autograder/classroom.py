@@ -20,7 +20,9 @@ import hashlib
 import html
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -133,8 +135,6 @@ def submission_files(folder: Path) -> dict[str, bytes]:
 
 def grade_files(student: str, chapter: str, files: dict[str, bytes], limits: sandbox.Limits) -> dict:
     """One submission, graded wherever this runs (a Dask worker): its own bundle, its own sandbox."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="nncourse-submission-") as folder:
         for name, data in files.items():
             (Path(folder) / Path(name).name).write_bytes(data)
@@ -149,8 +149,6 @@ _BUNDLES: dict[str, Path] = {}
 
 def _worker_bundle(chapter: str) -> Path:
     if chapter not in _BUNDLES:
-        import tempfile
-
         _BUNDLES[chapter] = bundle.build(Path(tempfile.mkdtemp(prefix="nncourse-bundle-")) / "bundle", {chapter})
     return _BUNDLES[chapter]
 
@@ -305,15 +303,17 @@ def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> 
     return destination
 
 
-def nbgrader(course_dir: Path, *args: str) -> None:
-    """Run an nbgrader command in the course directory (its alembic migrations need our bin on PATH)."""
-    import subprocess
+def nbgrader(course_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run an nbgrader command in the course directory (its alembic migrations need our bin on PATH).
 
+    With check=False a non-zero exit is returned, not raised: `nbgrader autograde` exits 1 when it
+    skips a malformed notebook, though it graded the others."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
                             capture_output=True, text=True)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return result
 
 
 def release(course_dir: Path, chapters: list[str]) -> Path:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import notebooks, registry, sandbox, wire
-from autograder.check import CaseResult, Outcome, changed_inputs, judge, report
+from autograder.check import CaseResult, Outcome, changed_inputs, fold_repeated_exception, judge, report
 
 MAX_RESTARTS = 12
 
@@ -238,10 +238,8 @@ def _grade_exercise(exercise: registry.Exercise, records: dict, inputs: dict) ->
             why = record["skipped"] if record else "not run: the grading stopped before this case"
             results.append(CaseResult(case, False, [why]))
             continue
-        result = judge(exercise, case, _outcome(record, inputs[case.name]), inputs[case.name])
-        if results and result.raised and result.raised == results[-1].raised:
-            result.lines = [f"raised the same exception as above: {result.raised}"]
-        results.append(result)
+        results.append(fold_repeated_exception(
+            results, judge(exercise, case, _outcome(record, inputs[case.name]), inputs[case.name])))
     passed = sum(r.passed for r in results)
     score = exercise.points if passed == len(exercise.cases) else 0
     mistakes = sorted({r.mistake.name for r in results if r.mistake})

@@ -11,8 +11,8 @@ started and finished, cases started and finished with their encoded output. Whet
 right is decided by the grader, outside this process, so nothing the learner's code does in here
 can change how it is judged; at worst it can spoil its own outputs.
 
-Only the standard library, numpy, IPython and the bundle's `autograder.wire`/`autograder.drivers`
-are used here.
+Only the standard library, numpy, IPython and the learner's bundle (`autograder.wire`, `drivers`,
+`check`) are used here.
 """
 from __future__ import annotations
 
@@ -21,11 +21,7 @@ import json
 import math
 import os
 import sys
-import traceback
 import warnings
-
-MAX_TRACE_LINES = 12
-
 
 class BoundedText(io.TextIOBase):
     """A stdout/stderr stand-in that keeps the first `limit` characters and counts the rest."""
@@ -61,19 +57,6 @@ class Events:
         os.fsync(self.file.fileno())
 
 
-def learner_trace(error: BaseException) -> list[str]:
-    """The frames of the learner's cells (IPython's cell files), then the error line."""
-    lines = []
-    for frame in traceback.extract_tb(error.__traceback__):
-        name = frame.filename
-        if name.startswith("<ipython-input-") or "ipykernel_" in name:
-            lines.append(f"line {frame.lineno} of your cell, in {frame.name}:")
-            if frame.line:
-                lines.append(f"    {frame.line.strip()}")
-    lines = lines[-MAX_TRACE_LINES:]
-    return lines + [line.rstrip() for line in traceback.format_exception_only(type(error), error)][-3:]
-
-
 def run_cells(shell, cells, skip, events, output):
     for cell in cells:
         if cell["index"] in skip:
@@ -97,6 +80,7 @@ def reference_namespace(uses: dict) -> dict:
 
 def run_exercise(shell, exercise, start_case, events):
     from autograder import drivers, wire
+    from autograder.check import learner_traceback
 
     driver = drivers.DRIVERS[exercise["driver"]]
     references = reference_namespace(exercise["uses"])
@@ -120,7 +104,7 @@ def run_exercise(shell, exercise, start_case, events):
                 except NotImplementedError:
                     record["not_written"] = True
                 except Exception as error:
-                    record["trace"] = learner_trace(error)
+                    record["trace"] = learner_traceback(error)
                 else:
                     try:
                         record["output"] = wire.encode(got)

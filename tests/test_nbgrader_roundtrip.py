@@ -5,16 +5,13 @@ release untouched (zero on every graded cell, and no crash), one with a single k
 loses exactly that exercise's points).
 """
 import csv
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from autograder import notebooks, registry
+from autograder.classroom import nbgrader
 
 pytestmark = pytest.mark.slow
 
@@ -24,14 +21,6 @@ MUTANT_SOURCE = '''def mse_gradient(X, y, w, b):
     residual = y - (X @ w + b)
     return 2 / len(y) * (X.T @ residual), 2 / len(y) * residual.sum()
 '''
-
-
-def nbgrader(course_dir, *args):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def submit(course_dir, student, notebook):
