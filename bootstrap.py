@@ -1,12 +1,13 @@
 """Set up the course in a virtual environment, then open it or test it.
 
-    python3 bootstrap.py lab     # JupyterLab on course/
+    python3 bootstrap.py lab     # JupyterLab on your own working copy of the course (work/)
     python3 bootstrap.py test    # the whole test suite: unit tests, nbgrader round trip, every notebook
     python3 bootstrap.py setup   # only the set-up
 
 Needs nothing but Python 3.11+ and the package index. The environment lives in .venv/ and is
 re-installed only when pyproject.toml or constraints.txt change (a stamp file records their hash).
-Extra arguments after `test` go to pytest, after `lab` to JupyterLab.
+Extra arguments after `test` go to pytest, after `lab` to `nncourse lab` (e.g. `--course-dir DIR`
+for an instructor's nbgrader course directory, or JupyterLab's own options such as `--port 8890`).
 """
 import hashlib
 import os
@@ -49,9 +50,7 @@ def main(argv):
     ensure_environment()
     os.chdir(ROOT)
     if command == "lab":
-        args = [str(BIN / "jupyter"), "lab", "--notebook-dir", str(ROOT / "course"), *rest]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            args.append("--allow-root")  # containers often run as root; JupyterLab refuses it otherwise
+        args = [str(BIN / "nncourse"), "lab", *rest]
     elif command == "test":
         args = [str(BIN / "python"), "-m", "pytest", *rest]
     else:

@@ -1,14 +1,22 @@
 """nbgrader configuration for a course directory made from this repository.
 
 The chapter notebooks in course/chNN/ are nbgrader's source assignments (one assignment per
-chapter, named chNN). Run nbgrader from the repository root, or copy this file next to a `course/`
-folder in a separate course directory (recommended for a real class, so that learners' code never
-runs inside the repository).
+chapter, named chNN). `nncourse lab --course-dir DIR` makes a course directory from this file and
+course/ and opens JupyterLab there with the Formgrader; running nbgrader from the repository root
+works too, but a real class is better graded in a directory of its own, so that learners' code
+never runs inside the repository.
 """
+import os
+
 c = get_config()  # noqa: F821 (nbgrader provides get_config)
 
 c.CourseDirectory.course_id = "nncourse"
 c.CourseDirectory.source_directory = "course"
+# The exchange (where released assignments wait and submissions arrive) lives beside this file, so
+# the Formgrader's release and collect and the learner's Assignment List work on one machine with no
+# system-wide /srv/nbgrader/exchange. A class on a shared server sets a common folder here instead.
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+os.makedirs(c.Exchange.root, exist_ok=True)
 # A grading cell may train a small model: allow it more than nbgrader's default 30 s.
 c.Execute.timeout = 120
 # Learners' outputs stay readable in feedback but cannot flood the gradebook.

@@ -1,6 +1,12 @@
 """The `nncourse` command line.
 
-    nncourse sync            copy solutions/ into the notebooks' solution and test cells
+    nncourse lab [--course-dir DIR] [JUPYTERLAB OPTIONS]
+                             JupyterLab: alone, on your working copy work/ (made from learner/);
+                             with --course-dir, an instructor's nbgrader course directory
+    nncourse solution chNN.name
+                             print the reference of one exercise (after you have tried it)
+    nncourse sync            copy solutions/ into the notebooks' solution and test cells, and write
+                             the learner form of every notebook into learner/
     nncourse sync --check    exit 1 and name each cell where a notebook and the package disagree
     nncourse list            every exercise with its points and cases
     nncourse release [chNN ...] [--course-dir DIR]
@@ -8,18 +14,23 @@
     nncourse grade chNN [--course-dir DIR] [--workers N] [--timeout S] [--memory-gb G] [--regrade]
                         [--scheduler tcp://HOST:8786]
                              grade every submission in parallel, in sandboxes; feedback, CSV, summary
+
+Only `solution` and `list` work with the course's base install (Colab's); the others need the
+`lab` or `instructor` extra, and say so.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
 from autograder import notebooks, registry
-from autograder.sync import sync
 
 
 def _sync(args) -> int:
+    from autograder.sync import sync
+
     try:
         differences = sync(write=not args.check)
     except notebooks.CourseLayoutError as error:
@@ -45,6 +56,33 @@ def _list(args) -> int:
         print(f"{exercise.id:32} {exercise.points} pt  {visible} visible + {len(exercise.cases) - visible} hidden "
               f"cases, {len(exercise.mistakes)} known mistakes")
     return 0
+
+
+def _solution(args) -> int:
+    """Print an exercise's reference, without the solution markers."""
+    try:
+        exercise = registry.get(args.exercise)
+    except KeyError as error:
+        print(f"nncourse solution: {error.args[0]}", file=sys.stderr)
+        return 2
+    if exercise.reference is None:
+        print(f"nncourse solution: this copy of the course holds no references (it is a graded class's "
+              f"learner copy); ask your instructor about {exercise.id}.", file=sys.stderr)
+        return 2
+    source = inspect.getsource(exercise.reference)
+    print("\n".join(line for line in source.splitlines() if line.strip() not in ("### BEGIN SOLUTION",
+                                                                                "### END SOLUTION")))
+    return 0
+
+
+def _lab(args, jupyter_args) -> int:
+    from autograder import lab
+
+    try:
+        return lab.run(Path(args.course_dir) if args.course_dir else None, Path(args.work_dir), jupyter_args)
+    except lab.LabError as error:
+        print(f"nncourse lab: {error}", file=sys.stderr)
+        return 2
 
 
 def _release(args) -> int:
@@ -102,7 +140,20 @@ def main(argv=None) -> int:
     grade.add_argument("--scheduler", default=None, help="a Dask scheduler's address (tcp://host:8786): grade on "
                        "its workers instead of a local pool (pip install 'nncourse[dask]')")
     grade.set_defaults(run=_grade)
-    args = parser.parse_args(argv)
+    lab_parser = commands.add_parser("lab", help="open JupyterLab on your working copy (or, with --course-dir, "
+                                                 "an nbgrader course directory); other options go to JupyterLab")
+    lab_parser.add_argument("--course-dir", default=None, help="an instructor's course directory (made if absent)")
+    lab_parser.add_argument("--work-dir", default=str(notebooks.ROOT / "work"),
+                            help="your working copy of the course, alone (default: work/ in the repository)")
+    lab_parser.set_defaults(run=None)
+    solution = commands.add_parser("solution", help="print the reference of one exercise")
+    solution.add_argument("exercise", help="e.g. ch02.mse_loss")
+    solution.set_defaults(run=_solution)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "lab":
+        return _lab(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.run(args)
 
 

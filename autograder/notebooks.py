@@ -9,10 +9,9 @@ import re
 import tomllib
 from pathlib import Path
 
-import nbformat
-
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "course"
+LEARNER = ROOT / "learner"  # the course in learner form (see learner_copy.py), written by `nncourse sync`
 SOLUTIONS = ROOT / "solutions"
 CHAPTER_MODULE = re.compile(r"^ch(\d\d)_\w+\.py$")
 
@@ -40,6 +39,8 @@ def all_notebooks(course_dir: Path = COURSE) -> list[Path]:
 
 
 def read(path: Path) -> nbformat.NotebookNode:
+    import nbformat  # here, not at the top: the course's base install (Colab's) has no nbformat
+
     try:
         return nbformat.read(path, as_version=4)
     except Exception as error:
@@ -47,7 +48,16 @@ def read(path: Path) -> nbformat.NotebookNode:
 
 
 def write(notebook: nbformat.NotebookNode, path: Path) -> None:
+    import nbformat
+
     nbformat.write(notebook, path)
+
+
+def as_text(notebook: nbformat.NotebookNode) -> str:
+    """The notebook exactly as `write` stores it."""
+    import nbformat
+
+    return nbformat.writes(notebook) + "\n"
 
 
 def grade_id(cell) -> str | None:
@@ -65,6 +75,13 @@ def _project(pyproject: Path = ROOT / "pyproject.toml") -> dict:
 def repository_url() -> str:
     """The course's repository, kept once in pyproject.toml's [project.urls]."""
     return _project()["urls"]["Repository"]
+
+
+def colab_url(learner_notebook: Path) -> str:
+    """The address that opens a learner notebook of the repository's main branch in Colab."""
+    repository = repository_url().removeprefix("https://github.com/").removesuffix(".git")
+    return (f"https://colab.research.google.com/github/{repository}/blob/main/"
+            f"{learner_notebook.relative_to(ROOT).as_posix()}")
 
 
 def project_version() -> str:

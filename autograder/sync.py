@@ -4,7 +4,8 @@
   of `solutions/chNN_*.py`, markers included;
 - its test cell (grade_id `chNN-name-test`) runs the exercise's check and carries the registry's
   points;
-- the Colab cell (tag `colab-setup`) installs the course from the repository URL in pyproject.toml.
+- the Colab cell (tag `colab-setup`) installs the course from the repository URL in pyproject.toml;
+- `learner/chNN/chNN_*.ipynb` is the notebook in learner form (`learner_copy.learner_form`).
 
 `sync(write=False)` only reports; `nncourse sync --check` exits non-zero on any difference.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import notebooks, registry
+from autograder.learner_copy import learner_form, learner_path
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 COLAB_TAG = "colab-setup"
@@ -27,7 +29,9 @@ class Difference:
     what: str
 
     def __str__(self):
-        return f"{self.notebook.relative_to(notebooks.ROOT)}: cell {self.cell}: {self.what}"
+        where = self.notebook.relative_to(notebooks.ROOT) if self.notebook.is_relative_to(notebooks.ROOT) \
+            else self.notebook
+        return f"{where}: cell {self.cell}: {self.what}"
 
 
 def solution_sources(module: Path) -> dict[str, str]:
@@ -57,16 +61,19 @@ def test_cell_source(exercise: registry.Exercise) -> str:
 
 
 def colab_cell_source(url: str) -> str:
-    return ("# On Colab, install the course package first (Colab's own CUDA build of torch is kept).\n"
+    return ("# On Colab, install the course package first. It needs nothing Colab lacks, so Colab's own torch\n"
+            "# (a CUDA build), numpy and Jupyter stay exactly as they are.\n"
             "import sys\n\n"
             'if "google.colab" in sys.modules:\n'
             "    import subprocess\n\n"
-            '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",\n'
+            '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
             f'                    "nncourse @ git+{url}"], check=True)')
 
 
-def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path = notebooks.SOLUTIONS) -> list[Difference]:
-    """Bring every chapter notebook in line with solutions/, the registry and pyproject.toml.
+def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path = notebooks.SOLUTIONS,
+         learner_dir: Path = notebooks.LEARNER) -> list[Difference]:
+    """Bring every chapter notebook in line with solutions/, the registry and pyproject.toml, and
+    its learner form in `learner_dir` in line with it.
 
     Returns what differed (and, with write=True, was fixed). Problems that sync cannot fix,
     such as a missing cell, are returned too and are never written over."""
@@ -79,7 +86,20 @@ def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path =
         differences += found
         if write and any(d.what.startswith("differs") for d in found):
             notebooks.write(notebook, path)
+        differences += _sync_learner_form(notebook, learner_path(path, course_dir, learner_dir), write)
     return differences
+
+
+def _sync_learner_form(notebook, learner: Path, write: bool) -> list[Difference]:
+    """The learner notebook must be exactly `learner_form` of the (synced) source notebook."""
+    wanted = notebooks.as_text(learner_form(notebook))
+    if learner.exists() and learner.read_text() == wanted:
+        return []
+    if write:
+        learner.parent.mkdir(parents=True, exist_ok=True)
+        learner.write_text(wanted)
+    return [Difference(learner, "(whole notebook)", "differs from the learner form of its course/ notebook "
+                                                    "(stale or missing); sync rewrites it")]
 
 
 def _sync_notebook(notebook, path, chapter, sources, colab) -> list[Difference]:

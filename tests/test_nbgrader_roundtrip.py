@@ -117,3 +117,10 @@ def test_feedback_is_generated_for_every_learner(graded_class):
     mutant_html = (course_dir / "feedback" / "mutant" / CHAPTER /
                    notebooks.chapter_notebook(CHAPTER).with_suffix(".html").name).read_text()
     assert "gradient sign flipped" in mutant_html
+
+
+def test_the_learner_form_in_the_repository_is_what_nbgrader_releases(graded_class):
+    _, release, _ = graded_class
+    learner = nbformat.read(notebooks.LEARNER / CHAPTER / notebooks.chapter_notebook(CHAPTER).name, as_version=4)
+    assert [(cell.cell_type, cell.source) for cell in learner.cells] == \
+        [(cell.cell_type, cell.source) for cell in release.cells]
