@@ -1,8 +1,8 @@
 """The learner's bundle for a graded class: the course package without references or hidden cases.
 
-It holds the learner-side autograder (`check()` working from stored visible cases), the shared
-helpers (`solutions/common.py`, `solutions/data.py`) and nothing else: no `solutions/chNN_*.py`,
-no `autograder/exercises/`, no hidden case. The grading sandbox runs learners' code against the
+It holds the learner-side autograder (`check()` working from stored visible cases), the concept
+questions (practice, not graded), the shared helpers (`solutions/common.py`, `solutions/data.py`)
+and nothing else: no `solutions/chNN_*.py`, no `autograder/exercises/`, no hidden case. The grading sandbox runs learners' code against the
 same bundle, so that their code cannot import a reference there either.
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ LEARNER_MODULES = {
     "autograder": ["__init__.py", "check.py", "compare.py", "display.py", "drivers.py", "registry.py",
                    "stored.py", "wire.py", "sandbox_runner.py"],
     "solutions": ["__init__.py", "common.py", "data.py"],
+    # concept questions are practice, not graded: their explanations may travel with the learner
+    "autograder/questions": sorted(path.name for path in (notebooks.ROOT / "autograder" / "questions").glob("*.py")),
 }
 README = """# The neural-network course: your copy for a graded class
 

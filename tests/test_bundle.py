@@ -18,6 +18,8 @@ print("references importable:", any(__import__("importlib").util.find_spec(name)
 print("right:", check("ch02.mse_loss", lambda X, y, w, b: float(np.mean((X @ w + b - y) ** 2)), verbose=False))
 print("hidden cases:", sum(case.hidden for e in registry.all_exercises() for case in e.cases))
 check("ch02.mse_gradient", lambda X, y, w, b: (-2 / len(y) * X.T @ (X @ w + b - y), -2 / len(y) * (X @ w + b - y).sum()))
+from autograder.questions import answer
+answer("ch02.bias_gradient", "a")
 '''
 
 
@@ -34,6 +36,7 @@ def test_check_from_stored_cases_names_mistakes_without_references(learner_bundl
     assert "right: True" in result.stdout
     assert "hidden cases: 0" in result.stdout
     assert "known mistake: gradient sign flipped." in result.stdout
+    assert "✓ right, a:" in result.stdout  # concept questions work in a graded class's copy too
 
 
 def test_bundle_is_an_installable_package(learner_bundle, tmp_path):
