@@ -28,6 +28,7 @@ from autograder.learner_copy import update_workspace
 WORK = notebooks.ROOT / "work"
 SELF_STUDY_CONFIG = Path(sysconfig.get_path("data")) / "etc" / "nncourse-self-study"  # inside the environment
 NBGRADER_LAB_EXTENSION = "@jupyter/nbgrader"
+NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"  # asks to fetch Jupyter's news from the network
 NBGRADER_SERVER_EXTENSIONS = ("formgrader", "validate_assignment", "assignment_list", "course_list")
 
 
@@ -36,13 +37,14 @@ class LabError(Exception):
 
 
 def self_study_config(config_dir: Path) -> Path:
-    """Write a Jupyter configuration folder that switches nbgrader's panels and server routes off.
+    """Write a Jupyter configuration folder that switches nbgrader's panels and server routes off
+    (and JupyterLab's offer to fetch news, which a learner need not be asked on first start).
 
     It goes first on JUPYTER_CONFIG_PATH, the highest priority, and so leaves the learner's own
     ~/.jupyter settings (themes, shortcuts) in force."""
     (config_dir / "labconfig").mkdir(parents=True, exist_ok=True)
     (config_dir / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {NBGRADER_LAB_EXTENSION: True}}, indent=1))
+        json.dumps({"disabledExtensions": {NBGRADER_LAB_EXTENSION: True, NEWS_PLUGIN: True}}, indent=1))
     server = {f"nbgrader.server_extensions.{name}": False for name in NBGRADER_SERVER_EXTENSIONS}
     (config_dir / "jupyter_server_config.json").write_text(
         json.dumps({"ServerApp": {"jpserver_extensions": server}}, indent=1))
