@@ -1,7 +1,7 @@
 """A safe, plain-JSON encoding of exercise inputs and outputs.
 
-It carries what exercises take and return (numpy arrays of numbers or booleans, Python and numpy
-scalars, strings, None, tuples, lists, dicts with string keys, seeded numpy Generators, torch
+It carries what exercises take and return (numpy arrays of numbers, booleans or strings, object
+arrays of strings, Python and numpy scalars, strings, None, tuples, lists, dicts with string keys, seeded numpy Generators, torch
 tensors, and learning-rate `Table`s) between the grader and the sandbox that runs a learner's
 code, and into the learner bundle's stored cases. Decoding never runs code and never unpickles:
 a learner's object that only pretends to be an array is refused when it is encoded, and whatever
@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float
+STRING_KINDS = "UO"  # unicode, and object arrays whose every item is a str
 MAX_ARRAY_BYTES = 64 * 2**20
 
 
@@ -53,10 +54,21 @@ def _array(value: np.ndarray) -> dict:
     return {"dtype": plain.dtype.str, "shape": list(plain.shape), "data": base64.b64encode(plain.tobytes()).decode()}
 
 
+def _strings(value: np.ndarray) -> dict:
+    items = value.ravel().tolist()
+    if not all(type(item) is str for item in items):
+        raise EncodeError(f"an array of dtype {value.dtype} holding something other than strings")
+    if sum(len(item) for item in items) * 4 > MAX_ARRAY_BYTES:
+        raise EncodeError(f"an array of strings over {MAX_ARRAY_BYTES // 2**20} MiB")
+    return {"dtype": value.dtype.str, "shape": list(value.shape), "items": items}
+
+
 def encode(value):
     """A JSON-ready structure for `value`; raises EncodeError for anything else."""
     if value is None or type(value) in (bool, str):
         return value
+    if type(value) is np.str_:
+        return str(value)
     if type(value) is int:
         return {"__int__": str(value)}
     if type(value) is float:
@@ -64,7 +76,7 @@ def encode(value):
     if isinstance(value, (np.generic,)) and value.dtype.kind in NUMERIC_KINDS:
         return {"__scalar__": _array(np.asarray(value))}
     if isinstance(value, np.ndarray):
-        return {"__ndarray__": _array(value)}
+        return {"__strings__": _strings(value)} if value.dtype.kind in STRING_KINDS else {"__ndarray__": _array(value)}
     if type(value) in (tuple, list):
         return {"__tuple__" if type(value) is tuple else "__list__": [encode(item) for item in value]}
     if type(value) is dict:
@@ -94,6 +106,16 @@ def _decode_array(spec) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(spec["shape"]).copy()
 
 
+def _decode_strings(spec) -> np.ndarray:
+    dtype = np.dtype(spec["dtype"])
+    items = spec["items"]
+    if dtype.kind not in STRING_KINDS or type(items) is not list or not all(type(item) is str for item in items):
+        raise ValueError(f"refusing an array of strings of dtype {dtype}")
+    array = np.empty(len(items), dtype=dtype)
+    array[:] = items
+    return array.reshape(spec["shape"])
+
+
 def decode(value):
     """The value that `encode` described, rebuilt from plain data."""
     if value is None or type(value) in (bool, str):
@@ -110,6 +132,8 @@ def decode(value):
         return _decode_array(body)[()]
     if kind == "__ndarray__":
         return _decode_array(body)
+    if kind == "__strings__":
+        return _decode_strings(body)
     if kind == "__tuple__":
         return tuple(decode(item) for item in body)
     if kind == "__list__":

@@ -11,6 +11,8 @@ from autograder import wire
     np.arange(6.0).reshape(2, 3), np.array([True, False]), np.zeros((0, 3)), np.float32([1, 2]),
     np.array(2.5), np.arange(12.0).reshape(3, 4).T, np.float64(-0.25),
     (1.0, np.ones(2)), [1, [2, 3]], {"a": np.ones(1), "b": (1,)}, wire.Table([0.1, 0.05, 0.0]),
+    np.array(["Mitte", "Neukölln", ""]), np.array([["a", "bb"], ["ccc", "é"]]), np.array(["x", "yz"], dtype=object),
+    np.array([], dtype="<U1"), np.array([["a"]], dtype=object).reshape(1, 1),
 ])
 def test_round_trip(value):
     back = wire.loads(wire.dumps(value))
@@ -36,7 +38,8 @@ def test_tensors_keep_dtype_and_requires_grad():
     assert back.dtype == torch.float32 and back.requires_grad and torch.equal(back.detach(), value.detach())
 
 
-@pytest.mark.parametrize("value", [object(), np.array(["a"]), np.array([object()]), {1: 2}, lambda: 0])
+@pytest.mark.parametrize("value", [object(), np.array([b"a"]), np.array([object()]), np.array(["a", 1], dtype=object),
+                                   {1: 2}, lambda: 0])
 def test_refuses_what_it_does_not_carry(value):
     with pytest.raises(wire.EncodeError):
         wire.encode(value)
@@ -60,3 +63,15 @@ def test_decoding_never_builds_objects():
         wire.decode({"__ndarray__": {"dtype": "|O", "shape": [1], "data": ""}})
     with pytest.raises(ValueError):
         wire.decode({"__pickle__": "gASVAAAAAAAAAAB9lC4="})
+
+
+def test_a_numpy_string_scalar_arrives_as_a_string():
+    assert wire.loads(wire.dumps(np.str_("Neukölln"))) == "Neukölln"
+
+
+def test_a_forged_string_array_is_refused():
+    for forged in ({"__strings__": {"dtype": "<f8", "shape": [1], "items": ["a"]}},
+                   {"__strings__": {"dtype": "<U1", "shape": [1], "items": [1]}},
+                   {"__strings__": {"dtype": "|O", "shape": [1], "items": [["nested"]]}}):
+        with pytest.raises(ValueError):
+            wire.decode(forged)
