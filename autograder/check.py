@@ -9,31 +9,42 @@
 
 It returns True only when every case passes and never raises because an answer is wrong: a
 missing implementation, an exception in the learner's code, `None`, a wrong shape or dtype, NaN,
-or an input changed in place each get a message of their own. When the output matches a known
-mistake, the message names it and gives its hint.
+or an input changed in place each get a message of their own. When a known mistake explains every
+failing case, the report names it and gives its hint.
+
+A graded test cell calls `check(id, fn, graded=True)`: the same report, then, when a case fails,
+an `ExerciseFailed` whose one line says which exercise and how many cases failed, so that
+nbgrader, which scores a cell by whether it raises, gives the cell 0.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import re
-import sys
 import sysconfig
 import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from autograder import registry
-from autograder.compare import Problem, Tolerance, differences
-from autograder.display import show
+from autograder.compare import Problem, Tolerance, changed_inputs, differences, differing_entries, parts
+from autograder.display import show, show_pair, show_table
 
 _AUTOGRADER_DIR = str(Path(__file__).resolve().parent)
 _HIDDEN_PREFIXES = tuple({_AUTOGRADER_DIR, *(sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib"))})
 _IPYTHON_CELL = re.compile(r"ipykernel_\d+[/\\]\d+\.py$|^<ipython-input-")
 INDENT = "      "
+MAX_PARTS_SHOWN = 4  # differing parts of an output shown with their values; the rest are named
+
+
+class ExerciseFailed(AssertionError):
+    """A graded check failed: `check(..., graded=True)` raises it after its report, so that nbgrader
+    scores the cell 0. Its message alone says which exercise and how many cases failed."""
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows these lines in place of a traceback: the report above already explains."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 @dataclass
@@ -41,19 +52,27 @@ class CaseResult:
     case: registry.Case
     passed: bool
     lines: list[str] = field(default_factory=list)  # explanation, shown under the case's line
-    mistake: registry.Mistake | None = None
+    mistake: registry.Mistake | None = None  # the known mistake that explains every failing case, if any
     not_written: bool = False
     raised: str = ""  # the exception's last line, when the learner's code raised
+    outcome: Outcome | None = None  # what the learner's code did on this case, when it ran
+    expected: object = None  # the reference's output, when it was compared with the learner's
 
 
-def check(exercise_id: str, fn, *, hidden: bool = False, verbose: bool = True) -> bool:
+def check(exercise_id: str, fn, *, hidden: bool = False, verbose: bool = True, graded: bool = False) -> bool:
     """Compare `fn` with the reference of `exercise_id` on its visible cases (and hidden ones
-    when `hidden=True`, as grading does). Prints one line per case; returns True iff all pass."""
+    when `hidden=True`, as grading does). Prints one line per case; returns True iff all pass.
+
+    With `graded=True` (the form of a graded test cell) a failure raises `ExerciseFailed` instead of
+    returning False."""
     exercise = registry.get(exercise_id)
     results = run_cases(exercise, fn, hidden=hidden)
     if verbose:
         print(report(exercise, results))
-    return all(result.passed for result in results)
+    passed = all(result.passed for result in results)
+    if graded and not passed:
+        raise ExerciseFailed(failure_summary(exercise, results) + (" (details above)" if verbose else ""))
+    return passed
 
 
 def run_cases(exercise: registry.Exercise, fn, *, hidden: bool = False) -> list[CaseResult]:
@@ -66,7 +85,7 @@ def run_cases(exercise: registry.Exercise, fn, *, hidden: bool = False) -> list[
         results.append(fold_repeated_exception(results, run_case(exercise, fn, case)))
         if results[-1].not_written:
             break
-    return results
+    return name_the_mistake(exercise, results)
 
 
 def fold_repeated_exception(earlier: list[CaseResult], result: CaseResult) -> CaseResult:
@@ -126,27 +145,56 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
         return CaseResult(case, False, [outcome.stopped] + shown_inputs(), raised=outcome.stopped)
     if outcome.trace is not None:
         return CaseResult(case, False, ["your code raised an exception:", *outcome.trace] + shown_inputs(),
-                          raised=outcome.trace[-1])
+                          raised=outcome.trace[-1], outcome=outcome)
     got, notes = outcome.got, outcome.notes
     if outcome.changed:
-        mistake = _known_mistake(exercise, case, got)
         lines = [f"your function changed its input {', '.join(outcome.changed)} in place; leave inputs untouched "
                  "(work on a copy or build new arrays)"] + shown_inputs()
-        return CaseResult(case, False, lines + _name(mistake) + notes, mistake=mistake)
+        return CaseResult(case, False, lines + notes, outcome=outcome)
     expected = exercise.expected_output(case)
     problems = _compare(exercise, got, expected)
     if not problems:
         return CaseResult(case, True, notes)
-    mistake = _known_mistake(exercise, case, got)
     if case.hidden:
         lines = [problem.without_values() for problem in problems[:3]]
     else:
-        lines = shown_inputs() + _show_expected_and_got(expected, got, exercise.outputs) + [str(p) for p in problems[:3]]
-    return CaseResult(case, False, lines + _name(mistake) + notes, mistake=mistake)
+        lines = shown_inputs() + _show_expected_and_got(exercise, expected, got, problems) + \
+            [str(p) for p in problems[:3]]
+    return CaseResult(case, False, lines + notes, outcome=outcome, expected=expected)
 
 
-def _name(mistake) -> list[str]:
-    return [f"this looks like a known mistake: {mistake.name}. {mistake.hint}"] if mistake else []
+def name_the_mistake(exercise: registry.Exercise, results: list[CaseResult]) -> list[CaseResult]:
+    """Mark every failing case with the known mistake that explains them all, if one does: the first
+    registered mistake that fails each of them just as the learner's code did (`_explains`). A
+    mistake that explains only some of them is not named: its name would mislead on the others."""
+    failing = [result for result in results if not result.passed]
+    candidates = list(exercise.mistakes) if failing else []
+    for result in failing:
+        candidates = [mistake for mistake in candidates if _explains(exercise, mistake, result)]
+    for result in failing:
+        result.mistake = candidates[0] if candidates else None
+    return results
+
+
+def _explains(exercise: registry.Exercise, mistake: registry.Mistake, result: CaseResult) -> bool:
+    """Whether `mistake`, run on `result`'s case, does what the learner's code did there: raises the same
+    kind of exception, or returns the same output (within the tolerance) and changes the same inputs in
+    place, and so fails the case too. A mistake that passes the case (its output there is the
+    reference's) does not explain it."""
+    outcome = result.outcome
+    if outcome is None or outcome.not_written or outcome.stopped:
+        return False
+    run = exercise.mistake_output(mistake, result.case)
+    if run.raised or outcome.trace is not None:
+        return _exception_kind(run.raised) == _exception_kind(result.raised) != ""
+    if list(run.changed) != outcome.changed or _compare(exercise, outcome.got, run.output):
+        return False
+    return bool(run.changed) or bool(_compare(exercise, run.output, result.expected))
+
+
+def _exception_kind(last_line: str) -> str:
+    """"IndexError" of a traceback's last line "IndexError: index 5 is out of bounds ..."."""
+    return last_line.split(":", 1)[0].strip()
 
 
 @contextlib.contextmanager
@@ -165,8 +213,9 @@ def _references_for(exercise: registry.Exercise, fn):
 
 
 def report(exercise: registry.Exercise, results: list[CaseResult]) -> str:
-    passed = sum(result.passed for result in results)
-    total = len(exercise.cases) if any(r.case.hidden for r in results) else len(exercise.visible_cases())
+    """One line per case (✓ or ✗), each failure's explanation under it, a count, and the known
+    mistake that explains the failures, when one does."""
+    passed, total = sum(result.passed for result in results), _total(exercise, results)
     lines = [f"{exercise.id}: {total} case{'s' if total != 1 else ''}"]
     for result in results:
         label = f"{result.case.name}{' (hidden)' if result.case.hidden else ''}"
@@ -178,7 +227,23 @@ def report(exercise: registry.Exercise, results: list[CaseResult]) -> str:
         lines.append(f"  all {total} passed.")
     else:
         lines.append(f"  {passed} of {total} passed.")
+    mistake = next((result.mistake for result in results if result.mistake), None)
+    if mistake:
+        lines.append(f"  This looks like a known mistake: {mistake.name}. {mistake.hint}")
     return "\n".join(lines)
+
+
+def failure_summary(exercise: registry.Exercise, results: list[CaseResult]) -> str:
+    """One line: which exercise failed, and how many of its cases."""
+    if results and results[-1].not_written:
+        return f"{exercise.id} is not written yet"
+    total = _total(exercise, results)
+    return f"{exercise.id}: {total - sum(result.passed for result in results)} of {total} cases failed"
+
+
+def _total(exercise: registry.Exercise, results: list[CaseResult]) -> int:
+    """How many cases the results stand for: all of them when hidden ones were run, else the visible ones."""
+    return len(exercise.cases) if any(r.case.hidden for r in results) else len(exercise.visible_cases())
 
 
 def _compare(exercise: registry.Exercise, got, expected) -> list[Problem]:
@@ -190,34 +255,56 @@ def _compare(exercise: registry.Exercise, got, expected) -> list[Problem]:
                             f"({type(error).__name__}: {error}); return plain numbers, arrays or tuples")]
 
 
+def _parts(exercise: registry.Exercise, got, expected) -> list[tuple[str, object, object]]:
+    """`parts`, made safe in the same way: an output that breaks when taken apart stays whole."""
+    try:
+        return parts(got, expected, exercise.outputs)
+    except Exception:
+        return [("", got, expected)]
+
+
 def _tolerance(exercise: registry.Exercise) -> Tolerance:
     return Tolerance(exercise.rtol, exercise.atol, exercise.strict_dtype)
 
 
-def _known_mistake(exercise, case, got) -> registry.Mistake | None:
-    for mistake in exercise.mistakes:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                wrong = exercise.mistake_output(mistake, case)
-        except Exception:
-            continue
-        if not _compare(exercise, got, wrong):
-            return mistake
-    return None
-
-
 def _show_inputs(args) -> list[str]:
-    return ["input    " + ", ".join(args) + ":"] + [f"  {name} = {show(value)}" for name, value in args.items()]
+    return ["input    " + ", ".join(args) + ":"] + \
+        [line for name, value in args.items() for line in _hang(f"  {name} = ", show(value))]
 
 
-def _show_expected_and_got(expected, got, names) -> list[str]:
-    if names and isinstance(expected, tuple) and type(got) in (tuple, list) and len(got) == len(expected):
-        lines = []
-        for name, want, have in zip(names, expected, got):
-            lines += [f"expected {name} = {show(want)}", f"got      {name} = {show(have)}"]
-        return lines
-    return [f"expected {show(expected)}", f"got      {show(got)}"]
+def _show_expected_and_got(exercise: registry.Exercise, expected, got, problems: list[Problem]) -> list[str]:
+    """Expected and got, in one number format and lined up: an output of several parts (a tuple's named
+    outputs, a dict's keys) part by part, the differing parts first, and a part that agrees in one line."""
+    pieces = _parts(exercise, got, expected)
+    if len(pieces) == 1 and pieces[0][0] == "":
+        return _show_whole(exercise, expected, got)
+    differing = {problem.where for problem in problems}
+    width = max(len(label) for label, _, _ in pieces)
+    shown = [piece for piece in pieces if piece[0] in differing][:MAX_PARTS_SHOWN]
+    unshown = [label for label, _, _ in pieces if label in differing][MAX_PARTS_SHOWN:]
+    lines = []
+    for label, got_part, expected_part in shown:
+        expected_text, got_text = show_pair(expected_part, got_part)
+        lines += _hang(f"{label.ljust(width)}  expected ", expected_text) + _hang(f"{'':{width}}  got      ", got_text)
+    lines += [f"{len(unshown)} more parts differ: {', '.join(unshown)}"] if unshown else []
+    return lines + [f"{label.ljust(width)}  as expected" for label, _, _ in pieces if label not in differing]
+
+
+def _show_whole(exercise: registry.Exercise, expected, got) -> list[str]:
+    """Expected and got as two aligned values, or, for an output whose entries the exercise's driver
+    labels (a schedule's steps), as a table with one row per entry."""
+    label = getattr(exercise.call, "entry_label", None)
+    differs = differing_entries(got, expected, _tolerance(exercise)) if label else None
+    if differs is not None and differs.ndim == 1:
+        return show_table(label, expected, got, differs)
+    expected_text, got_text = show_pair(expected, got)
+    return _hang("expected ", expected_text) + _hang("got      ", got_text)
+
+
+def _hang(prefix: str, text: str) -> list[str]:
+    """`text` after `prefix`, its further lines indented to start under its first."""
+    first, *rest = text.splitlines() or [""]
+    return [prefix + first] + [" " * len(prefix) + line for line in rest]
 
 
 def learner_traceback(error: BaseException) -> list[str]:
@@ -232,23 +319,3 @@ def learner_traceback(error: BaseException) -> list[str]:
         if frame.line:
             lines.append(f"    {frame.line.strip()}")
     return lines + [line.rstrip() for line in traceback.format_exception_only(type(error), error)]
-
-
-def changed_inputs(before: dict, after: dict) -> list[str]:
-    return [name for name in before if not _same(before[name], after[name])]
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, np.random.Generator):
-        return True  # drawing from a generator is what it is for
-    if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype and \
-            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and _same(a.detach().cpu().numpy(), b.detach().cpu().numpy())
-    return True

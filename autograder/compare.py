@@ -3,7 +3,9 @@
 `differences(got, expected, ...)` walks tuples, lists and dicts and returns a list of readable
 problems (empty when the two agree). It never trusts the learner's object: arrays are copied into
 plain `numpy.ndarray`s before any comparison, so an `__eq__` that always answers True or an
-ndarray subclass that lies about its values cannot pass.
+ndarray subclass that lies about its values cannot pass. `parts` pairs up the parts of the two
+(a tuple's named outputs, a dict's keys) under the labels that problems carry, and
+`changed_inputs` says which of a call's arguments it changed in place.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.display import show, show_index
+from autograder.display import show_index, show_inline, show_pair
 
 
 @dataclass(frozen=True)
@@ -61,21 +63,41 @@ def differences(got, expected, tol: Tolerance = Tolerance(), names=None, where="
     if isinstance(expected, np.ndarray) or _is_number(expected):
         return _array(got, expected, tol, where)
     if expected is None:
-        return [] if got is None else [Problem(where, f"expected None, got {show(got)}", "expected None")]
+        return [] if got is None else [Problem(where, f"expected None, got {show_inline(got)}", "expected None")]
     if type(got) is not type(expected) or got != expected:
-        return [Problem(where, f"expected {show(expected)}, got {show(got)}", "not the expected value")]
+        return [Problem(where, f"expected {show_inline(expected)}, got {show_inline(got)}", "not the expected value")]
     return []
+
+
+def parts(got, expected, names=None, where="") -> list[tuple[str, object, object]]:
+    """(label, got part, expected part) for each part of two outputs of the same structure, labelled as
+    `differences` labels its problems; a part whose structure differs (a missing key, a wrong length)
+    stays whole. Two plain values give one part, labelled ""."""
+    if isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) and len(got) == len(expected):
+        return [part for label, got_item, expected_item in zip(_labels(expected, names, where), got, expected)
+                for part in parts(got_item, expected_item, None, label)]
+    if isinstance(expected, dict) and isinstance(got, dict) and got.keys() == expected.keys():
+        return [part for key in expected for part in parts(got[key], expected[key], None, _key_label(where, key))]
+    return [(where, got, expected)]
+
+
+def _labels(expected, names, where) -> list[str]:
+    """The labels of a sequence's items: the exercise's names for its outputs, else [0], [1], ..."""
+    return list(names) if names and len(names) == len(expected) else [f"{where}[{i}]" for i in range(len(expected))]
+
+
+def _key_label(where, key) -> str:
+    return f"{where}[{key!r}]" if where else repr(key)
 
 
 def _sequence(got, expected, tol, names, where):
     kind = "tuple" if isinstance(expected, tuple) else "list"
-    labels = list(names) if names and len(names) == len(expected) else \
-        [f"{where}[{i}]" for i in range(len(expected))]
+    labels = _labels(expected, names, where)
     described = f"{len(expected)} values ({', '.join(labels)})" if names else f"{len(expected)} values"
     if got is None:
         return [Problem(where, f"returned None; expected a {kind} of {described}. Did you forget `return`?")]
     if not isinstance(got, (tuple, list)):
-        return [Problem(where, f"expected a {kind} of {described}, got {show(got)}")]
+        return [Problem(where, f"expected a {kind} of {described}, got {show_inline(got)}")]
     if len(got) != len(expected):
         return [Problem(where, f"expected a {kind} of {described}, got {len(got)} values")]
     problems = []
@@ -86,14 +108,14 @@ def _sequence(got, expected, tol, names, where):
 
 def _mapping(got, expected, tol, where):
     if not isinstance(got, dict):
-        return [Problem(where, f"expected a dict with keys {sorted(expected)}, got {show(got)}")]
+        return [Problem(where, f"expected a dict with keys {sorted(expected)}, got {show_inline(got)}")]
     missing, extra = set(expected) - set(got), set(got) - set(expected)
     if missing or extra:
         parts = ([f"missing {sorted(missing)}"] if missing else []) + ([f"unexpected {sorted(extra)}"] if extra else [])
         return [Problem(where, f"keys differ: {', '.join(parts)}")]
     problems = []
     for key in expected:
-        problems += differences(got[key], expected[key], tol, None, f"{where}[{key!r}]" if where else repr(key))
+        problems += differences(got[key], expected[key], tol, None, _key_label(where, key))
     return problems
 
 
@@ -156,16 +178,47 @@ def _array(got, expected, tol, where):
 
 def _shape_message(got_shape, expected_shape) -> str:
     text = f"wrong shape: expected {expected_shape or 'a scalar, shape ()'}, got {got_shape}"
-    if expected_shape == () and np.prod(got_shape) == 1:
-        return text + ". Return a single number: reduce with np.mean/np.sum or use .item()"
-    squeezed = tuple(n for n in got_shape if n != 1)
-    if squeezed == tuple(n for n in expected_shape if n != 1) and len(got_shape) != len(expected_shape):
-        return text + ". An axis of length 1 is extra or missing: mind (n,) versus (n, 1) (ravel, reshape or keepdims)"
-    if tuple(reversed(got_shape)) == tuple(expected_shape) and len(got_shape) > 1:
-        return text + ". That is the transposed shape"
-    if got_shape and expected_shape and np.prod(got_shape) != np.prod(expected_shape):
-        return text + ". Check which axis you reduce over (axis=0 runs down the rows, over samples)"
-    return text
+    hint = _shape_hint(tuple(got_shape), tuple(expected_shape))
+    return f"{text}. {hint}" if hint else text
+
+
+def _shape_hint(got: tuple, expected: tuple) -> str:
+    """What a wrong shape most likely comes from, where the two shapes tell; "" where they do not."""
+    if expected == () and np.prod(got) == 1:
+        return "Return a single number: reduce with np.mean/np.sum or use .item()"
+    if _is_broadcast_square(got, expected):
+        n = got[0]
+        return (f"A ({n}, {n}) array where {'a number' if expected == () else expected} was expected is the mark of a "
+                "broadcast: an (n, 1) array and an (n,) one were mixed (e.g. y[:, None] or y.reshape(-1, 1) against "
+                "X @ w + b, of shape (n,)), and subtracting them broadcasts to (n, n). Keep every vector of shape (n,)")
+    if _without_ones(got) == _without_ones(expected) and len(got) != len(expected):
+        return "An axis of length 1 is extra or missing: mind (n,) versus (n, 1) (ravel, reshape or keepdims)"
+    if got[::-1] == expected and len(got) > 1:
+        return "That is the transposed shape"
+    extra, missing = _dropped_axis(got, expected), _dropped_axis(expected, got)
+    if extra is not None:
+        return (f"It has an extra axis {extra}, of length {got[extra]}: reduce over it, and check which axis you "
+                "reduce over (axis=0 runs down the rows, over samples)")
+    if missing is not None:
+        return (f"Axis {missing}, of length {expected[missing]}, is missing: check which axis you reduce over "
+                "(axis=0 runs down the rows, over samples)")
+    return ""
+
+
+def _is_broadcast_square(got: tuple, expected: tuple) -> bool:
+    """(n, n) where an (n,) vector, an (n, 1) column or a number was expected: the mark of (n,) - (n, 1)."""
+    return len(got) == 2 and got[0] == got[1] > 1 and expected in ((), (got[0],), (got[0], 1))
+
+
+def _without_ones(shape: tuple) -> tuple:
+    return tuple(n for n in shape if n != 1)
+
+
+def _dropped_axis(longer: tuple, shorter: tuple) -> int | None:
+    """The axis of `longer` without which it is `shorter`, if there is one."""
+    if len(longer) != len(shorter) + 1:
+        return None
+    return next((axis for axis in range(len(longer)) if longer[:axis] + longer[axis + 1:] == shorter), None)
 
 
 def _dtype_message(got_dtype, expected_dtype) -> str:
@@ -177,24 +230,48 @@ def _dtype_message(got_dtype, expected_dtype) -> str:
     return text
 
 
+def differing_entries(got, expected, tol: Tolerance = Tolerance()) -> np.ndarray | None:
+    """Where two arrays of one shape and kind differ, entry by entry, by the rules of `differences`;
+    None where they cannot be compared entry by entry."""
+    expected = np.asarray(expected)
+    got_array, why = _plain_array(got, expected.ndim == 0)
+    if why or got_array.shape != expected.shape or got_array.dtype == object or \
+            _kind(got_array.dtype) != _kind(expected.dtype):
+        return None
+    if _kind(expected.dtype) != "float":
+        return got_array != expected
+    return ~_close_entries(got_array, expected, tol)
+
+
 def _exact(got, expected, where):
     wrong = got != expected
     if not wrong.any():
         return []
     if expected.ndim == 0:
-        return [Problem(where, f"expected {show(expected[()])}, got {show(got[()])}", "not the expected value")]
+        return [Problem(where, _expected_got(expected[()], got[()]), "not the expected value")]
     first = tuple(np.argwhere(wrong)[0])
     return [Problem(where, f"differs at {int(wrong.sum())} of {wrong.size} entries; first at index "
-                           f"{show_index(first)}: expected {show(expected[first])}, got {show(got[first])}",
+                           f"{show_index(first)}: {_expected_got(expected[first], got[first])}",
                     f"differs from the expected values at {int(wrong.sum())} of {wrong.size} entries")]
 
 
-def _close(got, expected, tol, where):
+def _expected_got(expected, got) -> str:
+    expected_text, got_text = show_pair(expected, got)
+    return f"expected {expected_text}, got {got_text}"
+
+
+def _close_entries(got, expected, tol) -> np.ndarray:
+    """Which entries of two float arrays of one shape agree within the tolerance (NaN agrees with NaN);
+    a less precise dtype than the expected one gets its own precision's tolerance, unless strict."""
     rtol, atol = tol.rtol, tol.atol
     if not tol.strict_dtype and np.finfo(got.dtype).eps > np.finfo(expected.dtype).eps:
         scale = float(np.nanmax(np.abs(expected[np.isfinite(expected)]), initial=1.0))
         rtol = max(rtol, 50 * float(np.finfo(got.dtype).eps))
         atol = max(atol, 10 * float(np.finfo(got.dtype).eps) * scale)
+    return np.isclose(got.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True)
+
+
+def _close(got, expected, tol, where):
     got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
     bad_nan = np.isnan(got64) & ~np.isnan(expected64)
     if bad_nan.any():
@@ -204,19 +281,17 @@ def _close(got, expected, tol, where):
     if bad_inf.any():
         return [Problem(where, _non_finite_message("inf", bad_inf, "overflow (exp of a large number) or a "
                                                    "division by zero", expected))]
-    close = np.isclose(got64, expected64, rtol=rtol, atol=atol, equal_nan=True)
+    close = _close_entries(got, expected, tol)
     if close.all():
         return []
     finite = np.isfinite(got64) & np.isfinite(expected64)
     error = np.abs(got64 - expected64)[finite & ~close]
-    max_error = f"; max abs error {show(error.max())}" if error.size else ""
+    max_error = f"; max abs error {show_inline(error.max())}" if error.size else ""
     if expected.ndim == 0:
-        return [Problem(where, f"expected {show(expected[()])}, got {show(got[()])}{max_error}",
-                        "not the expected value")]
+        return [Problem(where, f"{_expected_got(expected[()], got[()])}{max_error}", "not the expected value")]
     first = tuple(np.argwhere(~close)[0])
     return [Problem(where, f"differs at {int((~close).sum())} of {close.size} entries; first at index "
-                           f"{show_index(first)}: expected {show(expected[first])}, got {show(got[first])}"
-                           f"{max_error}",
+                           f"{show_index(first)}: {_expected_got(expected[first], got[first])}{max_error}",
                     f"differs from the expected values at {int((~close).sum())} of {close.size} entries")]
 
 
@@ -226,3 +301,26 @@ def _non_finite_message(what, mask, causes, expected) -> str:
     first = tuple(np.argwhere(mask)[0])
     return (f"got {what} at {int(mask.sum())} of {mask.size} entries (first at index {show_index(first)}) where "
             f"finite values were expected. Usual causes: {causes}")
+
+
+def changed_inputs(before: dict, after: dict) -> list[str]:
+    """The names of a call's arguments that it changed in place: `before` is a copy taken before the call,
+    `after` the arguments after it."""
+    return [name for name in before if not same_values(before[name], after[name])]
+
+
+def same_values(a, b) -> bool:
+    """Whether `b` holds the same values as `a` (arrays, tensors, and lists, tuples and dicts of them);
+    other objects count as unchanged, and so does a random generator, which is there to be drawn from."""
+    if isinstance(a, np.random.Generator):
+        return True
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype and \
+            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if _is_tensor(a):
+        return _is_tensor(b) and same_values(a.detach().cpu().numpy(), b.detach().cpu().numpy())
+    return True

@@ -20,6 +20,8 @@ def at_every_step(fn, args):
     return np.array([float(fn(step, args["total_steps"], **rest)) for step in range(args["total_steps"] + 3)])
 
 
+at_every_step.entry_label = "step"  # check messages label the output's entries by step: step 0, step 1, ...
+
 
 def fit_then_transform(cls, args):
     """A class in scikit-learn's style: cls(**args["params"]), fitted on args["train"], then transforming args["test"].

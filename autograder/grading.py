@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder import notebooks, registry, sandbox, wire
-from autograder.check import CaseResult, Outcome, changed_inputs, fold_repeated_exception, judge, report
+from autograder.check import CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake, report
+from autograder.compare import changed_inputs
 
 MAX_RESTARTS = 12
 
@@ -240,6 +241,7 @@ def _grade_exercise(exercise: registry.Exercise, records: dict, inputs: dict) ->
             continue
         results.append(fold_repeated_exception(
             results, judge(exercise, case, _outcome(record, inputs[case.name]), inputs[case.name])))
+    name_the_mistake(exercise, results)
     passed = sum(r.passed for r in results)
     score = exercise.points if passed == len(exercise.cases) else 0
     mistakes = sorted({r.mistake.name for r in results if r.mistake})

@@ -7,14 +7,18 @@ comparison rules.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib
 import pkgutil
 import re
+import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from autograder import drivers
+from autograder.compare import changed_inputs
 
 ID_PATTERN = re.compile(r"^ch(\d\d)\.([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -39,6 +43,16 @@ class Mistake:
     name: str
     hint: str
     fn: Callable
+
+
+@dataclass(frozen=True)
+class MistakeRun:
+    """What a known mistake did on one case: what it returned and the names of the inputs it changed in
+    place, or, when it raised, the exception's last line ("IndexError: index 5 is out of bounds ...")."""
+
+    output: Any = None
+    changed: tuple[str, ...] = ()
+    raised: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,9 +111,17 @@ class Exercise:
         """What the reference returns on `case`."""
         return self.call(self.reference, case.make_args())
 
-    def mistake_output(self, mistake: Mistake, case: Case):
-        """What a known mistake returns on `case` (it may raise)."""
-        return self.call(mistake.fn, case.make_args())
+    def mistake_output(self, mistake: Mistake, case: Case) -> MistakeRun:
+        """What a known mistake does on `case`: what a learner who makes this mistake sees there."""
+        args = case.make_args()
+        before = copy.deepcopy(args)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                output = self.call(mistake.fn, args)
+        except Exception as error:
+            return MistakeRun(raised=traceback.format_exception_only(type(error), error)[-1].strip())
+        return MistakeRun(output, tuple(changed_inputs(before, args)))
 
 
 def grade_id_of(exercise_id: str) -> str:

@@ -7,12 +7,11 @@ that `check()` says the same things as with the full package. `bundle.py` writes
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import drivers, wire
-from autograder.registry import Case, Exercise, Mistake
+from autograder.registry import Case, Exercise, Mistake, MistakeRun
 
 CASES_DIR = Path(__file__).resolve().parent / "stored_cases"
 
@@ -20,16 +19,18 @@ CASES_DIR = Path(__file__).resolve().parent / "stored_cases"
 @dataclass(frozen=True)
 class StoredExercise(Exercise):
     expected: dict = field(default_factory=dict)  # case name -> encoded reference output
-    mistaken: dict = field(default_factory=dict)  # (mistake name, case name) -> encoded output
+    mistaken: dict = field(default_factory=dict)  # (mistake name, case name) -> a MistakeRun, its output encoded
 
     def expected_output(self, case: Case):
         return wire.decode(self.expected[case.name])
 
-    def mistake_output(self, mistake: Mistake, case: Case):
-        encoded = self.mistaken.get((mistake.name, case.name))
-        if encoded is None:
+    def mistake_output(self, mistake: Mistake, case: Case) -> MistakeRun:
+        stored = self.mistaken.get((mistake.name, case.name))
+        if stored is None:
             raise LookupError(f"no stored output of {mistake.name!r} on {case.name!r}")
-        return wire.decode(encoded)
+        if stored.get("raised"):
+            return MistakeRun(raised=stored["raised"])
+        return MistakeRun(wire.decode(stored["output"]), tuple(stored["changed"]))
 
 
 def to_json(exercise: Exercise) -> dict:
@@ -38,12 +39,9 @@ def to_json(exercise: Exercise) -> dict:
     for case in exercise.visible_cases():
         mistakes = {}
         for mistake in exercise.mistakes:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    mistakes[mistake.name] = wire.encode(exercise.mistake_output(mistake, case))
-            except Exception:  # a mistake that crashes on this case has no output to match
-                continue
+            run = exercise.mistake_output(mistake, case)
+            mistakes[mistake.name] = {"raised": run.raised} if run.raised else \
+                {"output": wire.encode(run.output), "changed": list(run.changed)}
         cases.append({"name": case.name, "args": wire.encode(case.make_args()),
                       "expected": wire.encode(exercise.expected_output(case)), "mistakes": mistakes})
     return {"id": exercise.id, "points": exercise.points, "driver": exercise.call.__name__,
@@ -63,7 +61,7 @@ def from_json(data: dict) -> StoredExercise:
         outputs=tuple(data["outputs"]) if data["outputs"] else None, rtol=data["rtol"], atol=data["atol"],
         strict_dtype=data["strict_dtype"], call=drivers.DRIVERS[data["driver"]],
         expected={c["name"]: c["expected"] for c in data["cases"]},
-        mistaken={(name, c["name"]): output for c in data["cases"] for name, output in c["mistakes"].items()})
+        mistaken={(name, c["name"]): stored for c in data["cases"] for name, stored in c["mistakes"].items()})
 
 
 def load(directory: Path = CASES_DIR) -> list[StoredExercise]:

@@ -54,10 +54,13 @@ def solution_sources(module: Path) -> dict[str, str]:
 
 
 def test_cell_source(exercise: registry.Exercise) -> str:
-    call = f'check("{exercise.id}", {exercise.name}'
+    """The graded test cell: `check(..., graded=True)` on the visible cases, then on all of them in a
+    hidden-tests block. A failing check prints its report and raises `ExerciseFailed`, whose one line
+    ends the cell's output, and nbgrader scores a cell that raises 0."""
+    call = f'check("{exercise.id}", {exercise.name}, graded=True'
     return (f"# Graded, {exercise.points} point{'s' if exercise.points != 1 else ''}: the visible cases here, "
             f"hidden ones when grading.\n"
-            f"assert {call})\n### BEGIN HIDDEN TESTS\nassert {call}, hidden=True)\n### END HIDDEN TESTS")
+            f"{call})\n### BEGIN HIDDEN TESTS\n{call}, hidden=True)\n### END HIDDEN TESTS")
 
 
 def colab_cell_source(url: str) -> str:

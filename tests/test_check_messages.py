@@ -1,11 +1,18 @@
 """What `check` says about each kind of bad learner output, and that it cannot be fooled."""
 import contextlib
 import io
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from autograder import check
+from autograder import check, registry, sync
+from autograder.check import ExerciseFailed
+from autograder.compare import differences
+from autograder.display import show, show_pair
 from solutions import ch02_gradient_descent as ref
 
 
@@ -167,3 +174,210 @@ def test_an_output_that_breaks_when_compared_is_a_message_not_a_crash():
 
     passed, output = run("ch02.mse_gradient", lambda X, y, w, b: Treacherous((w, b)))
     assert not passed and "could not be compared" in output
+
+
+# ---------------------------------------------------------------- the graded test cell
+
+def test_a_failing_graded_check_ends_in_one_line_naming_the_exercise_and_the_count():
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), pytest.raises(ExerciseFailed) as failure:
+        check("ch02.mse_loss", lambda X, y, w, b: float(np.sum((X @ w + b - y) ** 2)), graded=True)
+    assert str(failure.value) == "ch02.mse_loss: 2 of 3 cases failed (details above)"
+    assert isinstance(failure.value, AssertionError)  # still an assertion, as `assert check(...)` was
+    assert "known mistake: sum instead of mean." in output.getvalue()  # the details above
+
+
+def test_a_graded_check_of_a_stub_says_not_written_and_a_passing_one_returns_true():
+    def mse_loss(X, y, w, b):
+        raise NotImplementedError()
+
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(ExerciseFailed, match="is not written yet"):
+        check("ch02.mse_loss", mse_loss, graded=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert check("ch02.mse_loss", ref.mse_loss, graded=True, hidden=True) is True
+
+
+IPYTHON_CELLS = """
+from traitlets.config import Config
+from IPython.core.interactiveshell import InteractiveShell
+
+config = Config()
+config.HistoryManager.enabled = False
+shell = InteractiveShell(config=config)
+shell.run_cell("from autograder import check\\ndef mse_loss(X, y, w, b):\\n    return 0.0")
+shell.run_cell('check("ch02.mse_loss", mse_loss, graded=True)')
+"""
+
+
+def test_ipython_shows_exercise_failed_as_its_line_alone_without_a_traceback():
+    """The shell a Jupyter kernel runs (IPython's) prints the report, then that one line: no traceback."""
+    result = subprocess.run([sys.executable, "-c", IPYTHON_CELLS], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    shown = result.stdout.rstrip().splitlines()
+    assert shown[-1] == "ExerciseFailed: ch02.mse_loss: 3 of 3 cases failed (details above)", result.stdout
+    assert shown[-2] == "  0 of 3 passed."
+    assert "Traceback" not in result.stdout + result.stderr and "Cell In" not in result.stdout
+
+
+def test_the_graded_test_cell_fails_with_that_line_and_passes_silently():
+    source = sync.test_cell_source(registry.get("ch02.mse_loss"))
+    assert 'check("ch02.mse_loss", mse_loss, graded=True)\n' in source and "assert" not in source
+    assert 'check("ch02.mse_loss", mse_loss, graded=True, hidden=True)' in source.split("### BEGIN HIDDEN TESTS")[1]
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(source, {"check": check, "mse_loss": ref.mse_loss})
+        with pytest.raises(ExerciseFailed, match="^ch02.mse_loss: 3 of 3 cases failed"):
+            exec(source, {"check": check, "mse_loss": lambda X, y, w, b: 0.0})
+
+
+# ---------------------------------------------------------------- expected and got, lined up
+
+def test_expected_and_got_line_up_entry_by_entry_in_one_number_format():
+    passed, output = run("ch02.gradient_step", lambda w, b, grad_w, grad_b, lr: (w + lr * grad_w, b - lr * grad_b))
+    lines = output.splitlines()
+    expected = next(line for line in lines if "w  expected" in line)
+    got = lines[lines.index(expected) + 1]
+    assert expected.index("[") == got.index("[") and expected.index("]") == got.index("]")
+    assert [i for i, c in enumerate(expected) if c == ","] == [i for i, c in enumerate(got) if c == ","]
+    assert not re.search(r"\d\.[,\] ]", expected + got)  # numbers as messages write them (0, 1.5), not numpy's 0.
+
+
+def test_two_numbers_that_differ_never_read_the_same():
+    assert show_pair(1.234567, 1.234568) == ("1.234567", "1.234568")  # 6 digits would say 1.23457 twice
+    assert show_pair(np.array([1.234567, 2.0]), np.array([1.234568, 2.0])) == \
+        ("float64 array (2,) [1.234567, 2]", "float64 array (2,) [1.234568, 2]")
+    assert show_pair(0.5, 0.25) == ("0.5", "0.25")
+
+
+def test_a_long_array_is_cut_between_numbers_never_inside_one():
+    text = show(np.linspace(-1, 1, 40) * 1234.5678)
+    assert "\n" not in text and text.count("...") == 1
+    for token in text.split("[")[1].split("]")[0].split(", ")[:-1]:
+        float(token)  # every entry shown is a whole number
+
+
+def test_a_2d_input_is_shown_as_rows_with_its_shape():
+    passed, output = run("ch02.mse_loss", lambda X, y, w, b: 0.0)
+    lines = output.splitlines()
+    header = next(i for i, line in enumerate(lines) if "X = float64 array (40, 10)" in line)
+    rows = lines[header + 1:header + 6]
+    assert rows[0].strip().startswith("[[") and rows[1].strip().startswith("[") and rows[4].strip() == "...]"
+    assert all(row.index("[") == rows[0].index("[") + 1 for row in rows[1:4])
+
+
+def test_a_tuple_shows_one_line_per_named_part_the_differing_part_first():
+    def linear_backward(dout, x, W):
+        return dout @ W.T, x.T @ dout, dout.sum(axis=0) * 2
+
+    passed, output = run("ch03.linear_backward", linear_backward)
+    lines = [line.strip() for line in output.splitlines()]
+    first = lines.index(next(line for line in lines if line.startswith("db  expected")))
+    assert lines[first + 1].startswith("got") and lines[first + 2:first + 4] == ["dx  as expected", "dW  as expected"]
+
+
+def test_a_schedule_is_shown_step_by_step_and_the_wrong_steps_are_marked():
+    def cosine_schedule(step, total_steps, lr_max, lr_min=0.0):
+        return lr_min + 0.5 * (lr_max - lr_min) * (1 + np.cos(np.pi * step / total_steps))
+
+    passed, output = run("ch02.cosine_schedule", cosine_schedule)
+    lines = [line.strip() for line in output.splitlines()]
+    assert "step  expected  got" in lines
+    assert "4  0         0" in lines and "5  0         0.146447  ✗" in lines
+
+
+# ---------------------------------------------------------------- naming a known mistake
+
+def numerical_gradient_without_restoring(work_on_a_copy):
+    def numerical_gradient(f, x, h=1e-5):
+        point = np.array(x, dtype=np.float64) if work_on_a_copy else x
+        grad = np.zeros(point.shape)
+        for index in np.ndindex(point.shape):
+            point[index] += h
+            f_plus = f(point)
+            point[index] -= 2 * h
+            grad[index] = (f_plus - f(point)) / (2 * h)
+        return grad
+    return numerical_gradient
+
+
+def test_an_untouched_input_is_never_called_left_perturbed():
+    passed, output = run("ch03.numerical_gradient", numerical_gradient_without_restoring(work_on_a_copy=True))
+    assert not passed and "x left perturbed" not in output and "changed its input" not in output
+    assert "known mistake: perturbed entries not put back." in output
+    passed, output = run("ch03.numerical_gradient", numerical_gradient_without_restoring(work_on_a_copy=False))
+    assert "changed its input x in place" in output and "known mistake: x left perturbed." in output
+
+
+def test_a_chunked_kfold_is_not_called_folds_miss_samples():
+    def kfold_indices(y, n_splits, rng, stratify=False):
+        order = np.concatenate([rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]) if stratify \
+            else rng.permutation(len(y))
+        return [(np.setdiff1d(np.arange(len(y)), chunk), np.sort(chunk)) for chunk in np.array_split(order, n_splits)]
+
+    passed, output = run("ch01.kfold_indices", kfold_indices)
+    assert not passed and "folds miss samples" not in output
+    assert "known mistake: folds cut in contiguous blocks." in output
+
+
+def test_keepdims_is_not_called_a_bias_gradient_not_summed_over_the_batch():
+    passed, output = run("ch03.linear_backward", lambda dout, x, W: (dout @ W.T, x.T @ dout,
+                                                                    dout.sum(axis=0, keepdims=True)))
+    assert not passed and "not summed over the batch" not in output and "known mistake" not in output
+    assert "An axis of length 1 is extra or missing" in output
+
+
+def test_losses_recorded_before_each_step_are_not_called_a_missing_starting_loss():
+    def fit_linear_regression(X, y, lr, n_steps):
+        w, b, losses = np.zeros(X.shape[1]), 0.0, []
+        for _ in range(n_steps):
+            losses.append(ref.mse_loss(X, y, w, b))
+            grad_w, grad_b = ref.mse_gradient(X, y, w, b)
+            w, b = ref.gradient_step(w, b, grad_w, grad_b, lr)
+        return w, b, np.array(losses)
+
+    passed, output = run("ch02.fit_linear_regression", fit_linear_regression)
+    assert not passed and "starting loss not recorded" not in output
+    assert "known mistake: losses recorded before each step." in output
+
+
+def test_a_mistake_that_explains_only_some_failing_cases_is_not_named():
+    """sum instead of mean explains the first two cases; the third fails differently."""
+    def mse_loss(X, y, w, b):
+        return float(np.sum((X @ w + b - y) ** 2)) if len(y) > 1 else -1.0
+
+    passed, output = run("ch02.mse_loss", mse_loss)
+    assert not passed and "known mistake" not in output
+
+
+def test_the_learners_bundle_names_mistakes_by_the_same_rule(tmp_path):
+    """Stored cases keep which inputs a mistake changes in place and which exception it raises."""
+    import json
+
+    from autograder import stored
+    from autograder.check import report, run_cases
+
+    for exercise_id, fn, name in [
+            ("ch03.numerical_gradient", numerical_gradient_without_restoring(work_on_a_copy=True),
+             "perturbed entries not put back"),
+            ("ch03.numerical_gradient", numerical_gradient_without_restoring(work_on_a_copy=False),
+             "x left perturbed"),
+            ("ch01.OneHotEncoder", registry.get("ch01.OneHotEncoder").mistakes[0].fn, "one-hot off by one")]:
+        exercise = stored.from_json(json.loads(json.dumps(stored.to_json(registry.get(exercise_id)))))
+        assert f"known mistake: {name}." in report(exercise, run_cases(exercise, fn))
+
+
+# ---------------------------------------------------------------- shape hints
+
+def test_a_residual_broadcast_to_n_by_n_is_named_as_a_broadcast():
+    for expected in (np.zeros(5), 0.0):
+        message = str(differences(np.zeros((5, 5)), expected)[0])
+        assert "(5, 5) array where" in message and "broadcasts to (n, n)" in message and "y[:, None]" in message
+        assert "which axis you reduce over" not in message
+    passed, output = run("ch02.mse_loss", lambda X, y, w, b: float(np.mean((X @ w + b - y.reshape(-1, 1)) ** 2)))
+    assert "known mistake: residual broadcast to (n, n)." in output
+
+
+def test_the_reduce_over_an_axis_hint_only_where_an_axis_is_the_cause():
+    assert "which axis you reduce over" in str(differences(np.zeros((4, 3)), np.zeros(3))[0])  # an axis kept
+    assert "which axis you reduce over" in str(differences(np.zeros(3), np.zeros((4, 3)))[0])  # one too many reduced
+    assert "which axis you reduce over" not in str(differences(np.zeros(20), np.zeros(21))[0])
+    assert "which axis you reduce over" not in str(differences(np.zeros((2, 3)), np.zeros((3, 4)))[0])

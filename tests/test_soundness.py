@@ -59,12 +59,12 @@ def test_every_known_mistake_fails_and_is_named(exercise):
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_cases_are_fresh_and_deterministic(exercise):
     """make_args builds equal inputs every time, so the learner and the reference see the same."""
-    from autograder.check import _same
+    from autograder.compare import same_values
 
     for case in exercise.cases:
         first, second = case.make_args(), case.make_args()
         assert first.keys() == second.keys()
-        assert _same(first, second)
+        assert same_values(first, second)
         for name, value in first.items():
             if hasattr(value, "__array_interface__"):
                 assert value is not second[name], f"{exercise.id} / {case.name}: {name} is shared between calls"
@@ -106,20 +106,23 @@ def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_grading_judges_as_the_inline_check_after_the_sandbox_round_trip(exercise):
     """In grading, inputs go to the sandbox and outputs come back through autograder.wire; every
-    answer (reference, alternatives, known mistakes) must get the same verdict and the same named
+    answer (reference, alternatives, known mistakes) must get the same verdicts and the same named
     mistake there as in the inline check."""
     from autograder import wire
-    from autograder.check import _same, judge, run_here
+    from autograder.check import judge, name_the_mistake, run_here
+    from autograder.compare import same_values
 
-    implementations = [exercise.reference, *exercise.alternatives, *(m.fn for m in exercise.mistakes)]
     for case in exercise.cases:
         args = case.make_args()
-        assert _same(args, wire.decode(wire.encode(args))), f"{case.name}: the inputs change on the wire"
-        for fn in implementations:
+        assert same_values(args, wire.decode(wire.encode(args))), f"{case.name}: the inputs change on the wire"
+    for fn in [exercise.reference, *exercise.alternatives, *(m.fn for m in exercise.mistakes)]:
+        inline, graded = [], []
+        for case in exercise.cases:
             here = run_here(exercise, fn, case.make_args())
-            inline = judge(exercise, case, here, case.make_args())
+            inline.append(judge(exercise, case, here, case.make_args()))
             if here.trace is None and not here.not_written:
                 here.got = wire.decode(wire.encode(here.got))
-            graded = judge(exercise, case, here, case.make_args())
-            assert (graded.passed, graded.mistake) == (inline.passed, inline.mistake), \
-                f"{getattr(fn, '__name__', fn)} on {case.name}: {inline.lines} became {graded.lines}"
+            graded.append(judge(exercise, case, here, case.make_args()))
+        name_the_mistake(exercise, inline), name_the_mistake(exercise, graded)
+        assert [(r.passed, r.mistake) for r in graded] == [(r.passed, r.mistake) for r in inline], \
+            f"{getattr(fn, '__name__', fn)}: {[r.lines for r in inline]} became {[r.lines for r in graded]}"

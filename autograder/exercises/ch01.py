@@ -915,6 +915,15 @@ def _kfold_blocks_floored(y, n_splits, rng, stratify=False):
     return folds
 
 
+def _kfold_contiguous_blocks(y, n_splits, rng, stratify=False):
+    if stratify:
+        order = np.concatenate([rng.permutation(np.flatnonzero(y == label)) for label in np.unique(y)])
+    else:
+        order = rng.permutation(len(y))
+    everyone = np.arange(len(y))
+    return [(np.setdiff1d(everyone, block), np.sort(block)) for block in np.array_split(order, n_splits)]
+
+
 def _kfold_reshuffled_per_fold(y, n_splits, rng, stratify=False):
     folds = []
     for k in range(n_splits):
@@ -976,6 +985,9 @@ register(Exercise(
         Mistake("folds miss samples", "Blocks of n // k samples leave the last n mod k samples out of every "
                 "validation fold. Deal the shuffled order instead: position p goes to fold p mod k.",
                 _kfold_blocks_floored),
+        Mistake("folds cut in contiguous blocks", "np.array_split(order, k) cuts the shuffled order into k runs: "
+                "every sample is validated once, but not in the fold this exercise asks for. Deal the order like "
+                "cards instead: position p goes to fold p mod k (order[fold::n_splits]).", _kfold_contiguous_blocks),
         Mistake("folds overlap: a new shuffle for every fold", "Shuffle once, before the loop over folds; with a "
                 "new order per fold some samples are validated twice and others never.", _kfold_reshuffled_per_fold),
         Mistake("validation fold left in the training set", "train_idx is every sample that is not in this fold's "

@@ -50,6 +50,9 @@ def _at_the_minimum():
 
 # ---------------------------------------------------------------- mse_loss
 
+_RESIDUAL_BROADCAST_HINT = ("y[:, None] (or y.reshape(-1, 1)) has shape (n, 1); with the (n,) prediction X @ w + b it "
+                            "broadcasts to an (n, n) table of every prediction minus every target. Keep y of shape (n,).")
+
 def _mse_sum(X, y, w, b):
     return float(np.sum((X @ w + b - y) ** 2))
 
@@ -60,6 +63,10 @@ def _mse_half(X, y, w, b):
 
 def _mse_without_bias(X, y, w, b):
     return float(np.mean((X @ w - y) ** 2))
+
+
+def _mse_residual_broadcast(X, y, w, b):
+    return float(np.mean((X @ w + b - y[:, None]) ** 2))
 
 
 def _mean_absolute_error(X, y, w, b):
@@ -99,6 +106,7 @@ register(Exercise(
         Mistake("bias unused", "The prediction is X @ w + b: add b.", _mse_without_bias),
         Mistake("absolute instead of squared errors", "Square the residuals: (ŷ − y) ** 2.", _mean_absolute_error),
         Mistake("root of the MSE", "That is the RMSE; the MSE has no square root.", _root_mse),
+        Mistake("residual broadcast to (n, n)", _RESIDUAL_BROADCAST_HINT, _mse_residual_broadcast),
     ),
     alternatives=(_mse_loop, _mse_dot),
 ))
@@ -134,6 +142,12 @@ def _grad_bias_as_weight(X, y, w, b):
 
 def _grad_bias_unused(X, y, w, b):
     residual = X @ w - y
+    n = len(y)
+    return 2 / n * (X.T @ residual), 2 / n * float(residual.sum())
+
+
+def _grad_residual_broadcast(X, y, w, b):
+    residual = X @ w + b - y[:, None]
     n = len(y)
     return 2 / n * (X.T @ residual), 2 / n * float(residual.sum())
 
@@ -178,6 +192,7 @@ register(Exercise(
         Mistake("bias unused in the prediction", "The prediction is X @ w + b: the residual needs b.", _grad_bias_unused),
         Mistake("averaged over features instead of samples", "Sum over the samples (axis 0): Xᵀ @ residual.",
                 _grad_mean_over_features),
+        Mistake("residual broadcast to (n, n)", _RESIDUAL_BROADCAST_HINT, _grad_residual_broadcast),
     ),
     alternatives=(_grad_loop, _grad_mean_form),
 ))
@@ -256,6 +271,16 @@ def _fit_with(gradient, predict_with_bias=True, record_start=True, lr_on_bias=Tr
     return fit
 
 
+def _fit_recording_before_each_step(X, y, lr, n_steps):
+    w, b = np.zeros(X.shape[1]), 0.0
+    losses = []
+    for _ in range(n_steps):
+        losses.append(ref.mse_loss(X, y, w, b))
+        grad_w, grad_b = ref.mse_gradient(X, y, w, b)
+        w, b = w - lr * grad_w, b - lr * grad_b
+    return w, b, np.array(losses)
+
+
 def _fit_as_in_the_article(X, y, lr, n_steps):
     """All three bugs at once: (y − ŷ), ŷ = X @ w without b, and the bias gradient set to the weight's."""
     w, b = np.zeros(X.shape[1]), 0.0
@@ -318,6 +343,9 @@ register(Exercise(
                 _fit_with(ref.mse_gradient, lr_on_bias=False)),
         Mistake("starting loss not recorded", "losses[0] is the loss before the first step; record it, then one "
                 "loss after each step (n_steps + 1 in all).", _fit_with(ref.mse_gradient, record_start=False)),
+        Mistake("losses recorded before each step", "A loss recorded at the top of the loop is the loss before that "
+                "step, so the loss after the last step is missing: record losses[0] before the loop, then one loss "
+                "after each step (n_steps + 1 in all).", _fit_recording_before_each_step),
     ),
     alternatives=(_fit_closed_loop,),
 ))

@@ -893,6 +893,16 @@ def _caller_x_not_restored(f, x, h=1e-5):
     return grad
 
 
+def _copy_not_restored(f, x, h=1e-5):
+    point, grad = np.array(x, dtype=np.float64), np.zeros(np.shape(x))
+    for index in np.ndindex(point.shape):
+        point[index] += h
+        f_plus = f(point)
+        point[index] -= 2 * h
+        grad[index] = (f_plus - f(point)) / (2 * h)
+    return grad
+
+
 def _whole_rows_perturbed(f, x, h=1e-5):
     point, grad = np.array(x, dtype=np.float64), np.zeros(np.shape(x))
     for i in range(len(point)):
@@ -953,6 +963,9 @@ register(Exercise(
         Mistake("x left perturbed", "Every entry must be put back after its two evaluations (save it, set "
                 "x + h, x − h, then the saved value), or work on a copy: the caller's x must not change.",
                 _caller_x_not_restored),
+        Mistake("perturbed entries not put back", "After its two evaluations each entry must get its saved value "
+                "back; left at x − h, it shifts the point at which every later entry's difference is taken.",
+                _copy_not_restored),
         Mistake("a whole row perturbed at once", "x[i] of a 2-D array is a whole row; step through every single "
                 "entry with np.ndindex(x.shape) (or x.flat).", _whole_rows_perturbed),
     ),
