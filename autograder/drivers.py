@@ -91,6 +91,71 @@ def formula_as_f(fn, args):
     return fn(**{**args, "f": f})
 
 
+class _TorchLayer:
+    """One of the chapter's layers, computed by torch in float64 behind the chapter's layer interface:
+    forward(x), backward(grad_out), params() (the numpy arrays themselves), grads()."""
+
+    def __init__(self, kind, params):
+        import numpy as np
+
+        self.kind, self._params = kind, list(params)
+        self._grads = [np.zeros_like(p) for p in self._params]
+
+    def forward(self, x):
+        import numpy as np
+        import torch
+
+        functions = {"linear": lambda x, W, b: x @ W + b, "relu": torch.relu, "sigmoid": torch.sigmoid,
+                     "tanh": torch.tanh}
+        with torch.enable_grad():
+            self._x = torch.tensor(np.asarray(x, dtype=np.float64), requires_grad=True)
+            self._p = [torch.tensor(p, requires_grad=True) for p in self._params]
+            self._out = functions[self.kind](self._x, *self._p)
+        return self._out.detach().numpy().copy()
+
+    def backward(self, grad_out):
+        import numpy as np
+        import torch
+
+        if getattr(self, "_out", None) is None:
+            raise RuntimeError(f"backward was called on a {self.kind} layer before its forward")
+        grad_out = np.asarray(grad_out, dtype=np.float64)
+        if grad_out.shape != tuple(self._out.shape):
+            raise ValueError(f"the {self.kind} layer's backward got a gradient of shape {grad_out.shape}, but its "
+                             f"output has shape {tuple(self._out.shape)}")
+        found = torch.autograd.grad(self._out, [self._x, *self._p], torch.from_numpy(grad_out), retain_graph=True)
+        self._grads = [g.numpy().copy() for g in found[1:]]
+        return found[0].numpy().copy()
+
+    def params(self):
+        return list(self._params)
+
+    def grads(self):
+        return list(self._grads)
+
+
+def through_layers(cls, args):
+    """A network class with the chapter's layer interface: cls(*layers), then forward(args["x"]) and
+    backward(args["grad_out"]).
+
+    The layers come from args["layers"], each {"kind": "linear", "W": (D, M), "b": (M,)} or {"kind": "relu"},
+    "sigmoid" or "tanh"; torch computes them in float64, so that only how cls chains them is judged. Returns
+    (forward's output, [each array grads() lists], backward's result, whether params() lists the layers' own
+    parameter arrays, in layer order).
+    """
+    import numpy as np
+
+    layers = [_TorchLayer(spec["kind"], [spec[name] for name in ("W", "b") if name in spec])
+              for spec in args["layers"]]
+    network = cls(*layers)
+    out = network.forward(args["x"])
+    grad_in = network.backward(args["grad_out"])
+    grads = [np.asarray(g) for g in network.grads()]
+    own = [p for layer in layers for p in layer._params]
+    listed = list(network.params())
+    return out, grads, grad_in, len(listed) == len(own) and all(a is b for a, b in zip(listed, own))
+
+
 DRIVERS = {driver.__name__: driver for driver in
            (keywords, at_every_step, fit_then_transform, epochs_of_batches, with_text_as_lists,
-            autograd_expression, formula_as_f)}
+            autograd_expression, formula_as_f, through_layers)}

@@ -326,3 +326,129 @@ def init_two_layer(n_inputs, n_hidden, n_classes, rng, dtype=np.float64):
             "b1": np.zeros(n_hidden, dtype=dtype),
             "W2": (rng.standard_normal((n_hidden, n_classes)) * math.sqrt(1 / n_hidden)).astype(dtype),
             "b2": np.zeros(n_classes, dtype=dtype)}
+
+
+class Linear:
+    """A linear layer as an object: its parameters, what its backward pass needs from the forward pass, its gradients.
+
+    Linear(W: (D, M), b: (M,)). forward(x: (N, D)) -> out: (N, M), and keeps x; backward(grad_out: (N, M))
+    -> grad_in: (N, D), and sets dW: (D, M), db: (M,) from the x of the last forward. params() -> [W, b],
+    the arrays themselves, so that an optimizer changing them in place (p -= lr * g) trains the layer;
+    grads() -> [dW, db], in the same order. A layer object keeps one forward pass: use each object once
+    in a network.
+    """
+
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+        self.dW, self.db = np.zeros_like(W), np.zeros_like(b)
+        self.x = None
+
+    @classmethod
+    def he(cls, n_in, n_out, rng):
+        """A layer of n_in -> n_out with weights N(0, 2/n_in) (He scaling, for a ReLU after it), bias 0."""
+        return cls(rng.standard_normal((n_in, n_out)) * math.sqrt(2 / n_in), np.zeros(n_out))
+
+    def forward(self, x):
+        self.x = x
+        return linear_forward(x, self.W, self.b)
+
+    def backward(self, grad_out):
+        grad_in, self.dW, self.db = linear_backward(grad_out, self.x, self.W)
+        return grad_in
+
+    def params(self):
+        return [self.W, self.b]
+
+    def grads(self):
+        return [self.dW, self.db]
+
+
+class ReLU:
+    """ReLU as a layer: forward(x) -> max(x, 0), keeping x; backward(grad_out) -> grad_out where x > 0, else 0.
+    No parameters: params() and grads() are empty."""
+
+    def forward(self, x):
+        self.x = x
+        return relu_forward(x)
+
+    def backward(self, grad_out):
+        return relu_backward(grad_out, self.x)
+
+    def params(self):
+        return []
+
+    def grads(self):
+        return []
+
+
+class Sigmoid:
+    """The sigmoid as a layer: forward(x) -> σ(x), keeping its output, which is all backward needs. No parameters."""
+
+    def forward(self, x):
+        self.out = sigmoid_forward(x)
+        return self.out
+
+    def backward(self, grad_out):
+        return sigmoid_backward(grad_out, self.out)
+
+    def params(self):
+        return []
+
+    def grads(self):
+        return []
+
+
+class Tanh:
+    """tanh as a layer: forward(x) -> tanh(x), keeping its output, which is all backward needs. No parameters."""
+
+    def forward(self, x):
+        self.out = tanh_forward(x)
+        return self.out
+
+    def backward(self, grad_out):
+        return tanh_backward(grad_out, self.out)
+
+    def params(self):
+        return []
+
+    def grads(self):
+        return []
+
+
+class Sequential:
+    """Layers applied one after another, itself a layer with the same interface (like torch.nn.Sequential).
+
+    Sequential(*layers), each layer having forward(x), backward(grad_out), params() and grads().
+    forward(x) feeds x to the first layer, each layer's output to the next, and returns the last output.
+    backward(grad_out) takes ∂L/∂(that output) and runs the layers' backward passes in reverse order, each
+    layer's input gradient becoming the upstream gradient of the layer before it; it returns ∂L/∂x.
+    params() lists every layer's parameters in layer order (the arrays themselves); grads() lists their
+    gradients from the last backward pass in the same order, so that zip(params(), grads()) pairs them.
+    """
+
+    def __init__(self, *layers):
+        self.layers = list(layers)
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+        ### END SOLUTION
+
+    def backward(self, grad_out):
+        ### BEGIN SOLUTION
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+        return grad_out
+        ### END SOLUTION
+
+    def params(self):
+        ### BEGIN SOLUTION
+        return [p for layer in self.layers for p in layer.params()]
+        ### END SOLUTION
+
+    def grads(self):
+        ### BEGIN SOLUTION
+        return [g for layer in self.layers for g in layer.grads()]
+        ### END SOLUTION

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
 
 from solutions import ch03_backpropagation as ch03
 from solutions.data import digits
@@ -16,6 +17,7 @@ EXPRESSIONS = {
     "numbers on either side": (lambda a, b: (1 + a) * (3 - b) / 4 + 2 / b - 5 * a + (a - 1) / 2 - 2 * b, (1.5, -0.5)),
     "powers, exp, tanh": (lambda a, b: (a ** 3 + 2 ** b).tanh() * b.exp() + a ** -2 + a ** 0.5, (0.75, -1.0)),
     "relu on both sides": (lambda a, b: (a * b).relu() + (a - b).relu() * b, (2.0, -3.0)),
+    "relu at exactly 0": (lambda a, b: a.relu() * b + (b - 1.5).relu() * 2 + (a - b).relu(), (0.0, 1.5)),
     "a deep chain": (lambda a, b: _chain(a, b, 60), (0.3, 1.2)),
 }
 
@@ -217,17 +219,164 @@ def train_with_torch(X, y, params, lr, n_epochs, batch_size, rng):
     return {name: tensor.detach().numpy() for name, tensor in zip(("W1", "b1", "W2", "b2"), tensors)}
 
 
-def test_training_on_digits_matches_torch_and_beats_chance_by_far():
+def notebook_splits():
+    """The notebook's data: 20 % of the training images held out (stratified) for validation, pixels centred
+    by the mean image of the rest."""
     X_train, X_test, y_train, y_test = digits()
-    mean_image = X_train.mean(axis=0)  # the notebook's recipe: centred pixels, lr 0.2, 30 epochs of batches of 64
-    X_train, X_test = X_train - mean_image, X_test - mean_image
+    X_fit, X_val, y_fit, y_val = train_test_split(X_train, y_train, test_size=0.2, stratify=y_train, random_state=0)
+    mean_image = X_fit.mean(axis=0)
+    return X_fit - mean_image, X_val - mean_image, X_test - mean_image, y_fit, y_val, y_test
+
+
+def test_training_on_digits_matches_torch():
+    X_fit, _, _, y_fit, _, _ = notebook_splits()  # the notebook's recipe: lr 0.2, batches of 64
     start = ch03.init_two_layer(64, 128, 10, np.random.default_rng(0))
-    ours = train_from_scratch(X_train, y_train, start, 0.2, 30, 64, np.random.default_rng(1))
-    theirs = train_with_torch(X_train, y_train, start, 0.2, 30, 64, np.random.default_rng(1))
+    ours = train_from_scratch(X_fit, y_fit, start, 0.2, 10, 64, np.random.default_rng(1))
+    theirs = train_with_torch(X_fit, y_fit, start, 0.2, 10, 64, np.random.default_rng(1))
     for name in ours:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-7, atol=1e-9)
-    scores = ch03.relu_forward(X_test @ ours["W1"] + ours["b1"]) @ ours["W2"] + ours["b2"]
-    assert np.mean(scores.argmax(axis=1) == y_test) >= 0.95
+
+
+def test_the_epoch_chosen_on_validation_beats_chance_by_far_on_test():
+    """The notebook's headline: the test accuracy of the network of the epoch with the best validation accuracy."""
+    X_fit, X_val, X_test, y_fit, y_val, y_test = notebook_splits()
+    rng = np.random.default_rng(0)
+    params, best = ch03.init_two_layer(64, 128, 10, rng), (-1.0, None)
+    for _ in range(60):
+        params = train_from_scratch(X_fit, y_fit, params, 0.2, 1, 64, rng)
+        accuracy = np.mean(scores_of(params, X_val).argmax(axis=1) == y_val)
+        if accuracy > best[0]:
+            best = accuracy, params
+    assert best[0] >= 0.95
+    assert np.mean(scores_of(best[1], X_test).argmax(axis=1) == y_test) >= 0.95
+
+
+def scores_of(params, X):
+    return ch03.relu_forward(X @ params["W1"] + params["b1"]) @ params["W2"] + params["b2"]
+
+
+# ---------------------------------------------------------------- layers as objects, Sequential
+
+ARCHITECTURES = {
+    "Linear, ReLU, Linear": ((6, 8, 3), ("relu",)),
+    "Linear, Tanh, Linear, Sigmoid, Linear": ((5, 7, 4, 2), ("tanh", "sigmoid")),
+    "Linear, ReLU, Linear, ReLU, Linear": ((64, 32, 16, 10), ("relu", "relu")),
+    "one Linear": ((4, 3), ()),
+}
+OURS = {"relu": ch03.ReLU, "sigmoid": ch03.Sigmoid, "tanh": ch03.Tanh}
+THEIRS = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
+
+
+def both_networks(widths, activations, rng):
+    """Our Sequential and torch's nn.Sequential (float64) with the same weights: Linear layers of the widths,
+    each followed by the next activation."""
+    ours, theirs = [], []
+    for i, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
+        layer = ch03.Linear(rng.normal(size=(n_in, n_out)) / math.sqrt(n_in), np.zeros(n_out))
+        module = torch.nn.Linear(n_in, n_out).double()
+        with torch.no_grad():
+            module.weight.copy_(torch.from_numpy(layer.W.T))
+            module.bias.copy_(torch.from_numpy(layer.b))
+        ours.append(layer)
+        theirs.append(module)
+        if i < len(activations):
+            ours.append(OURS[activations[i]]())
+            theirs.append(THEIRS[activations[i]]())
+    return ch03.Sequential(*ours), torch.nn.Sequential(*theirs)
+
+
+def torch_parameter_grads(network):
+    """Each parameter's gradient in the course's layout: a weight (M, D) as (D, M), a bias as it is."""
+    return [p.grad.numpy().T for p in network.parameters()]
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+@pytest.mark.parametrize("seed", range(2))
+def test_sequential_matches_torch_nn_sequential(name, seed):
+    widths, activations = ARCHITECTURES[name]
+    rng = np.random.default_rng(seed)
+    ours, theirs = both_networks(widths, activations, rng)
+    x, dout = rng.normal(size=(9, widths[0])), rng.normal(size=(9, widths[-1]))
+    x[0] = 0.0  # with zero biases, every unit's input is exactly 0 for this row: ReLU's kink, relu'(0) = 0
+    out = ours.forward(x)
+    dx = ours.backward(dout)
+    x_t = torch.tensor(x, requires_grad=True)
+    out_t = theirs(x_t)
+    out_t.backward(torch.from_numpy(dout))
+    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-13)
+    theirs_grads = torch_parameter_grads(theirs)
+    assert [g.shape for g in ours.grads()] == [g.shape for g in theirs_grads] == [p.shape for p in ours.params()]
+    for g, g_t in zip(ours.grads(), theirs_grads):
+        np.testing.assert_allclose(g, g_t, rtol=1e-10, atol=1e-13)
+
+
+def test_relu_layer_at_exactly_zero_passes_no_gradient_like_torch():
+    x = np.array([[-1.0, 0.0, 2.0], [0.0, 0.0, -0.0]])
+    layer = ch03.ReLU()
+    layer.forward(x)
+    x_t = torch.tensor(x, requires_grad=True)
+    torch.relu(x_t).backward(torch.ones_like(x_t))
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), x_t.grad.numpy())
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+
+
+def test_params_are_the_layers_own_arrays_and_an_optimizer_in_place_trains_like_torch_sgd():
+    """The interface chapter 04's optimizers rely on: params() are the arrays themselves, grads() match them."""
+    X_fit, _, _, y_fit, _, _ = notebook_splits()
+    ours, theirs = both_networks((64, 32, 16, 10), ("relu", "relu"), np.random.default_rng(0))
+    layers_own = [p for layer in ours.layers for p in layer.params()]
+    assert all(a is b for a, b in zip(ours.params(), layers_own)) and len(ours.params()) == len(layers_own) == 6
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=0.2)
+    X_t, y_t = torch.from_numpy(X_fit), torch.from_numpy(y_fit)
+    order = np.random.default_rng(1).permutation(len(y_fit))
+    for start in range(0, len(order), 64):  # one epoch in batches of 64, as the notebook trains
+        batch = order[start:start + 64]
+        _, dscores = ch03.softmax_cross_entropy(ours.forward(X_fit[batch]), y_fit[batch])
+        ours.backward(dscores)
+        for p, g in zip(ours.params(), ours.grads()):
+            p -= 0.2 * g
+        optimizer.zero_grad()
+        F.cross_entropy(theirs(X_t[batch]), y_t[batch]).backward()
+        optimizer.step()
+    for p, p_t in zip(ours.params(), theirs.parameters()):
+        np.testing.assert_allclose(p, p_t.detach().numpy().T, rtol=1e-8, atol=1e-10)
+
+
+def test_the_graders_torch_layers_compute_what_the_chapters_layers_compute():
+    """The check of ch03.Sequential runs it on layers computed by torch (drivers.through_layers): on the same
+    weights, they must give what a Sequential of the chapter's own layers gives."""
+    from autograder import drivers, registry
+
+    exercise = registry.get("ch03.Sequential")
+    kinds = {"relu": ch03.ReLU, "sigmoid": ch03.Sigmoid, "tanh": ch03.Tanh}
+    for case in exercise.cases:
+        args = case.make_args()
+        out, grads, dx, own = drivers.through_layers(ch03.Sequential, args)
+        layers = [ch03.Linear(spec["W"].copy(), spec["b"].copy()) if spec["kind"] == "linear" else kinds[spec["kind"]]()
+                  for spec in args["layers"]]
+        network = ch03.Sequential(*layers)
+        np.testing.assert_allclose(out, network.forward(args["x"]), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dx, network.backward(args["grad_out"]), rtol=1e-9, atol=1e-13)
+        assert own and len(grads) == len(network.grads())
+        for g, expected in zip(grads, network.grads()):
+            np.testing.assert_allclose(g, expected, rtol=1e-9, atol=1e-13)
+
+
+def test_the_notebook_gives_the_solutions_code_verbatim():
+    """init_two_layer and the layer classes are given code in the notebook (a learner's copy has no solutions
+    module to import them from): each must be the solutions' source, word for word."""
+    import inspect
+
+    import nbformat
+
+    from autograder import notebooks
+
+    notebook = nbformat.read(notebooks.chapter_notebook("ch03"), as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    for obj in (ch03.init_two_layer, ch03.Linear, ch03.ReLU, ch03.Sigmoid, ch03.Tanh):
+        assert inspect.getsource(obj).rstrip() in code, f"the notebook's {obj.__name__} differs from solutions/"
+    assert "from solutions.ch03" not in code and "import ch03" not in code
 
 
 def test_nothing_is_changed_in_place():

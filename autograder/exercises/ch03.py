@@ -1,6 +1,7 @@
 """Chapter 03 exercises: a scalar autograd engine, layer forward and backward passes, gradient checking,
-and the backward pass of a two-layer network."""
+the backward pass of a two-layer network, and a Sequential that chains layer objects."""
 import functools
+import itertools
 import math
 import types
 
@@ -86,6 +87,15 @@ def _relu_passing_everything(self):
 
     def _backward():
         self.grad += out.grad
+    out._backward = _backward
+    return out
+
+
+def _relu_gradient_at_zero(self):
+    out = type(self)(self.data if self.data > 0 else 0.0, (self,), "relu")
+
+    def _backward():
+        self.grad += (self.data >= 0) * out.grad
     out._backward = _backward
     return out
 
@@ -253,6 +263,8 @@ register(Exercise(
         Case("plain numbers on either side", _expression("(1 + a) * (3 - b) / 4 + 2 / b - 5 * a", a=1.5, b=-0.5)),
         Case("powers, exp and tanh", _expression("(a ** 3 + 2 ** b).tanh() * b.exp() + a ** -2", a=0.75, b=-1.0)),
         Case("relu on both sides of 0", _expression("(a * b).relu() + (a - b).relu() * b", a=2.0, b=-3.0)),
+        Case("relu at exactly 0", _expression("a.relu() * b + (b - c).relu() * 2 + (a - b).relu()", a=0.0, b=1.5,
+                                             c=1.5)),
         Case("a shared subexpression", _expression("(c := a * b + 1) * c.tanh() + c", a=0.5, b=-1.5)),
         Case("micrograd's test expression", _expression(
             "((c := a + b) + c + 1 + c + (-a) + ((d := a * b + b ** 3) + d * 2 + (b + a).relu()) * 4"
@@ -260,7 +272,8 @@ register(Exercise(
         Case("numbers everywhere", _expression("1 - a + 1 / a + 2 ** a + (a - 1) / 2 - a / 3 * 0.5 + 3 ** -a",
                                                a=0.8), hidden=True),
         Case("a chain 40 operations deep", _expression(_chain(40), a=0.3, b=1.2), hidden=True),
-        Case("relu at exactly 0", _expression("(a - a).relu() * b + (a * 0).relu()", a=1.25, b=3.0), hidden=True),
+        Case("relu of terms that cancel to 0", _expression("(a - a).relu() * b + (a * 0).relu()", a=1.25, b=3.0),
+             hidden=True),
         Case("one node feeding many", _expression("(c := a.exp()) * c * c + c / (c + 1) - (c - 2).relu()", a=0.9),
              hidden=True),
     ),
@@ -286,6 +299,8 @@ register(Exercise(
                 "(exponent - 1)`.", _value_variant(__pow__=_pow_exponent_not_lowered)),
         Mistake("ReLU passes the gradient where x < 0", "ReLU's derivative is 1 where its input is > 0 and 0 "
                 "elsewhere: multiply out.grad by (self.data > 0).", _value_variant(relu=_relu_passing_everything)),
+        Mistake("ReLU passes the gradient at x = 0", "At exactly 0 the course, like torch, takes ReLU's derivative "
+                "as 0: multiply by (self.data > 0), not (self.data >= 0).", _value_variant(relu=_relu_gradient_at_zero)),
         Mistake("tanh's derivative computed from its input", "tanh′(x) = 1 − tanh(x)²: use the output, "
                 "1 − out.data ** 2, not 1 − x².", _value_variant(tanh=_tanh_derivative_from_input)),
     ),
@@ -1120,4 +1135,152 @@ register(Exercise(
                 "1/N of the mean; the layers' backward passes add no other.", _network_mistake(divide_again=True)),
     ),
     alternatives=(_network_inline,),
+))
+
+
+# ---------------------------------------------------------------- Sequential (a class exercise)
+
+def _network_of(*kinds, widths, n, seed, scale=1.0, zeros=False):
+    """Case arguments for through_layers: layers of the given kinds ("linear" takes the next width), inputs x: (n,
+    widths[0]) and an upstream gradient shaped like the output. With zeros, some entries of x are exactly 0."""
+    def make():
+        rng = np.random.default_rng(seed)
+        layers, width, sizes = [], widths[0], iter(widths[1:])
+        for kind in kinds:
+            if kind == "linear":
+                following = next(sizes)
+                layers.append({"kind": "linear", "W": rng.normal(size=(width, following)) / math.sqrt(width),
+                               "b": rng.normal(scale=0.5, size=following)})
+                width = following
+            else:
+                layers.append({"kind": kind})
+        x = rng.normal(scale=scale, size=(n, widths[0]))
+        if zeros:
+            x[:, ::2] = 0.0
+        return {"layers": layers, "x": x, "grad_out": rng.normal(size=(n, width))}
+    return make
+
+
+def _sequential_variant(forward=None, backward=None, params=None, grads=None):
+    """The reference Sequential with some methods replaced by wrong ones."""
+    methods = {name: method for name, method in
+               (("forward", forward), ("backward", backward), ("params", params), ("grads", grads)) if method}
+    return type("Sequential", (ref.Sequential,), methods)
+
+
+def _backward_in_forward_order(self, grad_out):
+    for layer in self.layers:
+        grad_out = layer.backward(grad_out)
+    return grad_out
+
+
+def _backward_output_gradient_to_every_layer(self, grad_out):
+    for layer in reversed(self.layers):
+        grad_in = layer.backward(grad_out)
+    return grad_in
+
+
+def _backward_without_return(self, grad_out):
+    for layer in reversed(self.layers):
+        grad_out = layer.backward(grad_out)
+
+
+def _forward_every_layer_on_the_input(self, x):
+    for layer in self.layers:
+        out = layer.forward(x)
+    return out
+
+
+def _grads_in_backward_order(self):
+    return [g for layer in reversed(self.layers) for g in layer.grads()]
+
+
+def _params_copied(self):
+    return [p.copy() for layer in self.layers for p in layer.params()]
+
+
+class _SequentialReduced:
+    """A correct Sequential written with functools.reduce and itertools.chain, the layers kept as a tuple."""
+
+    def __init__(self, *layers):
+        self.layers = tuple(layers)
+
+    def forward(self, x):
+        return functools.reduce(lambda value, layer: layer.forward(value), self.layers, x)
+
+    def backward(self, grad_out):
+        return functools.reduce(lambda grad, layer: layer.backward(grad), self.layers[::-1], grad_out)
+
+    def params(self):
+        return list(itertools.chain.from_iterable(layer.params() for layer in self.layers))
+
+    def grads(self):
+        return list(itertools.chain.from_iterable(layer.grads() for layer in self.layers))
+
+
+class _SequentialRecursive:
+    """A correct Sequential as a head layer and the Sequential of the rest (an empty one passes values through)."""
+
+    def __init__(self, *layers):
+        self.head = layers[0] if layers else None
+        self.rest = _SequentialRecursive(*layers[1:]) if len(layers) > 1 else None
+
+    def forward(self, x):
+        if self.head is None:
+            return x
+        x = self.head.forward(x)
+        return self.rest.forward(x) if self.rest else x
+
+    def backward(self, grad_out):
+        if self.head is None:
+            return grad_out
+        if self.rest:
+            grad_out = self.rest.backward(grad_out)
+        return self.head.backward(grad_out)
+
+    def params(self):
+        return ([] if self.head is None else self.head.params()) + (self.rest.params() if self.rest else [])
+
+    def grads(self):
+        return ([] if self.head is None else self.head.grads()) + (self.rest.grads() if self.rest else [])
+
+
+register(Exercise(
+    id="ch03.Sequential", points=3, reference=ref.Sequential, call=drivers.through_layers,
+    outputs=("forward(x)", "grads()", "backward(grad_out)", "params() are the layers' own arrays"),
+    cases=(
+        Case("Linear, ReLU, Linear, every layer 3 wide", _network_of("linear", "relu", "linear", widths=(3, 3, 3),
+                                                                       n=4, seed=91)),
+        Case("a batch of one: 5 -> 4 -> 2", _network_of("linear", "relu", "linear", widths=(5, 4, 2), n=1, seed=92)),
+        Case("ReLU first, on inputs that are exactly 0", _network_of("relu", "linear", "tanh", widths=(4, 4), n=3,
+                                                                     seed=93, zeros=True)),
+        Case("five layers: Linear, Tanh, Linear, Sigmoid, Linear", _network_of(
+            "linear", "tanh", "linear", "sigmoid", "linear", widths=(6, 8, 5, 3), n=16, seed=94), hidden=True),
+        Case("one layer", _network_of("linear", widths=(3, 2), n=5, seed=95), hidden=True),
+        Case("no parameters: ReLU then Tanh", _network_of("relu", "tanh", widths=(4,), n=6, seed=96), hidden=True),
+        Case("large inputs: sigmoid and tanh saturate", _network_of("linear", "sigmoid", "linear", "tanh", "linear",
+                                                                     widths=(4, 4, 4, 2), n=8, seed=97, scale=1e3),
+             hidden=True),
+    ),
+    mistakes=(
+        Mistake("layers backpropagated in forward order", "The last layer's output is the closest to the loss, so "
+                "its backward runs first: `for layer in reversed(self.layers)`.",
+                _sequential_variant(backward=_backward_in_forward_order)),
+        Mistake("every layer given the output's gradient", "Each layer's backward returns the gradient for its own "
+                "input, which is the upstream gradient of the layer before: `grad_out = layer.backward(grad_out)`.",
+                _sequential_variant(backward=_backward_output_gradient_to_every_layer)),
+        Mistake("backward returns nothing", "Return the first layer's input gradient, ∂L/∂x: a Sequential is itself "
+                "a layer, and the layer before it needs that gradient.",
+                _sequential_variant(backward=_backward_without_return)),
+        Mistake("every layer applied to the input", "Each layer takes the previous layer's output: "
+                "`x = layer.forward(x)` in the loop, then return x.",
+                _sequential_variant(forward=_forward_every_layer_on_the_input)),
+        Mistake("gradients listed in reverse layer order", "grads() must list the gradients in the order params() "
+                "lists the parameters, first layer first, so that zip(params(), grads()) pairs each array with its "
+                "own gradient.", _sequential_variant(grads=_grads_in_backward_order)),
+        Mistake("params() returns copies", "Return the layers' own arrays (layer.params()), not copies: an optimizer "
+                "that updates copies in place leaves the network unchanged.",
+                _sequential_variant(params=_params_copied)),
+    ),
+    alternatives=(_SequentialReduced, _SequentialRecursive),
 ))
