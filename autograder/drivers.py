@@ -143,14 +143,12 @@ def through_layers(cls, args):
     (forward's output, [each array grads() lists], backward's result, whether params() lists the layers' own
     parameter arrays, in layer order).
     """
-    import numpy as np
-
     layers = [_TorchLayer(spec["kind"], [spec[name] for name in ("W", "b") if name in spec])
               for spec in args["layers"]]
     network = cls(*layers)
     out = network.forward(args["x"])
     grad_in = network.backward(args["grad_out"])
-    grads = [np.asarray(g) for g in network.grads()]
+    grads = list(network.grads())
     own = [p for layer in layers for p in layer._params]
     listed = list(network.params())
     return out, grads, grad_in, len(listed) == len(own) and all(a is b for a, b in zip(listed, own))

@@ -1195,6 +1195,14 @@ def _grads_in_backward_order(self):
     return [g for layer in reversed(self.layers) for g in layer.grads()]
 
 
+def _params_per_layer(self):
+    return [layer.params() for layer in self.layers]
+
+
+def _grads_per_layer(self):
+    return [layer.grads() for layer in self.layers]
+
+
 def _params_copied(self):
     return [p.copy() for layer in self.layers for p in layer.params()]
 
@@ -1278,6 +1286,10 @@ register(Exercise(
         Mistake("gradients listed in reverse layer order", "grads() must list the gradients in the order params() "
                 "lists the parameters, first layer first, so that zip(params(), grads()) pairs each array with its "
                 "own gradient.", _sequential_variant(grads=_grads_in_backward_order)),
+        Mistake("one list per layer instead of one flat list", "params() and grads() list the arrays themselves, "
+                "first layer's first, not one list per layer: `[p for layer in self.layers for p in "
+                "layer.params()]`, so that an optimizer can zip them.",
+                _sequential_variant(params=_params_per_layer, grads=_grads_per_layer)),
         Mistake("params() returns copies", "Return the layers' own arrays (layer.params()), not copies: an optimizer "
                 "that updates copies in place leaves the network unchanged.",
                 _sequential_variant(params=_params_copied)),
