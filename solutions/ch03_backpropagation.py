@@ -1,10 +1,12 @@
-"""Chapter 03: backpropagation, from a scalar autograd engine to a two-layer network in numpy.
+"""Chapter 03: backpropagation, from a scalar autograd engine to a two-layer network in numpy, and layers as
+objects (forward, backward, params, grads) that a Sequential chains into networks of any depth.
 
 Shapes follow one convention (cs231n's): a batch of N inputs with D features is x: (N, D); a
 linear layer maps it to out: (N, M) with weights W: (D, M) and bias b: (M,). Every backward
 function takes the upstream gradient dout = ∂L/∂out, shaped like out, and returns ∂L/∂(input)
 for each input it is asked about, shaped like that input. Every function returns new values and
-leaves its inputs untouched.
+leaves its inputs untouched; the layer objects keep state on purpose (what their backward pass
+needs, and the last gradients), and their params() are the arrays an optimizer changes in place.
 """
 import math
 
