@@ -1,4 +1,7 @@
-"""Run the benchmarks: `python -m benchmarks` (all) or `python -m benchmarks ch02 check` (by name)."""
+"""Run the benchmarks: `python -m benchmarks` (all) or `python -m benchmarks ch02 check` (by name).
+
+`python -m benchmarks mutation [--chapter chNN] [--exercise ID] [--sample N]` runs the mutation
+testing of the exercise checks instead (`benchmarks/mutation/`)."""
 import importlib
 import pkgutil
 import sys
@@ -8,6 +11,10 @@ from benchmarks.harness import machine, table
 
 
 def main(names):
+    if names[:1] == ["mutation"]:
+        from benchmarks.mutation.report import main as mutation_report
+
+        return mutation_report(names[1:])
     modules = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     chosen = [m for m in modules if not names or any(name in m for name in names)]
     if not chosen:
