@@ -262,7 +262,8 @@ register(Exercise(
         Case("a node used twice", _expression("a * b + a", a=-1.5, b=4.0)),
         Case("plain numbers on either side", _expression("(1 + a) * (3 - b) / 4 + 2 / b - 5 * a", a=1.5, b=-0.5)),
         Case("powers, exp and tanh", _expression("(a ** 3 + 2 ** b).tanh() * b.exp() + a ** -2", a=0.75, b=-1.0)),
-        Case("relu on both sides of 0", _expression("(a * b).relu() + (a - b).relu() * b", a=2.0, b=-3.0)),
+        Case("relu on both sides of 0", _expression("(a * b).relu() + (a - b).relu() * b + (a + b + 0.5).relu() * a",
+                                                    a=2.0, b=-3.0)),  # -0.5: a threshold at -1 would pass it
         Case("relu at exactly 0", _expression("a.relu() * b + (b - c).relu() * 2 + (a - b).relu()", a=0.0, b=1.5,
                                              c=1.5)),
         Case("a shared subexpression", _expression("(c := a * b + 1) * c.tanh() + c", a=0.5, b=-1.5)),
