@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import re
 import sysconfig
 import traceback
@@ -197,19 +198,42 @@ def _exception_kind(last_line: str) -> str:
     return last_line.split(":", 1)[0].strip()
 
 
-@contextlib.contextmanager
 def _references_for(exercise: registry.Exercise, fn):
-    """While `fn` runs, the earlier exercises it calls (`exercise.uses`) are the references."""
+    """While `fn` runs, the earlier exercises it calls (`exercise.uses`) are the references, where the
+    learner's own code stood (`references_in_place_of_own_code`)."""
+    references = {name: exercise.reference.__globals__[name] for name in exercise.uses}
+    return references_in_place_of_own_code(fn, references)
+
+
+@contextlib.contextmanager
+def references_in_place_of_own_code(fn, references: dict):
+    """While the block runs, each name in `references` ({name: reference}) resolves, in the global namespace
+    of the learner's `fn`, to its reference, so that each exercise is judged on its own and one mistake costs
+    one exercise's points. Only names the learner left undefined or bound to their own code (`is_own_code`)
+    are swapped: a name bound to anything else, such as a library's class imported under that name, is the
+    learner's choice and stays. Everything is put back afterwards. The inline check and the grading sandbox
+    both swap through here."""
     namespace = getattr(fn, "__globals__", None)
-    names = [name for name in exercise.uses if namespace is not None and name in namespace]
-    saved = {name: namespace[name] for name in names}
+    swapped = [] if namespace is None else \
+        [name for name in references if name not in namespace or is_own_code(namespace[name], fn)]
+    saved = {name: namespace[name] for name in swapped if name in namespace}
     try:
-        for name in names:
-            namespace[name] = exercise.reference.__globals__[name]
+        for name in swapped:
+            namespace[name] = references[name]
         yield
     finally:
-        if namespace is not None:
-            namespace.update(saved)
+        for name in swapped:
+            if name in saved:
+                namespace[name] = saved[name]
+            else:
+                namespace.pop(name, None)
+
+
+def is_own_code(value, fn) -> bool:
+    """Whether `value` is a function or class the learner wrote beside `fn`: defined in the same module (their
+    notebook), not imported from a library."""
+    return (inspect.isfunction(value) or inspect.isclass(value)) and \
+        getattr(value, "__module__", None) == getattr(fn, "__module__", None)
 
 
 def report(exercise: registry.Exercise, results: list[CaseResult]) -> str:

@@ -6,6 +6,11 @@ plain `numpy.ndarray`s before any comparison, so an `__eq__` that always answers
 ndarray subclass that lies about its values cannot pass. `parts` pairs up the parts of the two
 (a tuple's named outputs, a dict's keys) under the labels that problems carry, and
 `changed_inputs` says which of a call's arguments it changed in place.
+
+A sequence of strings (a vocabulary, categories) is one value however it is held: a list of str, a
+unicode array and an object array of str compare alike, strictly on shape and strings. A float
+answer is compared within the tolerance of the precision it is computed in, and may be less
+precise than the reference only down to float32 (`Tolerance`).
 """
 from __future__ import annotations
 
@@ -33,9 +38,18 @@ class Problem:
 
 @dataclass(frozen=True)
 class Tolerance:
+    """How close a float answer must be: within `rtol`/`atol`, widened to the precision the answer is computed
+    in. That precision is the coarser of the answer's dtype and the reference's, and an answer may be coarser
+    than the reference only down to float32, and not at all when `strict_dtype` (`_coarsest_accepted`): a
+    float16 answer where float64 is expected fails as too little precision rather than passing under float16's
+    wide tolerance."""
+
     rtol: float = 1e-7
     atol: float = 1e-10
     strict_dtype: bool = False
+
+
+COARSEST_FLOAT = np.dtype(np.float32)  # the least precise float an answer may return where the exercise is not strict
 
 
 def _torch():
@@ -54,6 +68,8 @@ def _is_number(value) -> bool:
 
 def differences(got, expected, tol: Tolerance = Tolerance(), names=None, where="") -> list[Problem]:
     """Every way in which `got` differs from `expected`; [] when they agree."""
+    if _is_text(expected):
+        return _text(got, expected, where)
     if isinstance(expected, (tuple, list)):
         return _sequence(got, expected, tol, names, where)
     if isinstance(expected, dict):
@@ -72,7 +88,9 @@ def differences(got, expected, tol: Tolerance = Tolerance(), names=None, where="
 def parts(got, expected, names=None, where="") -> list[tuple[str, object, object]]:
     """(label, got part, expected part) for each part of two outputs of the same structure, labelled as
     `differences` labels its problems; a part whose structure differs (a missing key, a wrong length)
-    stays whole. Two plain values give one part, labelled ""."""
+    stays whole, and so does a sequence of strings. Two plain values give one part, labelled ""."""
+    if _is_text(expected):
+        return [(where, got, expected)]
     if isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) and len(got) == len(expected):
         return [part for label, got_item, expected_item in zip(_labels(expected, names, where), got, expected)
                 for part in parts(got_item, expected_item, None, label)]
@@ -104,6 +122,54 @@ def _sequence(got, expected, tol, names, where):
     for label, got_item, expected_item in zip(labels, got, expected):
         problems += differences(got_item, expected_item, tol, None, label)
     return problems
+
+
+def _strings(value) -> tuple[tuple, list[str]] | None:
+    """(shape, its strings as plain str, flat) of a sequence of strings: a list or tuple of str, or a numpy
+    array of str (unicode, or object dtype holding only str); None for anything else. The strings are
+    copied as plain str, so that a str subclass cannot lie about its value when compared."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "UO":
+        items = value.ravel().tolist()
+        shape = value.shape
+    elif type(value) in (list, tuple):
+        items, shape = list(value), (len(value),)
+    else:
+        return None
+    if not all(isinstance(item, str) for item in items):
+        return None
+    return shape, [str.__str__(item) for item in items]
+
+
+def _is_text(expected) -> bool:
+    """Whether an expected value is a sequence of strings (a vocabulary, categories): a non-empty list of str,
+    or a numpy array of str. A tuple stays a tuple of outputs, each compared on its own."""
+    if isinstance(expected, tuple) or (isinstance(expected, list) and not expected):
+        return False
+    return _strings(expected) is not None
+
+
+def _text(got, expected, where):
+    """A sequence of strings, where a list of str, a unicode array and an object array of str are the same
+    thing: strict on the shape and on every string, not on the container."""
+    expected_shape, expected_items = _strings(expected)
+    found = _strings(got)
+    if found is None:
+        return [Problem(where, f"expected {_count_of_strings(expected_shape)} (a list of str or a numpy array of "
+                               f"str), got {show_inline(got)}")]
+    shape, items = found
+    if shape != expected_shape:
+        return [Problem(where, f"expected {_count_of_strings(expected_shape)}, got {_count_of_strings(shape)}")]
+    wrong = [i for i, (item, expected_item) in enumerate(zip(items, expected_items)) if item != expected_item]
+    if not wrong:
+        return []
+    first = np.unravel_index(wrong[0], shape)
+    return [Problem(where, f"differs at {len(wrong)} of {len(items)} strings; first at index {show_index(first)}: "
+                           f"expected {expected_items[wrong[0]]!r}, got {items[wrong[0]]!r}",
+                    f"differs from the expected strings at {len(wrong)} of {len(items)} entries")]
+
+
+def _count_of_strings(shape: tuple) -> str:
+    return f"{shape[0]} strings" if len(shape) == 1 else f"strings of shape {shape}"
 
 
 def _mapping(got, expected, tol, where):
@@ -173,7 +239,28 @@ def _array(got, expected, tol, where):
         return [Problem(where, _dtype_message(got_array.dtype, expected.dtype))]
     if _kind(expected.dtype) != "float":
         return _exact(got_array, expected, where)
+    if _eps(got_array.dtype) > _eps(_coarsest_accepted(expected.dtype, tol)):
+        return [Problem(where, _precision_message(got_array.dtype, expected.dtype, tol))]
     return _close(got_array, expected, tol, where)
+
+
+def _eps(dtype) -> float:
+    return float(np.finfo(dtype).eps)
+
+
+def _coarsest_accepted(expected_dtype, tol: Tolerance) -> np.dtype:
+    """The least precise float dtype an answer may have: the reference's own when the exercise is strict about
+    dtypes, else the coarser of the reference's and float32."""
+    if tol.strict_dtype:
+        return np.dtype(expected_dtype)
+    return max(np.dtype(expected_dtype), COARSEST_FLOAT, key=_eps)
+
+
+def _precision_message(got_dtype, expected_dtype, tol: Tolerance) -> str:
+    accepted = _coarsest_accepted(expected_dtype, tol)
+    return (f"too little precision: {got_dtype} keeps about {np.finfo(got_dtype).precision} significant digits; this "
+            f"exercise expects {expected_dtype} values and accepts {accepted} at the least. Compute in "
+            f"{expected_dtype} (leave out the .astype({got_dtype}) or dtype={got_dtype})")
 
 
 def _shape_message(got_shape, expected_shape) -> str:
@@ -261,14 +348,21 @@ def _expected_got(expected, got) -> str:
 
 
 def _close_entries(got, expected, tol) -> np.ndarray:
-    """Which entries of two float arrays of one shape agree within the tolerance (NaN agrees with NaN);
-    a less precise dtype than the expected one gets its own precision's tolerance, unless strict."""
+    """Which entries of two float arrays of one shape agree within the tolerance (NaN agrees with NaN), widened
+    to the precision the comparison works in (`_working_eps`) where that is coarser than float64."""
     rtol, atol = tol.rtol, tol.atol
-    if not tol.strict_dtype and np.finfo(got.dtype).eps > np.finfo(expected.dtype).eps:
+    eps = _working_eps(got.dtype, expected.dtype, tol)
+    if eps > _eps(np.float64):
         scale = float(np.nanmax(np.abs(expected[np.isfinite(expected)]), initial=1.0))
-        rtol = max(rtol, 50 * float(np.finfo(got.dtype).eps))
-        atol = max(atol, 10 * float(np.finfo(got.dtype).eps) * scale)
+        rtol, atol = max(rtol, 50 * eps), max(atol, 10 * eps * scale)
     return np.isclose(got.astype(np.float64), expected.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True)
+
+
+def _working_eps(got_dtype, expected_dtype, tol: Tolerance) -> float:
+    """The machine epsilon of the precision two float arrays are compared in: the coarser of the answer's and
+    the reference's dtype, the answer's counting no coarser than the exercise accepts (`_coarsest_accepted`)."""
+    got_eps = min(_eps(got_dtype), _eps(_coarsest_accepted(expected_dtype, tol)))
+    return max(got_eps, _eps(expected_dtype))
 
 
 def _close(got, expected, tol, where):
@@ -309,18 +403,38 @@ def changed_inputs(before: dict, after: dict) -> list[str]:
     return [name for name in before if not same_values(before[name], after[name])]
 
 
-def same_values(a, b) -> bool:
-    """Whether `b` holds the same values as `a` (arrays, tensors, and lists, tuples and dicts of them);
-    other objects count as unchanged, and so does a random generator, which is there to be drawn from."""
+MAX_DEPTH = 16  # how deep same_values follows containers and objects' attributes; deeper counts as unchanged
+PLAIN_VALUES = (str, bytes, bytearray, int, float, complex, bool, type(None), set, frozenset, np.generic)
+
+
+def same_values(a, b, depth: int = 0) -> bool:
+    """Whether `b` holds the same values as `a`, leaf by leaf: arrays, tensors, lists, tuples and dicts by
+    their items; strings, numbers, None, bytes and sets by value (NaN equal to NaN); other objects by their
+    attributes, or by their own `==`. A random generator counts as unchanged (it is there to be drawn from), and
+    so does anything that cannot be compared (deeper than MAX_DEPTH, an object that raises, one without
+    attributes or an `==` of its own): a change must show to count. Never raises."""
+    try:
+        return a is b or depth > MAX_DEPTH or _same_values(a, b, depth)
+    except Exception:  # a learner's object that breaks when compared
+        return True
+
+
+def _same_values(a, b, depth: int) -> bool:
     if isinstance(a, np.random.Generator):
         return True
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and a.shape == b.shape and a.dtype == b.dtype and \
             np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
     if _is_tensor(a):
-        return _is_tensor(b) and same_values(a.detach().cpu().numpy(), b.detach().cpu().numpy())
-    return True
+        return _is_tensor(b) and same_values(a.detach().cpu().numpy(), b.detach().cpu().numpy(), depth + 1)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_values(x, y, depth + 1) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_values(a[key], b[key], depth + 1) for key in a)
+    if isinstance(a, PLAIN_VALUES):
+        return bool(a == b) or (a != a and b != b)  # NaN is the one value unequal to itself
+    if hasattr(a, "__dict__"):
+        return same_values(vars(a), vars(b), depth + 1)
+    return type(a).__eq__ is object.__eq__ or bool(a == b)  # without an __eq__ of its own, a copy is never equal

@@ -214,8 +214,8 @@ def _kept(n: int, full: int, head: int) -> list[int | None]:
 
 def _grid(array: np.ndarray, digits: int) -> list[list[str] | None]:
     """The texts of the entries shown, row by row; None stands for rows left out, "..." for entries."""
-    if array.dtype == object:
-        return [["(objects)"]]
+    if array.dtype == object and not all(isinstance(item, str) for item in array.flat):
+        return [["(objects)"]]  # an object array of strings is shown as its strings, as a unicode array is
     rows, (kept_rows, kept_columns) = _as_rows(array), _kept_rows_and_columns(array)
     return [None if i is None else [GAP if j is None else _entry(rows[i, j], digits) for j in kept_columns]
             for i in kept_rows]

@@ -13,11 +13,27 @@ def keywords(fn, args):
 
 
 def at_every_step(fn, args):
-    """A schedule `fn(step, total_steps, **rest)` at steps 0 .. total_steps + 2, as one array."""
+    """A schedule `fn(step, total_steps, **rest)` at steps 0 .. total_steps + 2, as one array.
+
+    The array keeps the precision the schedule computes in: the dtype of the numpy floats it returns (a
+    float32 schedule is compared as float32, a float16 one is seen as too coarse), float64 when it returns
+    Python numbers, which go through float() as any other value does."""
     import numpy as np
 
     rest = {key: value for key, value in args.items() if key != "total_steps"}
-    return np.array([float(fn(step, args["total_steps"], **rest)) for step in range(args["total_steps"] + 3)])
+    values = [_number(fn(step, args["total_steps"], **rest)) for step in range(args["total_steps"] + 3)]
+    numpy_dtypes = [value.dtype for value in values if isinstance(value, np.floating)]
+    return np.array(values, dtype=np.result_type(*numpy_dtypes) if numpy_dtypes else np.float64)
+
+
+def _number(value):
+    """One step's value: a numpy float (or a float array of one entry) as a numpy float of its own dtype,
+    anything else through float()."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size == 1:
+        return value.reshape(())[()]
+    return value if isinstance(value, np.floating) else float(value)
 
 
 at_every_step.entry_label = "step"  # check messages label the output's entries by step: step 0, step 1, ...
@@ -50,21 +66,6 @@ def epochs_of_batches(cls, args):
     """
     iterator = cls(**{name: value for name, value in args.items() if name != "epochs"})
     return len(iterator), [list(iterator) for _ in range(args["epochs"])]
-
-
-def with_text_as_lists(fn, args):
-    """fn(**args); each part of a tuple result that is a sequence of strings (a list, or a numpy array of
-    str) comes back as a list of plain str, so that a vocabulary compares, and travels, however it is stored."""
-    def is_text(part):
-        kind = getattr(getattr(part, "dtype", None), "kind", None)
-        if kind == "U":
-            return True
-        return isinstance(part, (list, tuple)) and len(part) > 0 and all(isinstance(item, str) for item in part)
-
-    result = fn(**args)
-    if not isinstance(result, tuple):
-        return result
-    return tuple([str(item) for item in part] if is_text(part) else part for part in result)
 
 
 def autograd_expression(cls, args):
@@ -155,5 +156,5 @@ def through_layers(cls, args):
 
 
 DRIVERS = {driver.__name__: driver for driver in
-           (keywords, at_every_step, fit_then_transform, epochs_of_batches, with_text_as_lists,
-            autograd_expression, formula_as_f, through_layers)}
+           (keywords, at_every_step, fit_then_transform, epochs_of_batches, autograd_expression, formula_as_f,
+            through_layers)}

@@ -80,10 +80,11 @@ def reference_namespace(uses: dict) -> dict:
 
 def run_exercise(shell, exercise, start_case, events):
     from autograder import drivers, wire
-    from autograder.check import learner_traceback
+    from autograder.check import learner_traceback, references_in_place_of_own_code
 
     driver = drivers.DRIVERS[exercise["driver"]]
-    references = reference_namespace(exercise["uses"])
+    built = reference_namespace(exercise["uses"])
+    references = {name: built[name] for name in exercise["uses"]}
     for position, case in enumerate(exercise["cases"]):
         if position < start_case:
             continue
@@ -93,27 +94,22 @@ def run_exercise(shell, exercise, start_case, events):
             events(event="case_end", exercise=exercise["id"], case=case["name"], missing=True)
             continue
         args = wire.decode(case["args"])
-        saved = {name: shell.user_ns.get(name) for name in exercise["uses"]}
         record = {}
-        try:
-            shell.user_ns.update({name: references[name] for name in exercise["uses"]})
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+        with references_in_place_of_own_code(fn, references), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                got = driver(fn, args)
+            except NotImplementedError:
+                record["not_written"] = True
+            except Exception as error:
+                record["trace"] = learner_traceback(error)
+            else:
                 try:
-                    got = driver(fn, args)
-                except NotImplementedError:
-                    record["not_written"] = True
-                except Exception as error:
-                    record["trace"] = learner_traceback(error)
-                else:
-                    try:
-                        record["output"] = wire.encode(got)
-                    except wire.EncodeError as refused:
-                        record["unsupported"] = f"returned {refused}, which the grader does not accept"
-                    record["args_after"] = wire.encode(args)
-            record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:3]
-        finally:
-            shell.user_ns.update(saved)
+                    record["output"] = wire.encode(got)
+                except wire.EncodeError as refused:
+                    record["unsupported"] = f"returned {refused}, which the grader does not accept"
+                record["args_after"] = wire.encode(args)
+        record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:3]
         events(event="case_end", exercise=exercise["id"], case=case["name"], **record)
 
 

@@ -1,5 +1,6 @@
 """What `check` says about each kind of bad learner output, and that it cannot be fooled."""
 import contextlib
+import inspect
 import io
 import re
 import subprocess
@@ -155,13 +156,80 @@ def test_warnings_are_reported_without_failing():
     assert passed and "note: your code warned RuntimeWarning: overflow encountered in exp" in output
 
 
+def notebook(*sources, **names):
+    """A learner's notebook namespace (module __main__) holding `names`, after running `sources` in it."""
+    namespace = {"__name__": "__main__", "np": np, **names}
+    for source in sources:
+        exec(source, namespace)
+    return namespace
+
+
 def test_each_exercise_is_judged_on_its_own():
-    """A wrong mse_gradient in the learner's namespace does not fail fit_linear_regression."""
-    namespace = {"np": np, "mse_loss": ref.mse_loss, "gradient_step": ref.gradient_step,
-                 "mse_gradient": lambda X, y, w, b: (0 * w, 0.0)}
-    exec(__import__("inspect").getsource(ref.fit_linear_regression), namespace)
+    """A wrong mse_gradient in the learner's notebook does not fail fit_linear_regression."""
+    namespace = notebook("def mse_gradient(X, y, w, b):\n    return 0 * w, 0.0",
+                         inspect.getsource(ref.fit_linear_regression),
+                         mse_loss=ref.mse_loss, gradient_step=ref.gradient_step)
     assert run("ch02.fit_linear_regression", namespace["fit_linear_regression"])[0]
     assert namespace["mse_gradient"](np.ones((1, 1)), np.ones(1), np.ones(1), 0.0)[1] == 0.0  # restored
+
+
+def test_an_earlier_exercise_left_undefined_is_the_reference_while_checked_and_gone_after():
+    namespace = notebook(inspect.getsource(ref.fit_linear_regression), mse_loss=ref.mse_loss,
+                         gradient_step=ref.gradient_step)
+    assert run("ch02.fit_linear_regression", namespace["fit_linear_regression"])[0]
+    assert "mse_gradient" not in namespace
+
+
+LEARNER_PREPARE_FEATURES_WITH_SKLEARN = """
+from sklearn.preprocessing import OneHotEncoder
+
+def prepare_features(X_train, X_test, category_train, category_test):
+    imputer = Imputer(strategy="median", add_indicator=True).fit(X_train)
+    scaler = Standardizer().fit(imputer.transform(X_train))
+    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(category_train.reshape(-1, 1))
+    def features(X, category):
+        return np.hstack([scaler.transform(imputer.transform(X)), encoder.transform(category.reshape(-1, 1))])
+    return features(X_train, category_train), features(X_test, category_test)
+"""
+
+
+def test_a_library_class_imported_under_an_earlier_exercises_name_stays_the_learners_choice():
+    """prepare_features uses Imputer, Standardizer and OneHotEncoder: the learner's own Imputer and Standardizer
+    give way to the references while it is checked, but scikit-learn's OneHotEncoder, imported under that name,
+    is the learner's choice and is what their prepare_features calls."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    from solutions import ch01_data_preparation as ch01
+
+    namespace = notebook(inspect.getsource(ch01.Imputer), inspect.getsource(ch01.Standardizer),
+                         LEARNER_PREPARE_FEATURES_WITH_SKLEARN)
+    passed, output = run("ch01.prepare_features", namespace["prepare_features"])
+    assert passed, output
+    assert namespace["OneHotEncoder"] is OneHotEncoder
+
+
+def test_the_grading_sandbox_swaps_by_the_same_rule():
+    """In the sandbox as inline: the learner's own Imputer gives way to the reference, scikit-learn's
+    OneHotEncoder stays, and Standardizer, never defined, is the reference during the calls and gone after."""
+    from types import SimpleNamespace
+
+    from sklearn.preprocessing import OneHotEncoder
+
+    from autograder import grading, sandbox_runner
+    from autograder.check import judge
+
+    exercise = registry.get("ch01.prepare_features")
+    job, inputs = grading._job_exercise(exercise)
+    namespace = notebook("class Imputer:\n    pass", LEARNER_PREPARE_FEATURES_WITH_SKLEARN)
+    events = []
+    sandbox_runner.run_exercise(SimpleNamespace(user_ns=namespace), job, 0, lambda **event: events.append(event))
+    records = [event for event in events if event["event"] == "case_end"]
+    assert len(records) == len(exercise.cases)
+    for case, record in zip(exercise.cases, records):
+        outcome = grading._outcome(record, inputs[case.name])
+        assert judge(exercise, case, outcome, inputs[case.name]).passed, record
+    assert namespace["OneHotEncoder"] is OneHotEncoder and not hasattr(namespace["Imputer"], "fit")  # put back
+    assert "Standardizer" not in namespace
 
 
 def test_an_output_that_breaks_when_compared_is_a_message_not_a_crash():
@@ -381,3 +449,106 @@ def test_the_reduce_over_an_axis_hint_only_where_an_axis_is_the_cause():
     assert "which axis you reduce over" in str(differences(np.zeros(3), np.zeros((4, 3)))[0])  # one too many reduced
     assert "which axis you reduce over" not in str(differences(np.zeros(20), np.zeros(21))[0])
     assert "which axis you reduce over" not in str(differences(np.zeros((2, 3)), np.zeros((3, 4)))[0])
+
+
+# ---------------------------------------------------------------- gaps the check once had
+
+def test_a_list_of_strings_changed_in_place_is_named():
+    from solutions import ch01_data_preparation as ch01
+
+    def tfidf_features(documents):
+        for i, document in enumerate(documents):
+            documents[i] = document.lower()
+        return ch01.tfidf_features(documents)
+
+    passed, output = run("ch01.tfidf_features", tfidf_features)
+    assert not passed and "changed its input documents in place" in output
+
+
+def test_a_vocabulary_as_an_object_array_or_a_unicode_array_passes():
+    from solutions import ch01_data_preparation as ch01
+
+    for dtype in (object, str):
+        def tfidf_features(documents):
+            vocabulary, counts, tfidf = ch01.tfidf_features(documents)
+            return np.array(vocabulary, dtype=dtype), counts, tfidf
+
+        passed, output = run("ch01.tfidf_features", tfidf_features)
+        assert passed, output
+
+
+def test_a_vocabulary_with_a_wrong_word_fails_and_says_which():
+    from solutions import ch01_data_preparation as ch01
+
+    def tfidf_features(documents):
+        vocabulary, counts, tfidf = ch01.tfidf_features(documents)
+        return np.array([word.upper() if word == "cat" else word for word in vocabulary], dtype=object), counts, tfidf
+
+    passed, output = run("ch01.tfidf_features", tfidf_features)
+    assert not passed and "expected 'cat', got 'CAT'" in output and re.search(r"tfidf +as expected", output)
+
+
+def test_a_float32_schedule_gets_float32_tolerance_and_a_float16_one_is_too_coarse():
+    def schedule_in(dtype):
+        def cosine_schedule(step, total_steps, lr_max, lr_min=0.0):
+            progress = dtype(min(step, total_steps) / total_steps)
+            return dtype(lr_min) + dtype(0.5) * dtype(lr_max - lr_min) * (dtype(1) + np.cos(dtype(np.pi) * progress))
+        return cosine_schedule
+
+    exercise = registry.get("ch02.cosine_schedule")
+    got = exercise.call(schedule_in(np.float32), {"total_steps": 10, "lr_max": 0.1, "lr_min": 0.001})
+    assert got.dtype == np.float32  # the driver keeps the learner's precision
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert check("ch02.cosine_schedule", schedule_in(np.float32), hidden=True)
+    passed, output = run("ch02.cosine_schedule", schedule_in(np.float16))
+    assert not passed and "too little precision: float16" in output
+
+
+def test_a_float16_answer_three_percent_off_fails():
+    def mse_loss(X, y, w, b):
+        return np.float16(1.03 * ref.mse_loss(X, y, w, b))
+
+    passed, output = run("ch02.mse_loss", mse_loss)
+    assert not passed and "too little precision: float16" in output
+
+
+def test_a_standardizer_with_the_variance_in_scale_fails_though_its_transform_is_right():
+    class Standardizer:
+        def fit(self, X):
+            self.mean_ = X.mean(axis=0)
+            std = X.std(axis=0)
+            self.scale_ = np.where(std == 0, 1.0, std) ** 2  # the variance, stored where the std belongs
+            return self
+
+        def transform(self, X):
+            return (X - self.mean_) / np.sqrt(self.scale_)
+
+    passed, output = run("ch01.Standardizer", Standardizer)
+    assert not passed and re.search(r"scale_ +expected", output) and re.search(r"transform\(test\) +as expected", output)
+
+
+def test_an_imputer_with_wrong_indicator_features_fails_though_its_transform_is_right():
+    from solutions import ch01_data_preparation as ch01
+
+    class Imputer(ch01.Imputer):
+        def fit(self, X):
+            super().fit(X)
+            self.indicator_features_ = np.isnan(X).any(axis=0)  # a mask, where the docstring promises indices
+            return self
+
+    passed, output = run("ch01.Imputer", Imputer)
+    assert not passed and "indicator_features_: wrong shape" in output
+    assert re.search(r"transform\(test\) +as expected", output)
+
+
+def test_every_fit_then_transform_case_compares_every_attribute_its_docstring_promises():
+    from autograder.drivers import fit_then_transform
+
+    for exercise in registry.all_exercises():
+        if exercise.call is not fit_then_transform:
+            continue
+        promised = re.findall(r"(\w+_):", exercise.reference.__doc__.split("Attributes after fit:")[1])
+        assert promised, f"{exercise.id}: its docstring lists no attributes after fit"
+        assert list(exercise.outputs[1:-1]) == promised, exercise.id
+        for case in exercise.cases:
+            assert list(case.make_args()["learned"]) == promised, f"{exercise.id} / {case.name}"

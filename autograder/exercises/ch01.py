@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from autograder.drivers import epochs_of_batches, fit_then_transform, with_text_as_lists
+from autograder.drivers import epochs_of_batches, fit_then_transform
 from autograder.registry import Case, Exercise, Mistake, register
 from solutions import ch01_data_preparation as ref
 from solutions.data import DISTRICTS, apartments, breast_cancer, digit_images, training_corpus
@@ -311,7 +311,7 @@ _GAPPY_TEST = np.array([[np.nan, np.nan, 2.0], [7.0, 3.0, np.nan]])
 
 def _imputing(X_train, X_test, strategy, add_indicator):
     return lambda: {"params": {"strategy": strategy, "add_indicator": add_indicator}, "train": X_train.copy(),
-                    "test": X_test.copy(), "learned": ("statistics_",)}
+                    "test": X_test.copy(), "learned": ("statistics_", "indicator_features_")}
 
 
 def _apartment_rows(train, test, strategy, add_indicator):
@@ -323,7 +323,7 @@ def _apartment_rows(train, test, strategy, add_indicator):
 
 register(Exercise(
     id="ch01.Imputer", points=2, reference=ref.Imputer, call=fit_then_transform,
-    outputs=("fit(train) returns self", "statistics_", "transform(test)"),
+    outputs=("fit(train) returns self", "statistics_", "indicator_features_", "transform(test)"),
     cases=(
         Case("by hand: means, with indicators", _imputing(_GAPPY_TRAIN, _GAPPY_TEST, "mean", True)),
         Case("by hand: medians, no indicators", _imputing(_GAPPY_TRAIN, _GAPPY_TEST, "median", False)),
@@ -1033,7 +1033,7 @@ _THREE_DOCUMENTS = ["The cat sat.", "The cat sat on the mat!", "A dog, a cat; I 
 
 
 register(Exercise(
-    id="ch01.tfidf_features", points=2, reference=ref.tfidf_features, call=with_text_as_lists,
+    id="ch01.tfidf_features", points=2, reference=ref.tfidf_features,
     outputs=("vocabulary", "counts", "tfidf"),
     cases=(
         Case("three short documents", lambda: {"documents": list(_THREE_DOCUMENTS)}),
