@@ -7,7 +7,8 @@ notebook as `nbgrader generate_assignment` would release it:
 - each region between `### BEGIN SOLUTION` and `### END SOLUTION` becomes
   `# YOUR CODE HERE` / `raise NotImplementedError()`, at the marker's indentation;
 - each region between `### BEGIN HIDDEN TESTS` and `### END HIDDEN TESTS` is removed;
-- outputs and execution counts are cleared.
+- outputs and execution counts are cleared, and so are the execution timestamps that running a
+  notebook leaves in its cells' metadata.
 
 `learner/chNN/chNN_topic.ipynb` holds that form in the repository (Colab opens it from there);
 `nncourse sync` writes it and `nncourse sync --check` verifies it, so `course/` stays the one source.
@@ -48,6 +49,7 @@ def learner_form(notebook):
         cell.source = _replace_regions(source, HIDDEN_TESTS, ())
         cell.outputs = []
         cell.execution_count = None
+        cell.metadata.pop("execution", None)
     return blank
 
 

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from autograder import notebooks, registry
+from nbval.plugin import comment_markers as NBVAL_MARKERS
 from autograder.sync import solution_sources, sync
 
 
@@ -22,7 +23,8 @@ def test_repository_notebooks_are_in_sync():
 def copy_of_course(tmp_path):
     shutil.copytree(notebooks.COURSE, tmp_path / "course")
     shutil.copytree(notebooks.SOLUTIONS, tmp_path / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
-    return tmp_path / "course", tmp_path / "solutions"
+    shutil.copytree(notebooks.LEARNER, tmp_path / "learner")
+    return tmp_path / "course", tmp_path / "solutions", tmp_path / "learner"
 
 
 def edit_cell(course, chapter, grade_id, edit):
@@ -34,26 +36,26 @@ def edit_cell(course, chapter, grade_id, edit):
 
 
 def test_an_edited_solution_cell_is_named_and_rewritten(copy_of_course):
-    course, solutions = copy_of_course
+    course, solutions, learner = copy_of_course
     edit_cell(course, "ch02", "ch02-mse_loss", lambda nb, cell: setattr(cell, "source", cell.source + "\n# edited"))
-    found = sync(write=False, course_dir=course, solutions_dir=solutions)
-    assert [d.cell for d in found] == ["ch02-mse_loss"]
-    sync(write=True, course_dir=course, solutions_dir=solutions)
-    assert sync(write=False, course_dir=course, solutions_dir=solutions) == []
+    found = sync(write=False, course_dir=course, solutions_dir=solutions, learner_dir=learner)
+    assert [d.cell for d in found] == ["ch02-mse_loss"]  # the learner form has no solution: it did not change
+    sync(write=True, course_dir=course, solutions_dir=solutions, learner_dir=learner)
+    assert sync(write=False, course_dir=course, solutions_dir=solutions, learner_dir=learner) == []
 
 
 def test_points_come_from_the_registry(copy_of_course):
-    course, solutions = copy_of_course
+    course, solutions, learner = copy_of_course
     edit_cell(course, "ch02", "ch02-mse_gradient-test",
               lambda nb, cell: cell.metadata.nbgrader.__setitem__("points", 7))
-    found = sync(write=False, course_dir=course, solutions_dir=solutions)
+    found = sync(write=False, course_dir=course, solutions_dir=solutions, learner_dir=learner)
     assert any(d.cell == "ch02-mse_gradient-test" and "points 7 -> 2" in d.what for d in found)
 
 
 def test_a_missing_cell_is_reported_not_invented(copy_of_course):
-    course, solutions = copy_of_course
+    course, solutions, learner = copy_of_course
     edit_cell(course, "ch02", "ch02-least_squares", lambda nb, cell: nb.cells.remove(cell))
-    found = sync(write=True, course_dir=course, solutions_dir=solutions)
+    found = sync(write=True, course_dir=course, solutions_dir=solutions, learner_dir=learner)
     assert any(d.cell == "ch02-least_squares" and d.what.startswith("missing") for d in found)
 
 
@@ -61,7 +63,17 @@ def test_the_colab_cell_uses_the_url_in_pyproject():
     url = notebooks.repository_url()
     for path in notebooks.all_notebooks():
         colab = [c for c in notebooks.read(path).cells if "colab-setup" in c.metadata.get("tags", [])]
-        assert len(colab) == 1 and f"git+{url}" in colab[0].source and "--no-deps" in colab[0].source
+        assert len(colab) == 1 and f"git+{url}" in colab[0].source and "--no-deps" not in colab[0].source
+
+
+def test_every_nbval_marker_is_one_that_nbval_recognises():
+    """nbval acts on a marker comment only when the line holds the marker alone: a reason written on
+    the same line (`# NBVAL_IGNORE_OUTPUT: why`) silently turns the marker off."""
+    for path in notebooks.all_notebooks():
+        for cell in notebooks.read(path).cells:
+            for line in cell.source.splitlines():
+                if "NBVAL_" in line:
+                    assert line.strip().lstrip("#").strip() in NBVAL_MARKERS, f"{path.name}: {line!r}"
 
 
 def test_solution_cells_hold_the_whole_function_with_markers():
