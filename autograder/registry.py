@@ -61,12 +61,14 @@ class Exercise:
 
     `call(fn, args)` runs an implementation on a case's arguments: a driver from
     `autograder/drivers.py` (the default is `fn(**args)`); exercises on classes or schedules name
-    another one there. `outputs` names the parts
-    of a tuple result for messages, e.g. `("grad_w", "grad_b")`. Floating results are compared
-    with `rtol`/`atol`; float32 results get at least float32's tolerance unless `strict_dtype`.
+    another one there. `outputs` names the parts of a tuple result for messages, e.g.
+    `("grad_w", "grad_b")`. Floating results are compared with `rtol`/`atol`, at the coarser of
+    the answer's and the reference's precision, float32 at the coarsest: a float16 answer where
+    float64 is expected fails as too little precision, and `strict_dtype` allows no coarser dtype.
     `uses` names earlier exercises the function may call (`fit` calls `mse_gradient`): while it is
-    checked, those names resolve to the references, so each exercise is judged on its own and one
-    mistake costs one exercise's points.
+    checked, those names resolve to the references where the learner left them undefined or bound
+    them to their own code (never where they imported a library's object under that name), so
+    each exercise is judged on its own and one mistake costs one exercise's points.
     """
 
     id: str

@@ -56,8 +56,9 @@ def _array(value: np.ndarray) -> dict:
 
 def _strings(value: np.ndarray) -> dict:
     items = value.ravel().tolist()
-    if not all(type(item) is str for item in items):
+    if not all(isinstance(item, str) for item in items):
         raise EncodeError(f"an array of dtype {value.dtype} holding something other than strings")
+    items = [str.__str__(item) for item in items]  # np.str_ items become plain str; a subclass cannot lie
     if sum(len(item) for item in items) * 4 > MAX_ARRAY_BYTES:
         raise EncodeError(f"an array of strings over {MAX_ARRAY_BYTES // 2**20} MiB")
     return {"dtype": value.dtype.str, "shape": list(value.shape), "items": items}

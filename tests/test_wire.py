@@ -75,3 +75,8 @@ def test_a_forged_string_array_is_refused():
                    {"__strings__": {"dtype": "|O", "shape": [1], "items": [["nested"]]}}):
         with pytest.raises(ValueError):
             wire.decode(forged)
+
+
+def test_an_object_array_of_numpy_strings_arrives_as_plain_strings():
+    back = wire.loads(wire.dumps(np.array([np.str_("a"), np.str_("é")], dtype=object)))
+    assert back.dtype == object and [type(item) for item in back] == [str, str] and list(back) == ["a", "é"]
