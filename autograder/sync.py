@@ -5,7 +5,8 @@
 - its test cell (grade_id `chNN-name-test`) runs the exercise's check and carries the registry's
   points;
 - the Colab cell (tag `colab-setup`) installs the course from the repository URL in pyproject.toml;
-- `learner/chNN/chNN_*.ipynb` is the notebook in learner form (`learner_copy.learner_form`).
+- `learner/chNN/chNN_*.ipynb` is the notebook in learner form (`learner_copy.learner_form`);
+- no cell keeps the execution times that running a notebook records in its metadata.
 
 `sync(write=False)` only reports; `nncourse sync --check` exits non-zero on any difference.
 """
@@ -86,11 +87,22 @@ def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path =
         path = notebooks.chapter_notebook(chapter, course_dir)
         notebook = notebooks.read(path)
         found = _sync_notebook(notebook, path, chapter, solution_sources(module), colab)
+        found += _drop_execution_times(notebook, path)
         differences += found
         if write and any(d.what.startswith("differs") for d in found):
             notebooks.write(notebook, path)
         differences += _sync_learner_form(notebook, learner_path(path, course_dir, learner_dir), write)
     return differences
+
+
+def _drop_execution_times(notebook, path) -> list[Difference]:
+    """Running a notebook stamps each cell's metadata with times (nbclient's `record_timing`); they
+    would change every stored notebook at every run, so none is kept."""
+    stamped = [cell for cell in notebook.cells if "execution" in cell.get("metadata", {})]
+    for cell in stamped:
+        del cell.metadata["execution"]
+    return [Difference(path, "(cell metadata)", f"differs: {len(stamped)} cell(s) keep execution times; sync "
+                                                "removes them")] if stamped else []
 
 
 def _sync_learner_form(notebook, learner: Path, write: bool) -> list[Difference]:

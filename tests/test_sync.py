@@ -81,3 +81,12 @@ def test_solution_cells_hold_the_whole_function_with_markers():
     assert set(sources) == {e.name for e in registry.all_exercises() if e.chapter == "ch02"}
     for source in sources.values():
         assert source.startswith("def ") and source.rstrip().endswith("### END SOLUTION")
+
+
+def test_execution_times_left_by_a_run_are_named_and_removed(copy_of_course):
+    course, solutions, learner = copy_of_course
+    edit_cell(course, "ch02", "ch02-mse_loss",
+              lambda nb, cell: cell.metadata.__setitem__("execution", {"iopub.status.idle": "2026-11-24T08:00:00Z"}))
+    found = sync(write=True, course_dir=course, solutions_dir=solutions, learner_dir=learner)
+    assert [d.cell for d in found] == ["(cell metadata)"]
+    assert sync(write=False, course_dir=course, solutions_dir=solutions, learner_dir=learner) == []
