@@ -5,6 +5,7 @@ every case (visible and hidden); the stub fails with "not written yet"; every kn
 the visible cases, so the learner sees it inline, and the feedback names it.
 """
 import contextlib
+import inspect
 import io
 
 import pytest
@@ -126,3 +127,25 @@ def test_grading_judges_as_the_inline_check_after_the_sandbox_round_trip(exercis
         name_the_mistake(exercise, inline), name_the_mistake(exercise, graded)
         assert [(r.passed, r.mistake) for r in graded] == [(r.passed, r.mistake) for r in inline], \
             f"{getattr(fn, '__name__', fn)}: {[r.lines for r in inline]} became {[r.lines for r in graded]}"
+
+
+def _parameters_with_defaults(exercise) -> list[str]:
+    reference = exercise.reference
+    signature = inspect.signature(reference.__init__ if isinstance(reference, type) else reference)
+    return [name for name, parameter in signature.parameters.items()
+            if parameter.default is not inspect.Parameter.empty and not name.startswith("_")]
+
+
+def _arguments_given(exercise, args: dict) -> set[str]:
+    """The reference's parameters a case sets: a class's constructor takes args["params"]."""
+    return set(args["params"]) if isinstance(exercise.reference, type) and "params" in args else set(args)
+
+
+@pytest.mark.parametrize("exercise", [e for e in EXERCISES if _parameters_with_defaults(e)],
+                         ids=[e.id for e in EXERCISES if _parameters_with_defaults(e)])
+def test_every_default_value_is_used_by_a_case(exercise):
+    """A wrong default (average="micro" where the docstring says "macro") must fail some case: so at
+    least one case leaves each defaulted parameter out."""
+    never = [name for name in _parameters_with_defaults(exercise)
+             if all(name in _arguments_given(exercise, case.make_args()) for case in exercise.cases)]
+    assert not never, f"{exercise.id}: no case uses the default of {never}"

@@ -309,9 +309,12 @@ _GAPPY_TRAIN = np.array([[1.0, 2.0, np.nan], [np.nan, 4.0, 6.0], [3.0, 8.0, 9.0]
 _GAPPY_TEST = np.array([[np.nan, np.nan, 2.0], [7.0, 3.0, np.nan]])
 
 
-def _imputing(X_train, X_test, strategy, add_indicator):
-    return lambda: {"params": {"strategy": strategy, "add_indicator": add_indicator}, "train": X_train.copy(),
-                    "test": X_test.copy(), "learned": ("statistics_", "indicator_features_")}
+def _imputing(X_train, X_test, strategy=None, add_indicator=None):
+    """A parameter left at None is left out, so that the imputer's default is used."""
+    params = {name: value for name, value in (("strategy", strategy), ("add_indicator", add_indicator))
+              if value is not None}
+    return lambda: {"params": dict(params), "train": X_train.copy(), "test": X_test.copy(),
+                    "learned": ("statistics_", "indicator_features_")}
 
 
 def _apartment_rows(train, test, strategy, add_indicator):
@@ -325,8 +328,8 @@ register(Exercise(
     id="ch01.Imputer", points=2, reference=ref.Imputer, call=fit_then_transform,
     outputs=("fit(train) returns self", "statistics_", "indicator_features_", "transform(test)"),
     cases=(
-        Case("by hand: means, with indicators", _imputing(_GAPPY_TRAIN, _GAPPY_TEST, "mean", True)),
-        Case("by hand: medians, no indicators", _imputing(_GAPPY_TRAIN, _GAPPY_TEST, "median", False)),
+        Case("by hand: the default strategy, with indicators", _imputing(_GAPPY_TRAIN, _GAPPY_TEST, add_indicator=True)),
+        Case("by hand: medians, indicators by default", _imputing(_GAPPY_TRAIN, _GAPPY_TEST, "median")),
         Case("apartments: 300 for fit, 100 to fill; medians, indicators", _apartment_rows(300, 100, "median", True)),
         Case("apartments: means, no indicators", _apartment_rows(200, 50, "mean", False), hidden=True),
         Case("nothing missing in fit: no indicator columns", _imputing(
@@ -412,10 +415,11 @@ class _EncoderSearchsorted:
         return np.eye(len(self.categories_))[position] * known[:, None]
 
 
-def _encoding(x_train, x_new, handle_unknown, raises=False):
+def _encoding(x_train, x_new, handle_unknown=None, raises=False):
+    """handle_unknown=None leaves the parameter out, so that the encoder's default is used."""
     def make():
-        args = {"params": {"handle_unknown": handle_unknown}, "train": np.array(x_train), "test": np.array(x_new),
-                "learned": ("categories_",)}
+        params = {} if handle_unknown is None else {"handle_unknown": handle_unknown}
+        args = {"params": params, "train": np.array(x_train), "test": np.array(x_new), "learned": ("categories_",)}
         return {**args, "raises": "ValueError"} if raises else args
     return make
 
@@ -437,7 +441,7 @@ register(Exercise(
         Case("codes 0 to 2", _encoding([2, 0, 1, 1, 0], [1, 2, 0], "error")),
         Case("codes 1 to 3", _encoding([3, 1, 2, 2, 1], [1, 2, 3, 3], "error")),
         Case("an unseen code, handle_unknown=\"ignore\"", _encoding([2, 0, 1, 1], [1, 5, 0], "ignore")),
-        Case("an unseen code, handle_unknown=\"error\"", _encoding([2, 0, 1, 1], [1, 5], "error", raises=True)),
+        Case("an unseen code, the default handle_unknown", _encoding([2, 0, 1, 1], [1, 5], raises=True)),
         Case("apartments' districts, coded 0 to 4", _districts, hidden=True),
         Case("codes 10, 20, 30 and an unseen 25, ignored", _encoding([30, 10, 20, 10], [25, 10, 30], "ignore"),
              hidden=True),
@@ -809,8 +813,8 @@ def _random_labels(n, n_classes, seed, average):
 register(Exercise(
     id="ch01.precision_recall_f1", points=2, reference=ref.precision_recall_f1, outputs=("precision", "recall", "f1"),
     cases=(
-        Case("binary by hand: TP 2, FP 1, FN 2", _fresh(y_true=np.array([1, 1, 1, 0, 0, 0, 0, 1]),
-                                                         y_pred=np.array([1, 0, 1, 1, 0, 0, 0, 0]), average="binary")),
+        Case("binary by hand: TP 2, FP 1, FN 2 (the default average)", _fresh(
+            y_true=np.array([1, 1, 1, 0, 0, 0, 0, 1]), y_pred=np.array([1, 0, 1, 1, 0, 0, 0, 0]))),
         Case("3 classes, macro; class 2 is never predicted", _fresh(**_THREE_CLASSES, average="macro")),
         Case("3 classes, micro", _fresh(**_THREE_CLASSES, average="micro")),
         Case("binary, nothing predicted positive", _fresh(y_true=np.array([0, 1, 1, 0]), y_pred=np.array([0, 0, 0, 0]),
@@ -1123,14 +1127,13 @@ def _images(n, seed, offset=0, **options):
 
 
 def _tiny_images():
-    return {"images": np.arange(48, dtype=np.float64).reshape(3, 4, 4) / 48, "rng": np.random.default_rng(20),
-            "max_shift": 1}
+    return {"images": np.arange(48, dtype=np.float64).reshape(3, 4, 4) / 48, "rng": np.random.default_rng(20)}
 
 
 register(Exercise(
     id="ch01.augment_digits", points=1, reference=ref.augment_digits,
     cases=(
-        Case("three 4 x 4 images, shifts only", _tiny_images),
+        Case("three 4 x 4 images, the default options (shifts of at most 1)", _tiny_images),
         Case("6 digits: shifts, flips (p = 0.5) and noise", _images(6, 21, max_shift=1, flip_prob=0.5, noise_std=0.1)),
         Case("20 digits, shifts up to 2, noise", _images(20, 22, offset=100, max_shift=2, noise_std=0.05), hidden=True),
         Case("nothing to do: max_shift 0, no noise", _images(5, 23, max_shift=0), hidden=True),

@@ -508,7 +508,7 @@ def _cosine_as_sine_squared(step, total_steps, lr_max, lr_min=0.0):
 register(Exercise(
     id="ch02.cosine_schedule", points=1, reference=ref.cosine_schedule, call=drivers.at_every_step,
     cases=(
-        Case("T = 4 steps, from 1.0 to 0.0", lambda: {"total_steps": 4, "lr_max": 1.0, "lr_min": 0.0}),
+        Case("T = 4 steps, from 1.0 to the default lr_min", lambda: {"total_steps": 4, "lr_max": 1.0}),
         Case("T = 10 steps, from 0.1 to 0.001", lambda: {"total_steps": 10, "lr_max": 0.1, "lr_min": 0.001}),
         Case("T = 1 step", lambda: {"total_steps": 1, "lr_max": 0.5, "lr_min": 0.1}, hidden=True),
         Case("T = 1000 steps", lambda: {"total_steps": 1000, "lr_max": 3e-4, "lr_min": 3e-5}, hidden=True),
