@@ -39,15 +39,21 @@ class Standardizer:
     z = (x − mean_) / scale_, like scikit-learn's StandardScaler. Fit it on the training split
     only, then transform the training and the test split with the same mean_ and scale_.
     Attributes after fit: mean_: (d,); scale_: (d,), each column's standard deviation (dividing by
-    n, not n − 1), or 1.0 for a constant column (standard deviation 0), which then maps to 0.
+    n, not n − 1), or 1.0 for a column that is constant up to rounding. A constant column's
+    computed variance need not be 0 (the mean of [0.1, 0.1, 0.1] is 0.10000000000000002), so, as
+    StandardScaler does, a column counts as constant when its variance var is within the rounding
+    error of computing it: var ≤ n·eps·var + (n·eps·mean)², with eps = np.finfo(np.float64).eps.
+    A constant column then maps to 0, up to that rounding of its mean.
     """
 
     def fit(self, X):
         """Learn mean_ and scale_ from X: (n, d).  ->  self"""
         ### BEGIN SOLUTION
+        n, eps = len(X), np.finfo(np.float64).eps
         self.mean_ = X.mean(axis=0)
-        std = X.std(axis=0)
-        self.scale_ = np.where(std == 0, 1.0, std)
+        variance = X.var(axis=0)
+        constant = variance <= n * eps * variance + (n * eps * self.mean_) ** 2
+        self.scale_ = np.where(constant, 1.0, np.sqrt(variance))
         return self
         ### END SOLUTION
 
@@ -265,13 +271,16 @@ def tfidf_features(documents):
     re.findall(r"(?u)\b\w\w+\b", text.lower()). Vocabulary: every token of the corpus once, sorted.
     counts[i, j]: how often term j occurs in document i (the bag of words). With n documents, df_j
     of which contain term j, idf_j = ln((1 + n) / (1 + df_j)) + 1, and each row of counts · idf is
-    divided by its Euclidean length (a row of zeros stays zeros).
+    divided by its Euclidean length (a row of zeros stays zeros). A corpus without a single token
+    (no documents, or only words of one letter) raises a ValueError, as TfidfVectorizer does.
     documents: list of n str
-    ->  (vocabulary: list of v str, counts: (n, v) int64, tfidf: (n, v) float64)
+    ->  (vocabulary: list of v str, v >= 1, counts: (n, v) int64, tfidf: (n, v) float64)
     """
     ### BEGIN SOLUTION
     tokenized = [re.findall(r"(?u)\b\w\w+\b", document.lower()) for document in documents]
     vocabulary = sorted({token for tokens in tokenized for token in tokens})
+    if not vocabulary:
+        raise ValueError("empty vocabulary: no document has a word of two or more letters or digits")
     column = {term: j for j, term in enumerate(vocabulary)}
     counts = np.zeros((len(documents), len(vocabulary)), dtype=np.int64)
     for i, tokens in enumerate(tokenized):

@@ -158,8 +158,12 @@ class _StandardizerFitReturnsNone(ref.Standardizer):
 class _StandardizerLoops:
     def fit(self, X):
         n, d = X.shape
+        eps = np.finfo(np.float64).eps
         self.mean_ = np.array([sum(X[:, j]) / n for j in range(d)])
-        self.scale_ = np.array([math.sqrt(sum((X[:, j] - self.mean_[j]) ** 2) / n) or 1.0 for j in range(d)])
+        variances = [sum((X[:, j] - self.mean_[j]) ** 2) / n for j in range(d)]
+        # constant up to rounding (Python's sum rounds the mean of 0.1, 0.1, ... its own way): scale 1
+        self.scale_ = np.array([1.0 if var <= n * eps * var + (n * eps * mean) ** 2 else math.sqrt(var)
+                                for var, mean in zip(variances, self.mean_)])
         return self
 
     def transform(self, X):
@@ -169,8 +173,10 @@ class _StandardizerLoops:
 class _StandardizerInPlaceCopy:
     def fit(self, X):
         self.mean_ = np.mean(X, axis=0)
-        self.scale_ = np.sqrt(np.mean((X - self.mean_) ** 2, axis=0))
-        self.scale_[self.scale_ == 0] = 1.0
+        variance = np.mean((X - self.mean_) ** 2, axis=0)
+        self.scale_ = np.sqrt(variance)
+        n, eps = len(X), np.finfo(np.float64).eps
+        self.scale_[variance <= n * eps * variance + (n * eps * self.mean_) ** 2] = 1.0
         return self
 
     def transform(self, X):
@@ -210,9 +216,14 @@ register(Exercise(
     cases=(
         Case("by hand: 3 rows, 2 features", _scaling_by_hand([[1, 10], [2, 20], [3, 60]], [[4, 0], [2, 30]])),
         Case("a constant column", _scaling_by_hand([[1, 5], [3, 5], [8, 5], [0, 5]], [[2, 5], [1, 7]])),
+        Case("a column of 0.1s: its mean rounds to 0.10000000000000002 and X.std() to 1.4e-17, not 0",
+             _scaling_by_hand([[0.1, 1], [0.1, 2], [0.1, 4]], [[0.1, 3], [0.3, 0]])),
         Case("breast cancer: fit on 100 tumours, transform 20 others", _cancer_rows(100, 20)),
         Case("digit pixels: some are 0 in every image", _digit_pixels, hidden=True),
         Case("one test row, values around 1e6", _large_values, hidden=True),
+        Case("a column of 1e6 + 0.1 (std 1.2e-10 from rounding) and one of 2e-17 steps (a real spread)",
+             _scaling_by_hand([[1e6 + 0.1, 0.0]] * 4 + [[1e6 + 0.1, 2e-17]] * 4, [[1e6, 1e-17], [1e6 + 1, 0.0]]),
+             hidden=True),
     ),
     mistakes=(
         Mistake("no guard for constant columns", "A constant column has standard deviation 0 and (x − mean) / 0 is "
@@ -492,8 +503,9 @@ def _prepare_with_numpy(X_train, X_test, category_train, category_test):
         return np.concatenate([np.where(np.isnan(X), medians, X), np.isnan(X[:, gappy]).astype(float)], axis=1)
 
     train_numeric = numeric(X_train)
-    mean, std = train_numeric.mean(axis=0), train_numeric.std(axis=0)
-    std[std == 0] = 1.0
+    n, eps = len(X_train), np.finfo(np.float64).eps
+    mean, var = train_numeric.mean(axis=0), train_numeric.var(axis=0)
+    std = np.where(var <= n * eps * var + (n * eps * mean) ** 2, 1.0, np.sqrt(var))  # constant up to rounding
 
     def features(X, category):
         return np.concatenate([(numeric(X) - mean) / std, (category[:, None] == categories).astype(float)], axis=1)
@@ -682,7 +694,9 @@ def _confusion_loop(y_true, y_pred, n_classes):
 
 
 def _confusion_bincount(y_true, y_pred, n_classes):
-    return np.bincount(n_classes * y_true + y_pred, minlength=n_classes ** 2).reshape(n_classes, n_classes)
+    # int64 first: in the labels' own dtype (uint8, int8) n_classes * y_true + y_pred would wrap around
+    pairs = n_classes * y_true.astype(np.int64) + y_pred.astype(np.int64)
+    return np.bincount(pairs, minlength=n_classes ** 2).reshape(n_classes, n_classes)
 
 
 def _random_predictions(n, n_classes, seed, accuracy):
@@ -1010,6 +1024,8 @@ def _tfidf_variant(tokenize=lambda text: re.findall(r"(?u)\b\w\w+\b", text.lower
     def tfidf(documents):
         tokenized = [tokenize(document) for document in documents]
         vocabulary = sorted({token for tokens in tokenized for token in tokens})
+        if not vocabulary:
+            raise ValueError("empty vocabulary")
         column = {term: j for j, term in enumerate(vocabulary)}
         counts = np.zeros((len(documents), len(vocabulary)), dtype=np.int64)
         for i, tokens in enumerate(tokenized):
@@ -1026,6 +1042,8 @@ def _tfidf_variant(tokenize=lambda text: re.findall(r"(?u)\b\w\w+\b", text.lower
 def _tfidf_with_counter(documents):
     bags = [collections.Counter(re.findall(r"(?u)\b\w\w+\b", document.lower())) for document in documents]
     vocabulary = sorted(set().union(*bags))
+    if not vocabulary:
+        raise ValueError("empty vocabulary")
     counts = np.array([[bag[term] for term in vocabulary] for bag in bags], dtype=np.int64).reshape(len(bags), -1)
     idf = 1 + np.log((len(documents) + 1) / (np.count_nonzero(counts, axis=0) + 1))
     weighted = counts * idf
@@ -1046,6 +1064,8 @@ register(Exercise(
              lambda: {"documents": ["", "a b c", "Loss, loss, LOSS."]}, hidden=True),
         Case("digits and underscores", lambda: {"documents": ["lr_max 0.1 and lr_min 0.01", "batch 32, epoch 10",
                                                               "lr_max 3e-4"]}, hidden=True),
+        Case("a document that is one word found in every document: its row has length exactly 1",
+             lambda: {"documents": ["loss", "the loss falls", "Loss and accuracy"]}),
     ),
     mistakes=(
         Mistake("text not lower-cased", "TfidfVectorizer lower-cases before it tokenizes: \"The\" and \"the\" are "
@@ -1088,6 +1108,7 @@ def _augment_variant(move, flip_axis=2, clip=True, one_shift=False):
 
 def _shift_with_zeros(image, dy, dx):
     height, width = image.shape
+    dy, dx = max(-height, min(int(dy), height)), max(-width, min(int(dx), width))  # past the edge: all lost
     out = np.zeros((height, width))
     out[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
         image[max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
@@ -1110,7 +1131,9 @@ def _augment_roll_and_clear(images, rng, max_shift=1, flip_prob=0.0, noise_std=0
     noise = rng.normal(0.0, noise_std, size=images.shape)
     out = np.zeros((n, height, width))
     for i in range(n):
-        dy, dx = int(shifts[i, 0]), int(shifts[i, 1])
+        # a shift of the whole height (width) or more moves every pixel out: clamp it there, or np.roll
+        # would wrap it around to a small shift and clear too little
+        dy, dx = max(-height, min(int(shifts[i, 0]), height)), max(-width, min(int(shifts[i, 1]), width))
         rolled = np.roll(images[i], (dy, dx), axis=(0, 1)).astype(float)
         rolled[:dy if dy > 0 else 0] = 0
         rolled[height + dy if dy < 0 else height:] = 0
