@@ -215,8 +215,8 @@ class _ValueWithOwnRules:
     def __neg__(self):
         return self._node(-self.data, (self,), "neg", (-1.0,))
 
-    def __pow__(self, p):
-        return self._node(self.data ** p, (self,), "**", (p * self.data ** (p - 1),))
+    def __pow__(self, p):  # x ** 0 is the constant 1: local derivative 0, without computing 0.0 ** -1
+        return self._node(self.data ** p, (self,), "**", (p * self.data ** (p - 1) if p != 0 else 0.0,))
 
     def __rpow__(self, base):
         out_data = base ** self.data
@@ -266,6 +266,8 @@ register(Exercise(
                                                     a=2.0, b=-3.0)),  # -0.5: a threshold at -1 would pass it
         Case("relu at exactly 0", _expression("a.relu() * b + (b - c).relu() * 2 + (a - b).relu()", a=0.0, b=1.5,
                                              c=1.5)),
+        Case("a power of 0 at 0: x ** 0 is 1, its gradient 0 (the power rule would divide by 0)",
+             _expression("a ** 0 * b + b ** 0 * a + (a + b) ** 1", a=0.0, b=2.5)),
         Case("a shared subexpression", _expression("(c := a * b + 1) * c.tanh() + c", a=0.5, b=-1.5)),
         Case("micrograd's test expression", _expression(
             "((c := a + b) + c + 1 + c + (-a) + ((d := a * b + b ** 3) + d * 2 + (b + a).relu()) * 4"
@@ -470,11 +472,12 @@ def _relu_mask(x):
 
 
 def _relu_where(x):
-    return np.where(x > 0, x, 0.0)
+    return np.where(x <= 0, 0.0, x)  # not np.where(x > 0, x, 0.0), which turns NaN into 0
 
 
 def _relu_times_mask(x):
-    return x * (x > 0)
+    # x times ReLU's derivative, with -inf set to 0 first (-inf · 0 is NaN); NaN stays NaN
+    return np.nan_to_num(x, nan=np.nan, posinf=np.inf, neginf=0.0) * (x > 0)
 
 
 register(Exercise(
@@ -525,8 +528,10 @@ def _relu_backward_times_output(dout, x):
     return dout * np.maximum(x, 0)
 
 
-def _relu_backward_where(dout, x):
-    return np.where(x > 0, dout, 0.0)
+def _relu_backward_copyto(dout, x):
+    dx = np.zeros_like(dout, dtype=np.result_type(dout, 0.0))
+    np.copyto(dx, dout, where=x > 0)
+    return dx
 
 
 def _relu_backward_copy_and_zero(dout, x):
@@ -556,7 +561,7 @@ register(Exercise(
         Mistake("multiplied by ReLU's output instead of its derivative", "ReLU′(x) is 1 where x > 0, not x: "
                 "dout * (x > 0).", _relu_backward_times_output),
     ),
-    alternatives=(_relu_backward_where, _relu_backward_copy_and_zero),
+    alternatives=(_relu_backward_copyto, _relu_backward_copy_and_zero),
 ))
 
 
@@ -942,8 +947,10 @@ def _numerical_basis_vectors(f, x, h=1e-5):
 
 
 def _numerical_in_place_restored(f, x, h=1e-5):
-    """cs231n's way: perturb the caller's array and put every entry back exactly."""
-    grad = np.zeros_like(x, dtype=np.float64)
+    """cs231n's way: perturb one array in place and put every entry back exactly; here a float64 copy of x,
+    as the docstring promises (an int or float32 x would round x ± h in its own dtype)."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
     iterator = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
     while not iterator.finished:
         index = iterator.multi_index
@@ -1029,7 +1036,8 @@ def _error_abs_of_sum(analytic, numeric):
 
 def _error_with_norms(analytic, numeric):
     scale = np.linalg.norm((np.abs(analytic) + np.abs(numeric)).ravel(), np.inf)
-    return np.linalg.norm((analytic - numeric).ravel(), np.inf) / scale if scale > 0 else 0.0
+    # max(scale, tiny), as the docstring's formula: `if scale > 0` would divide subnormals by themselves
+    return float(np.linalg.norm((analytic - numeric).ravel(), np.inf) / max(scale, np.finfo(np.float64).tiny))
 
 
 register(Exercise(
