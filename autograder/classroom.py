@@ -1,13 +1,11 @@
-"""Grading a whole class: every submission of a chapter, in parallel, resumable, with one export.
+"""Grading a whole class: every submission of a chapter, in parallel, resumable.
 
-Layout, inside an nbgrader course directory:
+Layout, inside an nbgrader course directory (the exports, pages and figures that `reports.py`
+writes from these results go under nncourse/ too):
 
     submitted/<student>/<chapter>/<notebook>.ipynb     what nbgrader collected (input)
     nncourse/bundle/                                    the learner's bundle the sandboxes run against
     nncourse/grades/<chapter>/<student>.json            one result per submission, written as it arrives
-    nncourse/feedback/<chapter>/<student>.html          feedback for each learner
-    nncourse/<chapter>_grades.csv                       one row per learner and exercise, plus a total
-    nncourse/<chapter>_summary.png                      the class's pass rate per exercise
 
 Only this process writes results, one whole file at a time (written aside, then renamed), so an
 interruption never leaves a half-written result; running `grade` again skips every submission
@@ -15,21 +13,18 @@ whose result is there and whose notebook has not changed since.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import html
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import warnings
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from autograder import bundle, notebooks, registry, sandbox
-from autograder.grading import SubmissionGrade, find_notebook, grade_submission, graded_exercises, ungraded
+from autograder.grading import SubmissionGrade, find_notebook, grade_submission, ungraded
 
 
 def work_dir(course_dir: Path) -> Path:
@@ -166,83 +161,6 @@ def _on_dask(scheduler: str, todo, chapter, limits):
                 yield student, future.exception()
             else:
                 yield student, SubmissionGrade.from_json(future.result())
-
-
-def export_csv(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> Path:
-    """One row per learner and exercise, then a TOTAL row per learner; status says if it was graded."""
-    path = work_dir(course_dir) / f"{chapter}_grades.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["student_id", "chapter", "exercise", "score", "max_score", "status", "reason"])
-        for grade in grades:
-            for exercise in grade.exercises:
-                why = "" if exercise.score == exercise.points else (grade.reason or ", ".join(exercise.mistakes) or
-                                                                      "failed cases")
-                writer.writerow([grade.student, chapter, exercise.id, exercise.score, exercise.points,
-                                 grade.status, why])
-            writer.writerow([grade.student, chapter, "TOTAL", grade.score, grade.max_score, grade.status,
-                             grade.reason])
-    return path
-
-
-def write_feedback(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> list[Path]:
-    """An HTML page per learner: score, and for each exercise what failed and why (no hidden values)."""
-    folder = work_dir(course_dir) / "feedback" / chapter
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for grade in grades:
-        sections = [f"<h2>{html.escape(e.id)}: {e.score} / {e.points}</h2><pre>{html.escape(e.feedback)}</pre>"
-                    for e in grade.exercises]
-        notes = "".join(f"<li>{html.escape(note)}</li>" for note in grade.notes)
-        status = "" if grade.status == "graded" else f"<p><b>Not graded: {html.escape(grade.reason)}</b></p>"
-        page = (f"<!doctype html><meta charset='utf-8'><title>{chapter} feedback</title>"
-                f"<h1>{html.escape(chapter)}: {grade.score} / {grade.max_score}</h1>{status}"
-                f"{'<ul>' + notes + '</ul>' if notes else ''}{''.join(sections)}")
-        path = folder / f"{grade.student}.html"
-        path.write_text(page)
-        written.append(path)
-    return written
-
-
-def summary(chapter: str, grades: list[SubmissionGrade]) -> str:
-    statuses = Counter(grade.status for grade in grades)
-    lines = [f"{chapter}: {len(grades)} submissions, " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))]
-    for grade in grades:
-        if grade.status != "graded":
-            lines.append(f"  {grade.student}: {grade.status} ({grade.reason})")
-    if grades:
-        lines.append("  exercise                          pass rate   mean score")
-        for position, exercise in enumerate(graded_exercises(chapter)):
-            scores = [g.exercises[position].score for g in grades]
-            passed = sum(score == exercise.points for score in scores)
-            lines.append(f"  {exercise.id:32}  {passed:3d}/{len(grades):<3d}    "
-                         f"{sum(scores) / len(grades):.2f} / {exercise.points}")
-        totals = sorted(grade.score for grade in grades)
-        lines.append(f"  total: median {totals[len(totals) // 2]} of {grades[0].max_score}")
-    return "\n".join(lines)
-
-
-def plot_summary(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    exercises = graded_exercises(chapter)
-    rates = [sum(g.exercises[i].score == e.points for g in grades) / max(len(grades), 1)
-             for i, e in enumerate(exercises)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.barh([e.name for e in exercises], rates, color="tab:blue")
-    left.set(xlim=(0, 1), xlabel="share of the class with full marks", title=f"{chapter}: pass rate per exercise")
-    left.invert_yaxis()
-    right.hist([g.score for g in grades], bins=range(0, (grades[0].max_score if grades else 0) + 2), color="tab:green")
-    right.set(xlabel="total score", ylabel="learners", title="scores")
-    fig.tight_layout()
-    path = work_dir(course_dir) / f"{chapter}_summary.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> int:

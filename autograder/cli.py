@@ -13,7 +13,8 @@
                              learner versions (nbgrader release/) and the learner's bundle
     nncourse grade chNN [--course-dir DIR] [--workers N] [--timeout S] [--memory-gb G] [--regrade]
                         [--scheduler tcp://HOST:8786]
-                             grade every submission in parallel, in sandboxes; feedback, CSV, summary
+                             grade every submission in parallel, in sandboxes; the instructor's report,
+                             each learner's feedback page, CSV exports, a summary
 
 Only `solution` and `list` work with the course's base install (Colab's); the others need the
 `lab` or `instructor` extra, and say so.
@@ -95,7 +96,7 @@ def _release(args) -> int:
 
 
 def _grade(args) -> int:
-    from autograder import classroom, sandbox
+    from autograder import classroom, reports, sandbox
 
     course_dir = Path(args.course_dir)
     if not classroom.submissions(course_dir, args.chapter):
@@ -108,14 +109,11 @@ def _grade(args) -> int:
     limits = sandbox.Limits(seconds=args.timeout, memory_bytes=int(args.memory_gb * 2**30))
     grades = classroom.grade_class(course_dir, args.chapter, workers=args.workers, limits=limits,
                                    regrade=args.regrade, scheduler=args.scheduler)
-    csv_path = classroom.export_csv(course_dir, args.chapter, grades)
+    written = reports.write_all(course_dir, args.chapter, grades)
     if (course_dir / "gradebook.db").exists():
         classroom.record_in_gradebook(course_dir, args.chapter, grades)
-    classroom.write_feedback(course_dir, args.chapter, grades)
-    plot = classroom.plot_summary(course_dir, args.chapter, grades)
-    print(classroom.summary(args.chapter, grades))
-    print(f"grades: {csv_path}\nfeedback: {classroom.work_dir(course_dir) / 'feedback' / args.chapter}\n"
-          f"summary plot: {plot}")
+    print(reports.summary(args.chapter, grades))
+    print("\n".join(f"{what}: {path}" for what, path in written.items()))
     return 0
 
 

@@ -11,7 +11,7 @@ import shutil
 import nbformat
 import pytest
 
-from autograder import classroom, notebooks, registry, sandbox
+from autograder import classroom, notebooks, registry, reports, sandbox
 from autograder.grading import graded_exercises
 
 pytestmark = pytest.mark.slow
@@ -166,8 +166,8 @@ def graded(tmp_path_factory):
     (extra / "notes.txt").write_text("my notes")
     (extra / "scratch.py").write_text("print('hi')")
     grades = classroom.grade_class(course_dir, CHAPTER, workers=2, limits=LIMITS, progress=False)
-    csv_path = classroom.export_csv(course_dir, CHAPTER, grades)
-    classroom.write_feedback(course_dir, CHAPTER, grades)
+    csv_path = reports.export_csv(course_dir, CHAPTER, grades)
+    reports.write_feedback(course_dir, CHAPTER, grades)
     return course_dir, learner_bundle, {grade.student: grade for grade in grades}, csv_path
 
 
@@ -296,16 +296,16 @@ def test_hidden_cases_catch_an_answer_fitted_to_the_visible_ones_without_reveali
 
 def test_summary_and_plot_show_the_class(graded):
     course_dir, _, grades, _ = graded
-    text = classroom.summary(CHAPTER, list(grades.values()))
+    text = reports.summary(CHAPTER, list(grades.values()))
     assert f"{len(grades)} submissions" in text and "ch02.mse_loss" in text and "unreadable notebook" in text
-    assert classroom.plot_summary(course_dir, CHAPTER, list(grades.values())).stat().st_size > 10_000
+    assert reports.plot_summary(course_dir, CHAPTER, list(grades.values())).stat().st_size > 10_000
 
 
 def test_feedback_never_shows_hidden_values(graded):
     course_dir, _, grades, _ = graded
     hidden = [case for e in graded_exercises(CHAPTER) for case in e.cases if case.hidden]
     page = (classroom.work_dir(course_dir) / "feedback" / CHAPTER / "loops_in_a_case.html").read_text()
-    assert "(hidden)" in page
+    assert '<span class="tag">hidden</span>' in page
     for grade in grades.values():
         for e in grade.exercises:
             for line in e.feedback.splitlines():
@@ -363,7 +363,7 @@ def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path
                                           dashboard_address=None) as cluster:
                 grades = classroom.grade_class(small, CHAPTER, limits=LIMITS, progress=False,
                                                scheduler=cluster.scheduler_address)
-        exports[engine] = classroom.export_csv(small, CHAPTER, grades).read_text()
+        exports[engine] = reports.export_csv(small, CHAPTER, grades).read_text()
     assert exports["dask"] == exports["local"]
     assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in exports["dask"]
 
@@ -382,6 +382,8 @@ def test_the_grade_command_end_to_end(graded, tmp_path):
     rows = (tmp_path / "nncourse" / f"{CHAPTER}_grades.csv").read_text()
     assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in rows
     assert (tmp_path / "nncourse" / "feedback" / CHAPTER / "invalid_json.html").exists()
+    assert f"report: {tmp_path / 'nncourse' / f'{CHAPTER}_report.html'}" in result.stdout
+    assert (tmp_path / "nncourse" / f"{CHAPTER}_report.html").exists()
 
 
 def test_the_release_command(tmp_path):
