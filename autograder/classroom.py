@@ -13,7 +13,6 @@ whose result is there and whose notebook has not changed since.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from autograder import bundle, notebooks, registry, sandbox
-from autograder.grading import SubmissionGrade, find_notebook, grade_submission, ungraded
+from autograder.grading import SubmissionGrade, find_notebook, grade_submission, notebook_sha256, ungraded
 
 
 def work_dir(course_dir: Path) -> Path:
@@ -64,9 +63,7 @@ def _current(path: Path, folder: Path) -> SubmissionGrade | None:
         grade = SubmissionGrade.from_json(json.loads(path.read_text()))
     except (ValueError, TypeError, KeyError):
         return None
-    notebook, _ = find_notebook(folder, grade.chapter)
-    sha = hashlib.sha256(notebook.read_bytes()).hexdigest() if notebook else ""
-    return grade if grade.notebook_sha256 == sha else None
+    return grade if grade.notebook_sha256 == notebook_sha256(find_notebook(folder, grade.chapter)[0]) else None
 
 
 def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
@@ -168,12 +165,12 @@ def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionG
 
     Needs the chapter in the gradebook (`nncourse release` puts it there). A submission that could
     not be graded gets no automatic score, which nbgrader shows as needing manual grading rather
-    than as 0. This process is the gradebook's only writer. Returns the number of submissions
-    recorded."""
+    than as 0. This process is the gradebook's only writer. Each submission is its own transaction:
+    one that fails to be recorded (it is named on stderr) keeps its earlier entry and costs no other
+    learner theirs. Returns the number of submissions recorded."""
     from nbgrader.api import Gradebook, MissingEntry
     from sqlalchemy.exc import SAWarning
 
-    notebook = notebooks.chapter_notebook(chapter).stem
     with warnings.catch_warnings(), Gradebook(f"sqlite:///{course_dir.resolve() / 'gradebook.db'}") as gradebook:
         warnings.simplefilter("ignore", category=SAWarning)  # nbgrader's own, raised as it adds a submission
         try:
@@ -181,21 +178,38 @@ def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionG
         except MissingEntry:
             raise RuntimeError(f"{chapter} is not in {course_dir / 'gradebook.db'}: run `nncourse release {chapter}` "
                                "(or nbgrader generate_assignment) in the course directory first") from None
+        recorded = 0
         for grade in grades:
-            gradebook.update_or_create_student(grade.student)
             try:
-                gradebook.remove_submission(chapter, grade.student)
-            except MissingEntry:
-                pass
-            gradebook.add_submission(chapter, grade.student)
-            for exercise in grade.exercises:
-                cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test", notebook, chapter,
-                                            grade.student)
-                cell.auto_score = exercise.score if grade.status == "graded" else None
-            if grade.status == "graded":
-                write_autograded(course_dir, chapter, grade)
-        gradebook.db.commit()
-    return len(grades)
+                _record_submission(gradebook, course_dir, chapter, grade)
+                gradebook.db.commit()
+                recorded += 1
+            except Exception as error:  # whatever one submission's entry or notebook raises, the others go on
+                gradebook.db.rollback()
+                print(f"nncourse: {grade.student} was not recorded in the gradebook ({type(error).__name__}: "
+                      f"{str(error)[:300]})", file=sys.stderr)
+    return recorded
+
+
+def _record_submission(gradebook, course_dir: Path, chapter: str, grade: SubmissionGrade) -> None:
+    """One submission's entry: its scores, or, when it could not be graded, none and a flag for manual grading;
+    and for a graded one, its autograded notebook."""
+    from nbgrader.api import MissingEntry
+
+    gradebook.update_or_create_student(grade.student)
+    try:
+        gradebook.remove_submission(chapter, grade.student)
+    except MissingEntry:
+        pass
+    gradebook.add_submission(chapter, grade.student)
+    graded = grade.status == "graded"
+    for exercise in grade.exercises:
+        cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test",
+                                    notebooks.chapter_notebook(chapter).stem, chapter, grade.student)
+        cell.auto_score = exercise.score if graded else None
+        cell.needs_manual_grade = not graded
+    if graded:
+        write_autograded(course_dir, chapter, grade)
 
 
 def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> Path:
@@ -217,7 +231,9 @@ def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> 
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=feedback[gid])]
     destination = course_dir / "autograded" / grade.student / chapter / notebooks.chapter_notebook(chapter).name
     destination.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(submitted, destination)
+    aside = destination.with_suffix(".ipynb.partial")
+    nbformat.write(submitted, aside)
+    os.replace(aside, destination)
     return destination
 
 

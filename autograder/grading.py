@@ -5,16 +5,26 @@ made in this process, by the same `judge` as the inline check, against reference
 cannot see. The notebook's own test cells are never run (a learner may have edited them), and
 points come from the registry, never from the notebook's metadata.
 
-A submission that cannot be graded (no notebook, not valid JSON) still gets a result: its status
-and reason say why, and every exercise scores 0 with that reason. A cell that loops forever or
-kills the process is skipped on a fresh start; an exercise case that does so fails alone, and the
-rest of the notebook is graded.
+The exercises are graded in stages (`grading_stages`), each in sandboxes of its own started after
+the earlier stages' cases are decided here: an exercise that `uses` others gets their references in
+its sandbox, and by then nothing learner code does with them can change a decided score.
+
+Everything a sandbox writes is untrusted data: a case's record is read only in the form
+sandbox_runner writes it (`_read_record`, `wire.decode`), and anything else fails that case with
+the course's words, "the sandbox returned a malformed result", never the learner's. A hidden case's
+feedback shows an exception's type and the learner's lines, never its message.
+
+A submission that cannot be graded (no notebook, a file nbformat rejects) still gets a result: its
+status and reason say why, and every exercise scores 0 with that reason. A cell that loops forever
+or kills the process is skipped on a fresh start; an exercise case that does so fails alone, and
+the rest of the notebook is graded.
 """
 from __future__ import annotations
 
 import hashlib
 import inspect
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +45,7 @@ class ExerciseGrade:
     cases: int
     feedback: str  # for the learner: which cases failed and why, never a hidden case's values
     mistakes: list[str] = field(default_factory=list)
+    reason: str = ""  # for the export: what happened when not full marks ("time limit; 2 of 5 cases failed")
 
 
 @dataclass
@@ -72,33 +83,69 @@ def graded_exercises(chapter: str) -> list[registry.Exercise]:
 
 
 def ungraded(student, chapter, status, reason, notes=(), sha="") -> SubmissionGrade:
-    exercises = [ExerciseGrade(e.id, e.points, 0, 0, len(e.cases), f"not graded: {reason}")
+    exercises = [ExerciseGrade(e.id, e.points, 0, 0, len(e.cases), f"not graded: {reason}", [], f"not graded: {reason}")
                  for e in graded_exercises(chapter)]
     return SubmissionGrade(student, chapter, status, reason, exercises, list(notes), False, 0.0, sha)
 
 
 def find_notebook(folder: Path, chapter: str) -> tuple[Path | None, list[str]]:
-    """The submitted notebook in `folder`, with notes about anything unusual there."""
+    """The submitted notebook in `folder` (a file, never a folder named like one), with notes about
+    anything unusual there."""
     expected = notebooks.chapter_notebook(chapter).name
     if (folder / expected).is_file():
         others = [p.name for p in folder.iterdir() if p.name != expected]
         return folder / expected, [f"extra files ignored: {', '.join(sorted(others)[:5])}"] if others else []
-    candidates = sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+    candidates = sorted(p for p in folder.glob("*.ipynb") if p.is_file()) if folder.is_dir() else []
     if len(candidates) == 1:
         return candidates[0], [f"the notebook was renamed to {candidates[0].name}; graded it anyway"]
     return None, []
 
 
+def no_notebook_reason(folder: Path, chapter: str) -> str:
+    """Why `find_notebook` found nothing, in the instructor's words."""
+    expected = notebooks.chapter_notebook(chapter).name
+    if (folder / expected).is_dir():
+        return f"{expected} in the submission folder is a folder, not a notebook"
+    return f"no {expected} in the submission folder"
+
+
+def notebook_sha256(path: Path | None) -> str:
+    """The notebook file's SHA-256, or "" when there is none or it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
+    except OSError:
+        return ""
+
+
 def read_cells(path: Path) -> list[dict]:
-    """The notebook's cells as plain dicts; ValueError with a readable reason if it is not a notebook."""
+    """The notebook's cells as plain dicts; ValueError with a readable reason if it is not a notebook
+    that nbformat (and so nbgrader) accepts."""
     try:
         data = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"the notebook is not valid JSON ({error})") from error
+    except OSError as error:
+        raise ValueError(f"the notebook could not be read ({error.strerror or error})") from error
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"the notebook is not valid JSON ({str(error)[:200]})") from error
     cells = data.get("cells") if isinstance(data, dict) else None
     if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
         raise ValueError("the file has no list of cells: it is not a Jupyter notebook")
+    _validate(data)
     return cells
+
+
+def _validate(data: dict) -> None:
+    """ValueError unless nbformat accepts the notebook: nbgrader's gradebook and formgrader read it with
+    nbformat, which rejects, for one, an unknown format version or a cell without metadata."""
+    import nbformat
+
+    if data.get("nbformat") != 4:
+        raise ValueError(f"nbformat rejects the notebook (format version {str(data.get('nbformat'))[:20]}; "
+                         "Jupyter notebooks of this course are version 4)")
+    try:
+        nbformat.validate(nbformat.from_dict(data))
+    except Exception as error:  # nbformat raises several kinds (ValidationError, NBFormatError, KeyError, ...)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"nbformat rejects the notebook ({first_line[:200]})") from error
 
 
 def _source(cell) -> str:
@@ -129,8 +176,23 @@ def learner_cells(cells: list[dict], chapter: str) -> tuple[list[dict], list[str
     return run, notes
 
 
+def grading_stages(exercises: list[registry.Exercise]) -> list[list[registry.Exercise]]:
+    """The exercises in the order of the sandboxes that grade them: first every exercise that uses no other
+    graded one, then those whose `uses` are all graded in an earlier stage, and so on. A stage's sandbox
+    holds the references of the exercises its exercises use, so it starts only after their cases are
+    decided: no reference code is inside a sandbox before the cases of its own exercise are decided."""
+    stages, pending = [], list(exercises)
+    while pending:
+        undecided = {e.name for e in pending}
+        ready = [e for e in pending if not undecided.intersection(e.uses)] or pending  # a cycle: all at once
+        stages.append(ready)
+        pending = [e for e in pending if e not in ready]
+    return stages
+
+
 def _job_exercise(exercise: registry.Exercise) -> tuple[dict, dict]:
-    """The sandbox's part of an exercise (its name, driver, encoded inputs) and the inputs kept here."""
+    """The sandbox's part of an exercise (its name, driver, encoded inputs, and the source of the references
+    it uses) and the inputs kept here."""
     inputs, cases = {}, []
     for case in exercise.cases:
         args = case.make_args()
@@ -141,109 +203,242 @@ def _job_exercise(exercise: registry.Exercise) -> tuple[dict, dict]:
             "cases": cases}, inputs
 
 
-def _outcome(record: dict, inputs: dict) -> Outcome:
-    if record.get("missing"):
+MALFORMED = "the sandbox returned a malformed result"
+MAX_TRACE_LINES = 40  # a longer traceback keeps its first and last half of these
+MAX_LINE_CHARS = 300
+EXCEPTION_KIND = re.compile(r"[A-Za-z_][\w.]{0,119}")
+RECORD_KEYS = {"event", "exercise", "case", "missing", "not_written", "trace", "exception", "message", "unsupported",
+               "output", "args_after", "warnings"}
+
+
+class Malformed(ValueError):
+    """A record from the sandbox that is not what sandbox_runner writes: forged or cut short."""
+
+
+@dataclass
+class NotJudged:
+    """A case decided without an output to judge; `why` is the course's words, never the learner's."""
+
+    why: str
+    cause: str = ""  # for the export: "time limit", "crash", "malformed result", or "" (not run)
+
+
+@dataclass
+class Sandboxed:
+    """What the sandbox runs of one stage gave: each case's records as the sandbox wrote them, the cases
+    the grader itself decided (stopped, not run, malformed), and whether every run was isolated."""
+
+    records: dict = field(default_factory=dict)  # (exercise id, case name) -> [case_end records]
+    decided: dict = field(default_factory=dict)  # (exercise id, case name) -> NotJudged
+    isolated: bool = True
+    failure: str = ""  # why the sandbox could not run the notebook at all: the grader's fault
+
+
+class Notebook:
+    """A submission's code cells, run in one fresh sandbox per grading stage; a cell that stopped a sandbox
+    is skipped in every later one."""
+
+    def __init__(self, cells: list[dict], bundle: Path, limits: sandbox.Limits, hide: list[Path]):
+        self.cells, self.bundle, self.limits, self.hide = cells, bundle, limits, hide
+        self.skip: set[int] = set()
+        self.notes: list[str] = []
+
+    def runnable(self) -> set[int]:
+        """The indices of the cells a sandbox still runs."""
+        return {cell["index"] for cell in self.cells} - self.skip
+
+    def run_stage(self, jobs: list[dict]) -> Sandboxed:
+        """Run the exercises of `jobs` on the learner's code, in a fresh sandbox after a case or a cell stops
+        one, and keep every case record the sandbox wrote for a case of these exercises."""
+        known = [(job["id"], case["name"]) for job in jobs for case in job["cases"]]
+        result, position = Sandboxed(), [0, 0]
+        for _ in range(MAX_RESTARTS):
+            run = sandbox.run({"cells": self.cells, "skip_cells": sorted(self.skip), "exercises": jobs,
+                               "start": position}, self.bundle, self.limits, self.hide)
+            result.isolated &= run.isolated
+            for event in run.events:
+                if event.get("event") == "case_end" and _case_key(event) in known:
+                    result.records.setdefault(_case_key(event), []).append(event)
+            if run.finished:
+                break
+            if not run.events:  # the sandbox never reached the learner's code: the grader's fault, not theirs
+                result.failure = f"the sandbox could not start ({run.ending()}): {' '.join(run.log[-3:])}"
+                break
+            position = self._restart_position(run, position, known, result)
+            if position is None:
+                break
+        return result
+
+    def _restart_position(self, run: sandbox.Run, position: list[int], known: list, result: Sandboxed):
+        """Where the next sandbox starts after `run` stopped early, from its last event; None when nothing is
+        left to run. A last event that names no cell or case of this stage is a malformed result."""
+        last = run.events[-1]
+        kind, key = last.get("event"), _case_key(last)
+        index = last.get("index")
+        if kind in ("cell_start", "cell_end") and type(index) is int and index in self.runnable():
+            self.skip.add(last["index"])
+            self.notes.append(f"cell {last['index']} was skipped: it {run.ending()}")
+            return position
+        if kind == "case_end" and key in known:
+            return _position_of(known, known.index(key) + 1)
+        if kind == "case_start" and key in known:
+            cause = "time limit" if run.timed_out else "crash"
+            result.decided[key] = NotJudged(f"your code {run.ending()} on this case", cause)
+            rest = [later for later in known[known.index(key) + 1:] if later[0] == key[0]]
+            for later in rest:
+                result.decided[later] = NotJudged(f"not run: an earlier case of this exercise {run.ending()}", cause)
+            return _position_of(known, known.index(key) + 1 + len(rest))
+        for pending in known:
+            if pending not in result.records:
+                result.decided.setdefault(pending, NotJudged(MALFORMED, "malformed result"))
+        return None
+
+
+def _case_key(event: dict) -> tuple[str, str] | None:
+    """(exercise id, case name) of a case event, or None when it does not name them as strings."""
+    exercise, case = event.get("exercise"), event.get("case")
+    return (exercise, case) if type(exercise) is str and type(case) is str else None
+
+
+def _position_of(known: list, index: int) -> list[int] | None:
+    """[exercise, case] positions in the job of the index-th case of `known`, None past the last."""
+    if index >= len(known):
+        return None
+    exercise_ids = list(dict.fromkeys(key[0] for key in known))
+    exercise = known[index][0]
+    return [exercise_ids.index(exercise), index - next(i for i, key in enumerate(known) if key[0] == exercise)]
+
+
+def _outcome(records: list[dict], inputs: dict, hidden: bool) -> Outcome | NotJudged:
+    """The outcome a case's one record describes, read as untrusted data: anything but exactly one record in
+    the form sandbox_runner writes is a malformed result. A hidden case's outcome keeps an exception's type
+    and the learner's lines, never its message, and a warning's category, never its text."""
+    if len(records) != 1:
+        return NotJudged("not run: the grading stopped before this case" if not records else MALFORMED,
+                         "" if not records else "malformed result")
+    try:
+        return _read_record(records[0], inputs, hidden)
+    except Malformed:
+        return NotJudged(MALFORMED, "malformed result")
+
+
+def _read_record(record: dict, inputs: dict, hidden: bool) -> Outcome:
+    _check(set(record) <= RECORD_KEYS)
+    if "missing" in record:
+        _check(record["missing"] is True)
         return Outcome(trace=["NameError: no function or class of this name is defined "
                               "(was its cell deleted or renamed?)"])
-    if "stopped" in record:
-        return Outcome(stopped=record["stopped"])
-    if record.get("not_written"):
+    if "not_written" in record:
+        _check(record["not_written"] is True)
         return Outcome(not_written=True)
-    if "trace" in record:
-        return Outcome(trace=record["trace"] or ["the code raised an exception"])
+    notes = [f"note: your code warned {warning}" for warning in _warnings(record.get("warnings", []), hidden)]
+    if "exception" in record:
+        return Outcome(trace=_trace(record, hidden), notes=notes)
     if "unsupported" in record:
-        return Outcome(trace=[record["unsupported"]])
-    notes = [f"note: your code warned {w}" for w in record.get("warnings", [])]
+        _check(type(record["unsupported"]) is str)
+        what = "a value" if hidden else _line(record["unsupported"])
+        return Outcome(trace=[f"returned {what}, which the grader does not accept"], notes=notes)
+    _check("output" in record and "args_after" in record)
     try:
         got, after = wire.decode(record["output"]), wire.decode(record["args_after"])
-    except (KeyError, ValueError, TypeError):
-        return Outcome(trace=["the grader could not read what your function returned"])
+    except wire.DecodeError as error:
+        raise Malformed(str(error)) from None
+    _check(type(after) is dict and after.keys() == inputs.keys())
     return Outcome(got, changed=changed_inputs(inputs, after), notes=notes)
+
+
+def _check(condition: bool) -> None:
+    if not condition:
+        raise Malformed(MALFORMED)
+
+
+def _lines(value) -> list[str]:
+    _check(type(value) is list and all(type(line) is str for line in value))
+    if len(value) > MAX_TRACE_LINES:
+        half = MAX_TRACE_LINES // 2
+        value = value[:half] + [f"... {len(value) - 2 * half} lines left out ..."] + value[-half:]
+    return [_line(line) for line in value]
+
+
+def _line(text: str) -> str:
+    return text if len(text) <= MAX_LINE_CHARS else text[:MAX_LINE_CHARS] + " ..."
+
+
+def _trace(record: dict, hidden: bool) -> list[str]:
+    """The learner's traceback: their frames, then the exception's message lines, or its type alone in a
+    hidden case (a message can carry the case's inputs)."""
+    kind = record["exception"]
+    _check(type(kind) is str and EXCEPTION_KIND.fullmatch(kind) is not None)
+    frames, message = _lines(record.get("trace", [])), _lines(record.get("message", []))
+    _check(bool(message) or hidden)
+    return frames + ([kind] if hidden else message)
+
+
+def _warnings(warnings: list, hidden: bool) -> list[str]:
+    """The learner's warnings, "Category: text" as the sandbox wrote them; a hidden case keeps the category."""
+    lines = _lines(warnings)[:3]
+    return [line.split(":", 1)[0] for line in lines] if hidden else lines
 
 
 def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hide: list[Path],
                      limits: sandbox.Limits = sandbox.Limits()) -> SubmissionGrade:
-    """Grade the notebook in `folder` (nbgrader's submitted/<student>/<chapter>/)."""
+    """Grade the notebook in `folder` (nbgrader's submitted/<student>/<chapter>/).
+
+    Each grading stage (`grading_stages`) runs in sandboxes of its own, started only after the earlier
+    stages' cases are decided here."""
     start = time.monotonic()
     path, notes = find_notebook(folder, chapter)
     if path is None:
-        return ungraded(student, chapter, "no notebook", f"no {notebooks.chapter_notebook(chapter).name} "
-                        "in the submission folder")
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        return ungraded(student, chapter, "no notebook", no_notebook_reason(folder, chapter), notes)
+    sha = notebook_sha256(path)
     try:
         cells = read_cells(path)
     except ValueError as error:
         return ungraded(student, chapter, "unreadable notebook", str(error), notes, sha)
     run_cells, layout_notes = learner_cells(cells, chapter)
-    exercises = graded_exercises(chapter)
-    jobs, inputs = zip(*(_job_exercise(e) for e in exercises)) if exercises else ((), ())
-    records, skip, isolated = {}, set(), True
-    position = [0, 0]  # the next (exercise, case) to run
-    for _ in range(MAX_RESTARTS):
-        run = sandbox.run({"cells": run_cells, "skip_cells": sorted(skip), "exercises": list(jobs),
-                           "start": position}, bundle, limits, hide)
-        isolated &= run.isolated
-        for event in run.events:
-            if event["event"] == "case_end":
-                records.setdefault((event.get("exercise"), event.get("case")), event)
-        if run.finished:
-            break
-        if not run.events:  # the sandbox never reached the learner's code: the grader's fault, not theirs
-            return ungraded(student, chapter, "grader error", f"the sandbox could not start ({run.ending()}): "
-                            f"{' '.join(run.log[-3:])}", notes, sha)
-        last = run.events[-1]
-        if last["event"] in ("cell_start", "cell_end"):
-            skip.add(last["index"])
-            notes.append(f"cell {last['index']} was skipped: it {run.ending()}")
-        elif last["event"] == "case_end":
-            position = _after_case(jobs, last["exercise"], last["case"])
-        elif last["event"] == "case_start":
-            records[(last["exercise"], last["case"])] = {"stopped": f"your code {run.ending()} on this case"}
-            for case in _cases_after(jobs, last["exercise"], last["case"]):
-                records[(last["exercise"], case)] = {"skipped": "not run: an earlier case of this exercise "
-                                                                f"{run.ending()}"}
-            position = _next_exercise(jobs, last["exercise"])
-        if position is None:
-            break
-    graded = [_grade_exercise(e, records, case_inputs) for e, case_inputs in zip(exercises, inputs)]
-    return SubmissionGrade(student, chapter, "graded", "", graded, notes + layout_notes, isolated,
-                           round(time.monotonic() - start, 2), sha)
+    notebook = Notebook(run_cells, bundle, limits, hide)
+    grades, isolated = {}, True
+    for stage in grading_stages(graded_exercises(chapter)):
+        jobs, inputs = zip(*(_job_exercise(e) for e in stage))
+        sandboxed = notebook.run_stage(list(jobs))
+        if sandboxed.failure:
+            return ungraded(student, chapter, "grader error", sandboxed.failure, notes + notebook.notes, sha)
+        isolated &= sandboxed.isolated
+        grades.update({e.id: _grade_exercise(e, sandboxed, case_inputs) for e, case_inputs in zip(stage, inputs)})
+    exercises = [grades[e.id] for e in graded_exercises(chapter)]
+    return SubmissionGrade(student, chapter, "graded", "", exercises, notes + notebook.notes + layout_notes,
+                           isolated, round(time.monotonic() - start, 2), sha)
 
 
-def _cases_after(jobs, exercise_id, case_name) -> list[str]:
-    names = next(job for job in jobs if job["id"] == exercise_id)["cases"]
-    names = [case["name"] for case in names]
-    return names[names.index(case_name) + 1:]
-
-
-def _after_case(jobs, exercise_id, case_name):
-    """The position right after the given case, or None after the last case of the last exercise."""
-    rest = _cases_after(jobs, exercise_id, case_name)
-    if rest:
-        exercise = [e for e, job in enumerate(jobs) if job["id"] == exercise_id][0]
-        return [exercise, len(jobs[exercise]["cases"]) - len(rest)]
-    return _next_exercise(jobs, exercise_id)
-
-
-def _next_exercise(jobs, exercise_id):
-    """The position [exercise, 0] of the exercise after `exercise_id`, or None after the last one."""
-    following = [e for e, job in enumerate(jobs) if job["id"] == exercise_id][0] + 1
-    return [following, 0] if following < len(jobs) else None
-
-
-def _grade_exercise(exercise: registry.Exercise, records: dict, inputs: dict) -> ExerciseGrade:
+def _grade_exercise(exercise: registry.Exercise, sandboxed: Sandboxed, inputs: dict) -> ExerciseGrade:
+    """Judge each case of `exercise` here, as the inline check does, and explain the score."""
     results: list[CaseResult] = []
+    causes: list[str] = []
     for case in exercise.cases:
-        record = records.get((exercise.id, case.name))
-        if record is None or "skipped" in record:
-            why = record["skipped"] if record else "not run: the grading stopped before this case"
-            results.append(CaseResult(case, False, [why]))
+        key = (exercise.id, case.name)
+        outcome = sandboxed.decided.get(key) or _outcome(sandboxed.records.get(key, []), inputs[case.name],
+                                                         case.hidden)
+        if isinstance(outcome, NotJudged):
+            causes.append(outcome.cause)
+            results.append(CaseResult(case, False, [outcome.why]))
             continue
-        results.append(fold_repeated_exception(
-            results, judge(exercise, case, _outcome(record, inputs[case.name]), inputs[case.name])))
+        causes.append("memory limit" if outcome.trace and outcome.trace[-1].startswith("MemoryError") else "")
+        results.append(fold_repeated_exception(results, judge(exercise, case, outcome, inputs[case.name])))
     name_the_mistake(exercise, results)
     passed = sum(r.passed for r in results)
     score = exercise.points if passed == len(exercise.cases) else 0
     mistakes = sorted({r.mistake.name for r in results if r.mistake})
     return ExerciseGrade(exercise.id, exercise.points, score, passed, len(exercise.cases),
-                         report(exercise, results), mistakes)
+                         report(exercise, results), mistakes, _what_happened(results, causes, mistakes))
+
+
+def _what_happened(results: list[CaseResult], causes: list[str], mistakes: list[str]) -> str:
+    """The export's one-line reason for an exercise's score: "" at full marks, else what stopped its cases
+    (time limit, memory limit, crash, malformed result), how many failed, and any known mistake."""
+    failed = sum(not r.passed for r in results)
+    if not failed:
+        return ""
+    if any(r.not_written for r in results):
+        return "not written"
+    what = list(dict.fromkeys(cause for cause in causes if cause))
+    return "; ".join(what + [f"{failed} of {len(results)} cases failed"] + mistakes)

@@ -9,7 +9,9 @@ bundle (no references) is importable. It runs the notebook's code cells, then ca
 function on the job's case inputs and appends one JSON line per event to the events file: cells
 started and finished, cases started and finished with their encoded output. Whether an output is
 right is decided by the grader, outside this process, so nothing the learner's code does in here
-can change how it is judged; at worst it can spoil its own outputs.
+can change how it is judged; at worst it can spoil its own outputs. An exercise that `uses` earlier
+ones gets their references, rebuilt from source (`reference_namespace`), only in a sandbox the
+grader starts after those exercises' cases are decided (grading.grading_stages).
 
 Only the standard library, numpy, IPython and the learner's bundle (`autograder.wire`, `drivers`,
 `check`) are used here.
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import sys
+import traceback
 import warnings
 
 class BoundedText(io.TextIOBase):
@@ -78,6 +81,17 @@ def reference_namespace(uses: dict) -> dict:
     return namespace
 
 
+def error_record(error: BaseException, trace: list[str]) -> dict:
+    """The learner's traceback in three parts: the frames of their own code (`trace`, as
+    check.learner_traceback gives it, without its last lines), the exception's type as a traceback
+    names it, and its message lines, which the grader leaves out of a hidden case's feedback."""
+    message = len(traceback.format_exception_only(type(error), error))
+    kind = type(error).__qualname__
+    if type(error).__module__ not in ("builtins", "__main__"):
+        kind = f"{type(error).__module__}.{kind}"
+    return {"trace": trace[:-message], "exception": kind, "message": trace[-message:]}
+
+
 def run_exercise(shell, exercise, start_case, events):
     from autograder import drivers, wire
     from autograder.check import learner_traceback, references_in_place_of_own_code
@@ -102,12 +116,12 @@ def run_exercise(shell, exercise, start_case, events):
             except NotImplementedError:
                 record["not_written"] = True
             except Exception as error:
-                record["trace"] = learner_traceback(error)
+                record.update(error_record(error, learner_traceback(error)))
             else:
                 try:
                     record["output"] = wire.encode(got)
                 except wire.EncodeError as refused:
-                    record["unsupported"] = f"returned {refused}, which the grader does not accept"
+                    record["unsupported"] = str(refused)
                 record["args_after"] = wire.encode(args)
         record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:3]
         events(event="case_end", exercise=exercise["id"], case=case["name"], **record)

@@ -99,60 +99,160 @@ def encode(value):
     raise EncodeError(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
+class DecodeError(ValueError):
+    """Data that is not what `encode` writes (forged, cut short, too deep or too large); the message,
+    written here, says what was wrong, never quoting the data."""
+
+
+MAX_DEPTH = 64  # containers inside containers; encode's values nest a few levels
+MAX_STRING_CHARS = 2**20
+MAX_INT_DIGITS = 4000  # below Python's own limit on converting digits (4300)
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")  # numpy's, by the names their state gives
+TENSOR_DTYPES = ("float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+TENSOR_DEVICES = ("cpu", "cuda", "mps")
+
+
+def _require(condition, why: str):
+    if not condition:
+        raise DecodeError(why)
+
+
 def _decode_array(spec) -> np.ndarray:
-    dtype = np.dtype(spec["dtype"])
-    if dtype.kind not in NUMERIC_KINDS:
-        raise ValueError(f"refusing dtype {dtype}")
-    data = base64.b64decode(spec["data"])
-    return np.frombuffer(data, dtype=dtype).reshape(spec["shape"]).copy()
+    _require(type(spec) is dict and set(spec) == {"dtype", "shape", "data"}, "an array record of the wrong form")
+    dtype = _dtype(spec["dtype"], NUMERIC_KINDS)
+    _require(type(spec["data"]) is str and len(spec["data"]) <= MAX_ARRAY_BYTES * 4 // 3 + 4, "array data too large")
+    try:
+        data = base64.b64decode(spec["data"], validate=True)
+    except ValueError:
+        raise DecodeError("array data that is not base64") from None
+    _require(len(data) % dtype.itemsize == 0, "array data of the wrong length for its dtype")
+    shape = _shape(spec["shape"], len(data) // dtype.itemsize)
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def _dtype(name, kinds: str) -> np.dtype:
+    """The numpy dtype named by `name`, if it is one of `kinds` (a plain dtype string such as "<f8")."""
+    _require(type(name) is str and len(name) <= 12, "a dtype that is not a short string")
+    try:
+        dtype = np.dtype(name)
+    except (TypeError, ValueError):
+        raise DecodeError("an unknown dtype") from None
+    _require(dtype.kind in kinds and dtype.fields is None and dtype.shape == (), f"refusing dtype {dtype}")
+    return dtype
+
+
+def _shape(shape, size: int) -> tuple:
+    _require(type(shape) is list and len(shape) <= 32 and all(type(n) is int and 0 <= n <= 2**40 for n in shape),
+             "an array shape of the wrong form")
+    _require(_size(shape) == size, "an array whose shape does not fit its data")
+    return tuple(shape)
+
+
+def _size(shape: tuple) -> int:
+    size = 1
+    for n in shape:
+        size *= n
+    return size
 
 
 def _decode_strings(spec) -> np.ndarray:
-    dtype = np.dtype(spec["dtype"])
+    _require(type(spec) is dict and set(spec) == {"dtype", "shape", "items"}, "a string array record of the wrong form")
+    dtype = _dtype(spec["dtype"], STRING_KINDS)
     items = spec["items"]
-    if dtype.kind not in STRING_KINDS or type(items) is not list or not all(type(item) is str for item in items):
-        raise ValueError(f"refusing an array of strings of dtype {dtype}")
+    _require(type(items) is list and all(type(item) is str for item in items), "refusing an array of non-strings")
+    _require(len(items) * dtype.itemsize <= MAX_ARRAY_BYTES, "an array of strings too large")
+    shape = _shape(spec["shape"], len(items))
     array = np.empty(len(items), dtype=dtype)
     array[:] = items
-    return array.reshape(spec["shape"])
+    return array.reshape(shape)
+
+
+def _decode_generator(state) -> np.random.Generator:
+    """A numpy Generator in `state`: only numpy's own bit generators, built fresh (the global random state is
+    never touched), and refused if the state does not fit one."""
+    _require(type(state) is dict and state.get("bit_generator") in BIT_GENERATORS, "an unknown bit generator")
+    _require(_plain_depth(state) <= 4, "a generator state of the wrong form")
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise DecodeError("a generator state that numpy refuses") from None
+    return np.random.Generator(bit_generator)
+
+
+def _plain_depth(value) -> int:
+    """How deep plain JSON data (a generator's state) nests; 99 once it holds anything but ints, strings, lists
+    and dicts."""
+    if type(value) in (int, str):
+        return 0
+    if type(value) in (list, dict):
+        items = value.values() if type(value) is dict else value
+        return 1 + max((_plain_depth(item) for item in items), default=0) if len(value) <= 1000 else 99
+    return 99
+
+
+def _decode_tensor(value):
+    _require(set(value) == {"__tensor__", "dtype", "device", "requires_grad"}, "a tensor record of the wrong form")
+    _require(value["dtype"] in TENSOR_DTYPES and value["device"] in TENSOR_DEVICES
+             and type(value["requires_grad"]) is bool, "a tensor of an unknown dtype or device")
+    import torch
+
+    try:
+        tensor = torch.from_numpy(_decode_array(value["__tensor__"])).to(getattr(torch, value["dtype"]))
+        return tensor.to(value["device"]).requires_grad_(value["requires_grad"])
+    except (RuntimeError, TypeError, ValueError):
+        raise DecodeError("a tensor that torch cannot rebuild here") from None
+
+
+def _number(body, convert):
+    _require(type(body) is str and len(body) <= MAX_INT_DIGITS, "a number record of the wrong form")
+    try:
+        return convert(body)
+    except ValueError:
+        raise DecodeError("a number record that is not a number") from None
 
 
 def decode(value):
-    """The value that `encode` described, rebuilt from plain data."""
-    if value is None or type(value) in (bool, str):
-        return value
-    if type(value) is not dict or len(value) < 1:
-        raise ValueError(f"not an encoded value: {str(value)[:80]}")
-    kind = next(iter(value))
-    body = value[kind]
-    if kind == "__int__":
-        return int(body)
-    if kind == "__float__":
-        return float(body)
-    if kind == "__scalar__":
-        return _decode_array(body)[()]
-    if kind == "__ndarray__":
-        return _decode_array(body)
-    if kind == "__strings__":
-        return _decode_strings(body)
-    if kind == "__tuple__":
-        return tuple(decode(item) for item in body)
-    if kind == "__list__":
-        return [decode(item) for item in body]
-    if kind == "__dict__":
-        return {key: decode(item) for key, item in body.items()}
-    if kind == "__generator__":
-        bit_generator = getattr(np.random, body["bit_generator"])()
-        bit_generator.state = body
-        return np.random.Generator(bit_generator)
-    if kind == "__table__":
-        return Table(_decode_array(body))
-    if kind == "__tensor__":
-        import torch
+    """The value that `encode` described, rebuilt from plain data. It never runs code, never touches the
+    global random state, and raises only DecodeError (a ValueError) for data `encode` would not write:
+    an unknown kind, a wrong type or form, nesting deeper than MAX_DEPTH, strings or arrays too large."""
+    return _decode(value, 0)
 
-        tensor = torch.from_numpy(_decode_array(body)).to(getattr(torch, value["dtype"]))
-        return tensor.to(value["device"]).requires_grad_(value["requires_grad"])
-    raise ValueError(f"unknown encoded kind {kind!r}")
+
+def _decode(value, depth: int):
+    if value is None or type(value) is bool:
+        return value
+    if type(value) is str:
+        _require(len(value) <= MAX_STRING_CHARS, "a string too large")
+        return value
+    _require(type(value) is dict and len(value) >= 1, "not an encoded value")
+    _require(depth < MAX_DEPTH, "values nested too deep")
+    kind = next(iter(value))
+    if kind == "__tensor__":
+        return _decode_tensor(value)
+    _require(len(value) == 1, "an encoded value with extra keys")
+    body = value[kind]
+    if kind in ("__tuple__", "__list__"):
+        _require(type(body) is list, "a sequence record of the wrong form")
+        items = [_decode(item, depth + 1) for item in body]
+        return tuple(items) if kind == "__tuple__" else items
+    if kind == "__dict__":
+        _require(type(body) is dict and all(type(key) is str for key in body), "a dict record of the wrong form")
+        return {key: _decode(item, depth + 1) for key, item in body.items()}
+    if kind in LEAVES:
+        return LEAVES[kind](body)
+    raise DecodeError("an unknown encoded kind")
+
+
+LEAVES = {
+    "__int__": lambda body: _number(body, int),
+    "__float__": lambda body: _number(body, float),
+    "__scalar__": lambda body: _decode_array(body)[()],
+    "__ndarray__": _decode_array,
+    "__strings__": _decode_strings,
+    "__generator__": _decode_generator,
+    "__table__": lambda body: Table(_decode_array(body)),
+}
 
 
 def dumps(value) -> str:
@@ -160,4 +260,9 @@ def dumps(value) -> str:
 
 
 def loads(text: str):
-    return decode(json.loads(text))
+    """`decode` of JSON text; DecodeError for text that is not JSON or nests too deep for the parser."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise DecodeError("not JSON, or nested too deep") from None
+    return decode(data)

@@ -1,0 +1,356 @@
+"""Grading against a learner who reads the grader: what the sandbox can see, and what it writes back.
+
+One small class of chapter 02 is graded once with `nncourse grade`, as an instructor would: right
+answers around every kind of broken notebook, and submissions that try to keep references seen during
+grading, hide a wrong answer behind float16, or leak hidden inputs through exception messages. The
+other tests forge the sandbox's records directly (a stand-in for `sandbox.run`) and check that the
+grader reads them as untrusted data.
+"""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder import classroom, grading, notebooks, registry, sandbox, wire
+from autograder.grading import graded_exercises
+from tests.test_grading import answers, edited, lean, with_answer
+
+CHAPTER = "ch02"
+NOTEBOOK = notebooks.chapter_notebook(CHAPTER).name
+FULL = sum(e.points for e in graded_exercises(CHAPTER))
+USED = ("ch02.mse_loss", "ch02.mse_gradient", "ch02.gradient_step")  # what fit_linear_regression and minibatch_sgd use
+
+# Keeps every reference it can reach while any exercise runs (at import, through gc, the runner's job,
+# and the names swapped into its namespace), and answers the used exercises with them, or wrongly.
+STASHES_REFERENCES = '''
+import gc, inspect, sys
+import numpy as np
+STASH = {}
+
+def steal():
+    for name in ("mse_loss", "mse_gradient", "gradient_step"):
+        value = globals().get(name)
+        if callable(value) and getattr(value, "__module__", None) != __name__:
+            STASH.setdefault(name, value)
+    for value in gc.get_objects():
+        if inspect.isfunction(value) and value.__code__.co_filename == "<reference>":
+            STASH.setdefault(value.__name__, value)
+    frame = sys._getframe()
+    while frame is not None:
+        for local in list(frame.f_locals.values()):
+            jobs = local.get("exercises", []) if isinstance(local, dict) else []
+            for job in jobs if isinstance(jobs, list) else []:
+                for name, source in (job.get("uses") or {}).items():
+                    namespace = {"np": np, "math": __import__("math")}
+                    exec(source, namespace)
+                    STASH.setdefault(name, namespace[name])
+        frame = frame.f_back
+
+steal()
+
+def answer(name, wrong):
+    def call(*args, **kwargs):
+        steal()
+        return STASH[name](*args, **kwargs) if name in STASH else wrong(*args, **kwargs)
+    return call
+
+mse_loss = answer("mse_loss", lambda X, y, w, b: 0.0)
+mse_gradient = answer("mse_gradient", lambda X, y, w, b: (np.zeros_like(w), 0.0))
+gradient_step = answer("gradient_step", lambda w, b, grad_w, grad_b, lr: (w, b))
+'''
+
+FLOAT16_OFF = '''import numpy as np
+
+def mse_loss(X, y, w, b):
+    return np.float16(np.mean((X @ w + b - y) ** 2) * 1.03)
+'''
+
+LEAKS_INPUTS = '''import numpy as np
+
+def mse_loss(X, y, w, b):
+    raise ValueError("LEAK " + repr(np.asarray(X, dtype=float).ravel()[:4].tolist()))
+'''
+
+
+def stashing(release, reference):
+    """The right answers, but the used exercises answered from stolen references (or wrongly)."""
+    def edit(notebook):
+        for cell in notebook.cells:
+            if notebooks.grade_id(cell) in {registry.grade_id_of(e) for e in USED}:
+                cell.source = "steal()"
+        notebook.cells.insert(1, nbformat.v4.new_code_cell(STASHES_REFERENCES))
+    return edited(release, reference, edit)
+
+
+def bad_notebooks(release) -> dict:
+    """Every kind of submission that is not a notebook nbformat reads, as the bytes of the file (or None
+    for a folder named like the notebook)."""
+    text = nbformat.writes(release)
+    future = json.loads(text) | {"nbformat": 99}
+    no_metadata = json.loads(text)
+    del next(cell for cell in no_metadata["cells"] if cell["cell_type"] == "code")["metadata"]
+    return {"invalid_json": b'{"cells": [ this is not json', "nbformat_99": json.dumps(future).encode(),
+            "cell_without_metadata": json.dumps(no_metadata).encode(), "folder_named_like_it": None,
+            "empty_file": b"", "binary_file": bytes(range(256)) * 4, "json_list": b"[1, 2, 3]"}
+
+
+def grade_command(course_dir):
+    return subprocess.run([sys.executable, "-m", "autograder.cli", "grade", CHAPTER, "--course-dir", str(course_dir),
+                           "--workers", "2", "--timeout", "30"], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """The class, released and graded once with `nncourse grade`: (course dir, command result, results by
+    learner, CSV rows)."""
+    course_dir = tmp_path_factory.mktemp("untrusted")
+    shutil.copy(notebooks.ROOT / "nbgrader_config.py", course_dir)
+    shutil.copytree(notebooks.COURSE, course_dir / "course")
+    classroom.release(course_dir, [CHAPTER])
+    release = lean(nbformat.read(course_dir / "release" / CHAPTER / NOTEBOOK, as_version=4))
+    reference = answers()
+    good = {"a_reference": edited(release, reference), "s_stashes_references": stashing(release, reference),
+            "t_float16_off": edited(release, with_answer("ch02.mse_loss", FLOAT16_OFF)),
+            "u_leaks_inputs": edited(release, with_answer("ch02.mse_loss", LEAKS_INPUTS)),
+            "z_reference": edited(release, reference)}
+    for student, notebook in good.items():
+        folder = course_dir / "submitted" / student / CHAPTER
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / NOTEBOOK)
+    for student, data in bad_notebooks(release).items():
+        path = course_dir / "submitted" / f"m_{student}" / CHAPTER / NOTEBOOK
+        path.parent.mkdir(parents=True)
+        if data is None:
+            path.mkdir()
+        else:
+            path.write_bytes(data)
+    result = grade_command(course_dir)
+    results = {path.stem: grading.SubmissionGrade.from_json(json.loads(path.read_text()))
+               for path in (classroom.work_dir(course_dir) / "grades" / CHAPTER).glob("*.json")}
+    with open(classroom.work_dir(course_dir) / f"{CHAPTER}_grades.csv") as file:
+        rows = list(csv.DictReader(file))
+    return course_dir, result, results, rows
+
+
+def exercise(results, student, exercise_id):
+    return next(e for e in results[student].exercises if e.id == exercise_id)
+
+
+@pytest.mark.slow
+def test_references_seen_in_grading_do_not_score_the_exercises_they_answer(graded_class):
+    _, result, results, _ = graded_class
+    assert result.returncode == 0, result.stderr
+    stasher = results["s_stashes_references"]
+    assert stasher.status == "graded" and results["a_reference"].score == FULL
+    for exercise_id in USED:
+        assert exercise(results, "s_stashes_references", exercise_id).score == 0, exercise_id
+    assert stasher.score == FULL - sum(registry.get(e).points for e in USED)
+
+
+@pytest.mark.slow
+def test_a_float16_answer_three_percent_off_gets_no_points(graded_class):
+    _, _, results, _ = graded_class
+    mse_loss = exercise(results, "t_float16_off", "ch02.mse_loss")
+    assert mse_loss.score == 0 and "too little precision" in mse_loss.feedback
+    assert results["t_float16_off"].score == FULL - mse_loss.points
+
+
+@pytest.mark.slow
+def test_a_hidden_case_shows_the_exception_type_and_line_never_its_message(graded_class):
+    course_dir, _, results, rows = graded_class
+    mse_loss = exercise(results, "u_leaks_inputs", "ch02.mse_loss")
+    export = (classroom.work_dir(course_dir) / f"{CHAPTER}_grades.csv").read_text()
+    page = (classroom.work_dir(course_dir) / "feedback" / CHAPTER / "u_leaks_inputs.html").read_text()
+    for case in registry.get("ch02.mse_loss").cases:
+        shown = repr(np.asarray(case.make_args()["X"], dtype=float).ravel()[:4].tolist())
+        if case.hidden:
+            assert shown not in mse_loss.feedback and shown not in export and shown not in page
+        else:
+            assert f"LEAK {shown}" in mse_loss.feedback  # a visible case's message helps the learner
+    hidden_lines = mse_loss.feedback.split("(hidden)", 1)[1]
+    assert "ValueError" in hidden_lines and "raise ValueError(" in hidden_lines and "LEAK [" not in hidden_lines
+
+
+@pytest.mark.slow
+def test_every_bad_notebook_gets_its_own_row_and_the_others_their_grades_feedback_and_gradebook(graded_class):
+    course_dir, result, results, rows = graded_class
+    assert result.returncode == 0, result.stderr
+    bad = [student for student in results if student.startswith("m_")]
+    assert len(bad) == 7
+    students = {path.name for path in (course_dir / "submitted").iterdir()}
+    assert {row["student_id"] for row in rows} == students == set(results)
+    for student in bad:
+        expected = "no notebook" if student == "m_folder_named_like_it" else "unreadable notebook"
+        assert results[student].status == expected and results[student].reason, student
+    assert "is a folder" in results["m_folder_named_like_it"].reason
+    assert "nbformat rejects" in results["m_nbformat_99"].reason
+    assert "nbformat rejects" in results["m_cell_without_metadata"].reason
+    for student in students:
+        assert (classroom.work_dir(course_dir) / "feedback" / CHAPTER / f"{student}.html").exists(), student
+    assert f"{len(students)} submissions" in result.stdout
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        for student in students:
+            submission = gradebook.find_submission(CHAPTER, student)
+            assert submission.needs_manual_grade == (student in bad), student
+            if student not in bad:
+                assert submission.score == results[student].score, student
+    for student in ("a_reference", "z_reference"):
+        assert (course_dir / "autograded" / student / CHAPTER / NOTEBOOK).exists()
+
+
+@pytest.mark.slow
+def test_grading_the_class_again_does_not_crash(graded_class):
+    course_dir, _, results, _ = graded_class
+    again = grade_command(course_dir)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(results)} submissions" in again.stdout
+
+
+# --- records forged in the sandbox: a stand-in for sandbox.run writes what learner code could ---------------
+
+TARGET = "ch02.mse_loss"
+MALFORMED = "the sandbox returned a malformed result"  # the course's words
+WORDS = "I WAS ROBBED BY THE GRADER"  # the learner's own words, which must never become a reason
+
+
+def deep(levels):
+    value = {"__int__": "1"}
+    for _ in range(levels):
+        value = {"__list__": [value]}
+    return value
+
+
+FORGED = {
+    "deep nesting": [{"output": deep(100_000), "args_after": {"__dict__": {}}}],
+    "unknown encoding": [{"output": {"__pickle__": "gASVAAAAAAAAAAB9lC4="}, "args_after": {"__dict__": {}}}],
+    "array of the wrong types": [{"output": {"__ndarray__": {"dtype": ["<f8"], "shape": "x", "data": 5}},
+                                  "args_after": {"__dict__": {}}}],
+    "array data of the wrong length": [{"output": {"__ndarray__": {"dtype": "<f8", "shape": [10**6],
+                                                                   "data": "AAAAAAAAAAA="}},
+                                        "args_after": {"__dict__": {}}}],
+    "huge string": [{"output": "x" * 2**21, "args_after": {"__dict__": {}}}],
+    "a number of a million digits": [{"output": {"__int__": "9" * 1_000_000}, "args_after": {"__dict__": {}}}],
+    "generator that reseeds numpy": [{"output": {"__generator__": {"bit_generator": "seed", "state": 1}},
+                                      "args_after": {"__dict__": {}}}],
+    "generator state that crashes": [{"output": {"__generator__": {"bit_generator": "PCG64", "state": {"state": "x"}}},
+                                      "args_after": {"__dict__": {}}}],
+    "tensor of a made-up dtype": [{"output": {"__tensor__": {"dtype": "<f8", "shape": [], "data": "AAAAAAAAAAA="},
+                                              "dtype": "save", "device": "cpu", "requires_grad": False},
+                                   "args_after": {"__dict__": {}}}],
+    "trace of the wrong type": [{"trace": WORDS, "exception": "ValueError", "message": [WORDS]}],
+    "exception type in the learner's words": [{"trace": [], "exception": WORDS, "message": []}],
+    "the grader's own keys": [{"stopped": WORDS}],
+    "a skipped record": [{"skipped": WORDS}],
+    "duplicates": [{"not_written": True}, {"not_written": True}],
+    "flags of the wrong type": [{"missing": WORDS}],
+    "inputs that change shape": [{"output": {"__float__": "1.0"}, "args_after": {"__list__": []}}],
+}
+
+
+def same_global_random_state(before) -> bool:
+    """Whether numpy's global random state is still `before` (np.random.get_state())."""
+    now = np.random.get_state()
+    return np.array_equal(now[1], before[1]) and now[2:] == before[2:]
+
+
+def fake_sandbox(records_for, last_events=()):
+    """A stand-in for sandbox.run: every case of the job gets `records_for(exercise id, case name)` as its
+    case_end records, and the run ends with `last_events` (finished when there are none)."""
+    def run(job, bundle, limits, hide):
+        events = [{"event": "cell_start", "index": 0}, {"event": "cell_end", "index": 0, "error": None}]
+        start = job.get("start", [0, 0])
+        for position, exercise_job in enumerate(job["exercises"]):
+            for number, case in enumerate(exercise_job["cases"]):
+                if [position, number] < start:
+                    continue
+                key = {"exercise": exercise_job["id"], "case": case["name"]}
+                events.append({"event": "case_start", **key})
+                events += [{"event": "case_end", **key, **record} for record in records_for(*key.values())]
+        events += list(last_events) or [{"event": "done", "output": ""}]
+        return sandbox.Run(events, 0 if not last_events else -9, False, 0.1, True)
+    return run
+
+
+@pytest.fixture
+def submission(tmp_path):
+    folder = tmp_path / "submitted" / "someone" / CHAPTER
+    folder.mkdir(parents=True)
+    nbformat.write(nbformat.read(notebooks.chapter_notebook(CHAPTER), as_version=4), folder / NOTEBOOK)
+    return folder
+
+
+def grade_with(monkeypatch, folder, records_for, last_events=()):
+    monkeypatch.setattr(sandbox, "run", fake_sandbox(records_for, last_events))
+    return grading.grade_submission(folder, "someone", CHAPTER, folder, [], sandbox.Limits(seconds=5))
+
+
+def only_target(forged):
+    return lambda exercise_id, case: forged if exercise_id == TARGET else [{"not_written": True}]
+
+
+@pytest.mark.parametrize("kind", FORGED)
+def test_a_forged_record_fails_its_exercise_with_the_courses_words(monkeypatch, submission, kind):
+    before = np.random.get_state()
+    grade = grade_with(monkeypatch, submission, only_target(FORGED[kind]))
+    assert grade.status == "graded"
+    target = next(e for e in grade.exercises if e.id == TARGET)
+    assert target.score == 0 and MALFORMED in target.feedback and WORDS not in target.feedback
+    assert target.reason.startswith("malformed result") and WORDS not in target.reason
+    assert same_global_random_state(before)
+
+
+def test_records_for_exercises_or_cases_that_do_not_exist_change_nothing(monkeypatch, submission):
+    def records_for(exercise_id, case):
+        forged = {"output": {"__float__": "1.0"}, "args_after": {"__dict__": {}}}
+        stray = [{"exercise": "ch02.nothing", "case": case, **forged}, {"exercise": exercise_id, "case": "nothing"},
+                 {"exercise": ["not", "a", "name"], "case": {"a": 1}}]
+        return [{"not_written": True}] + stray
+
+    grade = grade_with(monkeypatch, submission, records_for)
+    assert grade.status == "graded" and all("not written yet" in e.feedback for e in grade.exercises)
+
+
+@pytest.mark.parametrize("last", [{"event": "case_start", "exercise": "ch02.nothing", "case": "x"},
+                                  {"event": "cell_start", "index": [1, 2]},
+                                  {"event": "case_end", "exercise": {"a": 1}, "case": None},
+                                  {"event": WORDS}])
+def test_a_sandbox_that_stops_on_a_forged_event_fails_what_is_left_with_the_courses_words(
+        monkeypatch, submission, last):
+    grade = grade_with(monkeypatch, submission, lambda exercise_id, case: [], last_events=[last])
+    assert grade.status == "graded" and grade.score == 0
+    for e in grade.exercises:
+        assert MALFORMED in e.feedback and WORDS not in e.feedback
+
+
+def test_wire_decode_raises_only_its_own_error_and_never_reseeds_numpy():
+    before = np.random.get_state()
+    outputs = [record["output"] for kind, records in FORGED.items() if kind != "inputs that change shape"
+               for record in records if "output" in record]
+    for forged in outputs + \
+            [deep(100_000), [1, 2], 3.5, {"__list__": "abc"}, {"__dict__": {"a": {"__float__": 1.0}}},
+             {"__strings__": {"dtype": "<U99999999", "shape": [10**6], "items": []}},
+             {"__scalar__": {"dtype": "V8", "shape": [], "data": "AAAAAAAAAAA="}}]:
+        with pytest.raises(wire.DecodeError):
+            wire.decode(forged)
+    assert same_global_random_state(before)
+
+
+@pytest.mark.parametrize("records, last_events, reason", [
+    ([{"trace": [], "exception": "MemoryError", "message": ["MemoryError"]}], (), "memory limit; 5 of 5 cases failed"),
+    ([], [{"event": "case_start", "exercise": TARGET, "case": "two points, by hand"}], "crash; 5 of 5 cases failed"),
+    ([{"output": {"__float__": "0.0"}, "args_after": None}], (), "malformed result; 5 of 5 cases failed"),
+    ([{"not_written": True}], (), "not written"),
+])
+def test_the_export_says_what_happened_to_each_exercise(monkeypatch, submission, records, last_events, reason):
+    def records_for(exercise_id, case):
+        return records if exercise_id == TARGET else [{"not_written": True}]
+
+    grade = grade_with(monkeypatch, submission, records_for, last_events)
+    assert next(e for e in grade.exercises if e.id == TARGET).reason == reason
