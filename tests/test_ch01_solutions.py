@@ -4,6 +4,7 @@ Where the reference draws from a Generator in its own documented way, scikit-lea
 cannot give the same indices; there the tests compare the guarantees both promise (class shares,
 fold sizes, disjoint folds that cover every sample once).
 """
+import math
 import warnings
 
 import numpy as np
@@ -79,6 +80,30 @@ def test_stratified_split_keeps_shares_like_scikit_learn(cancer, test_size):
         assert abs(np.sum(y[test] == label) - np.sum(y[sk_test] == label)) <= 1
 
 
+# three classes whose order by count (1, 2, 0) and by first appearance (2, 1, 0) both differ from label order
+THREE_OUT_OF_ORDER = np.random.default_rng(2).permutation(np.repeat([0, 1, 2], [5, 20, 10]))
+
+
+@pytest.mark.parametrize("test_size", [0.5, 0.3, 0.1])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stratified_split_relation_to_train_test_split_on_three_classes(test_size, seed):
+    """What the chapter says next to the exercise: the course rounds each class on its own, round(test_size · n_c),
+    halves to even; scikit-learn first fixes the whole test set's size, ceil(test_size · n), and then gives each
+    class the floor or the ceiling of its share of it. So the totals can differ (0.5 of 5, 20 and 10: 2 + 10 + 5 = 17
+    against ceil(17.5) = 18), and each class's count differs by at most one. (tests/test_properties_ch01.py checks
+    the same relation on random labels of 2 to 4 classes.)"""
+    y, n = THREE_OUT_OF_ORDER, len(THREE_OUT_OF_ORDER)
+    _, test = ch01.stratified_split(y, test_size, np.random.default_rng(seed))
+    _, sk_test = train_test_split(np.arange(n), test_size=test_size, stratify=y, random_state=seed)
+    assert len(sk_test) == math.ceil(test_size * n)
+    for label, n_c in zip((0, 1, 2), (5, 20, 10)):
+        assert np.sum(y[test] == label) == round(test_size * n_c)
+        share = len(sk_test) * n_c / n
+        assert math.floor(share) <= np.sum(y[sk_test] == label) <= math.ceil(share)
+    if test_size == 0.5:
+        assert len(test) == 17 and len(sk_test) == 18
+
+
 def test_stratified_split_is_reproducible_and_seed_dependent():
     y = digit_images()[1]
     first = ch01.stratified_split(y, 0.2, np.random.default_rng(3))
@@ -121,6 +146,26 @@ def test_one_hot_encoder_matches_scikit_learn(table, handle_unknown):
     theirs = OneHotEncoder(handle_unknown=handle_unknown, sparse_output=False).fit(district[:300, None])
     np.testing.assert_array_equal(ours.categories_, theirs.categories_[0])
     np.testing.assert_array_equal(ours.transform(district[300:]), theirs.transform(district[300:, None]))
+
+
+@pytest.mark.parametrize("handle_unknown", ["error", "ignore"])
+def test_one_hot_encoder_matches_scikit_learn_on_names_beyond_ascii(handle_unknown):
+    train = np.array(["Nord", "Süd", "am Hafen", "Altstadt", "Süd", "Nord", "Zentrum", "Ölberg"])
+    new = np.array(["Süd", "Altstadt-Süd", "am Hafen", "Ölberg", "Altstadt"])  # "Altstadt-Süd" was never seen
+    ours = ch01.OneHotEncoder(handle_unknown).fit(train)
+    theirs = OneHotEncoder(handle_unknown=handle_unknown, sparse_output=False).fit(train[:, None])
+    assert ours.categories_.tolist() == theirs.categories_[0].tolist()  # code point order: "Zentrum" < "am Hafen" < "Ölberg"
+    if handle_unknown == "error":
+        with pytest.raises(ValueError):
+            ours.transform(new)
+        with pytest.raises(ValueError):
+            theirs.transform(new[:, None])
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns that it saw an unknown category
+        expected = theirs.transform(new[:, None])
+    np.testing.assert_array_equal(ours.transform(new), expected)
+    assert not expected[1].any()
 
 
 def test_one_hot_encoder_unknown_categories_as_scikit_learn_handles_them():
@@ -237,6 +282,9 @@ def test_kfold_has_scikit_learns_fold_sizes_and_covers_every_sample_once(n, k):
     assert sorted(len(val) for _, val in folds) == sorted(len(val) for _, val in theirs)
 
 
+# On 3 or more classes the course deals the classes in label order and StratifiedKFold in order of first appearance,
+# so the folds' class counts agree only once scikit-learn sees the classes in label order: that relation is
+# tests/test_properties_ch01.py::test_stratified_kfold_relation_to_stratified_kfold, with a 3-class example.
 @pytest.mark.parametrize("k", [3, 5, 10])
 def test_stratified_kfold_has_scikit_learns_class_counts_per_fold(cancer, k):
     y = cancer[1]
@@ -250,7 +298,9 @@ def test_stratified_kfold_has_scikit_learns_class_counts_per_fold(cancer, k):
 
 # ---------------------------------------------------------------- tfidf_features
 
-@pytest.mark.parametrize("documents", [training_corpus(), ["", "a b c", "Loss, loss, LOSS.", "lr_max 0.1 of 10 runs"]])
+@pytest.mark.parametrize("documents", [training_corpus(), ["", "a b c", "Loss, loss, LOSS.", "lr_max 0.1 of 10 runs"],
+                                       ["Die Größe zählt, nicht die GRÖSSE.", "A naïve model: naïve Bayes, a naive guess.",
+                                        "日本 and 東京; 日本語 too"]])
 def test_tfidf_matches_tfidf_vectorizer_defaults(documents):
     vocabulary, counts, tfidf = ch01.tfidf_features(documents)
     vectorizer = TfidfVectorizer().fit(documents)

@@ -65,6 +65,19 @@ def test_least_squares_matches_scikit_learn(data):
     assert b == pytest.approx(model.intercept_, rel=1e-12)
 
 
+def test_least_squares_is_exact_on_features_far_from_zero():
+    """Features around 1e5 that vary by about 1 (the exercise's visible case): [X 1] has nearly parallel columns,
+    and the normal equations lose most digits, but least squares recovers an exact line to about 1e-9."""
+    rng = np.random.default_rng(34)
+    X = 1e5 + rng.normal(size=(20, 2))
+    w_true, b_true = np.array([1.5, -0.25]), 7.0
+    w, b = ch02.least_squares(X, X @ w_true + b_true)
+    np.testing.assert_allclose(w, w_true, rtol=1e-9)
+    assert b == pytest.approx(b_true, abs=1e-3)
+    model = LinearRegression().fit(X, X @ w_true + b_true)
+    np.testing.assert_allclose(w, model.coef_, rtol=1e-8)
+
+
 def test_gradient_descent_converges_to_least_squares(data):
     X, y = data
     w, b, losses = ch02.fit_linear_regression(X, y, lr=0.2, n_steps=20000)

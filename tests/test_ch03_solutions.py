@@ -130,6 +130,19 @@ def test_numerical_gradient_is_central_and_leaves_x_alone():
     assert 50 < errors[0] / errors[1] < 200, "central differences: the error falls like h²"
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32])
+def test_numerical_gradient_works_on_a_float64_copy_of_an_integer_or_float32_x(dtype):
+    """The docstring's promise: x ± h is formed in float64 (an integer x cannot hold it, a float32 one rounds it
+    to 7 digits) and the gradient is float64, whatever x's dtype."""
+    x = np.array([[1, -2], [3, 0]], dtype=dtype)
+    seen = []
+    grad = ch03.numerical_gradient(lambda z: seen.append(z.dtype) or float(np.sum(z ** 3) + z[0, 0] * z[1, 1]), x)
+    assert grad.dtype == np.float64 and set(seen) == {np.dtype(np.float64)}
+    exact = 3.0 * x.astype(np.float64) ** 2 + np.array([[x[1, 1], 0], [0, x[0, 0]]])
+    np.testing.assert_allclose(grad, exact, rtol=1e-8, atol=1e-8)
+    assert x.dtype == dtype
+
+
 def test_relative_error_definition():
     a = np.array([1.0, 2.0])
     assert ch03.relative_error(a, np.array([1.1, 2.0])) == pytest.approx(0.1 / 4)

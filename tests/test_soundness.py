@@ -149,3 +149,41 @@ def test_every_default_value_is_used_by_a_case(exercise):
     never = [name for name in _parameters_with_defaults(exercise)
              if all(name in _arguments_given(exercise, case.make_args()) for case in exercise.cases)]
     assert not never, f"{exercise.id}: no case uses the default of {never}"
+
+
+def _class_labels(exercise, args: dict) -> list:
+    """The class labels a case passes: each 1-D integer array named y or y_true, where the reference's docstring
+    speaks of classes, labels or class indices "in [0, C)" (a BatchIterator only carries its y along)."""
+    import numpy as np
+
+    doc = (inspect.getdoc(exercise.reference) or "").lower()
+    if not any(word in doc for word in ("class", "label", "[0, c)")):
+        return []
+    return [args[name] for name in ("y", "y_true") if isinstance(args.get(name), np.ndarray)
+            and args[name].ndim == 1 and args[name].dtype.kind in "iu"]
+
+
+def _out_of_label_order(y) -> bool:
+    """3 or more classes, and neither their order by count (most first) nor their order of first appearance
+    is the order of their labels."""
+    import numpy as np
+
+    classes, first, counts = np.unique(y, return_index=True, return_counts=True)
+    return len(classes) >= 3 and not np.array_equal(classes[np.argsort(-counts, kind="stable")], classes) \
+        and not np.array_equal(classes[np.argsort(first, kind="stable")], classes)
+
+
+_ON_LABELS = [e for e in EXERCISES if any(_class_labels(e, case.make_args()) for case in e.cases)]
+
+
+@pytest.mark.parametrize("exercise", _ON_LABELS, ids=[e.id for e in _ON_LABELS])
+def test_every_exercise_on_class_labels_has_a_case_with_classes_out_of_label_order(exercise):
+    """Walking the classes by count (Counter.most_common) or by first appearance (dict.fromkeys, pandas' unique,
+    StratifiedKFold) instead of in label order passes every case whose labels come in the same order all three
+    ways. So some case has 3 or more classes out of label order both ways, with `stratify` on where the
+    reference has that switch."""
+    stratifies = "stratify" in inspect.signature(exercise.reference).parameters
+    found = [case.name for case in exercise.cases
+             if (args := case.make_args()) and (not stratifies or args.get("stratify"))
+             and any(_out_of_label_order(y) for y in _class_labels(exercise, args))]
+    assert found, f"{exercise.id}: no case has 3 or more classes out of label order by count and by first appearance"

@@ -41,14 +41,14 @@ def _with_rng(seed, **values):
 # ---------------------------------------------------------------- stratified_split
 
 def _split_variant(not_stratified=False, shuffled_twice=False, fraction_swapped=False, truncated=False,
-                   sorted_output=True):
+                   half_up=False, sorted_output=True):
     """The reference split with one mistake switched on."""
     def split(y, test_size, rng):
         groups = [np.arange(len(y))] if not_stratified else [np.flatnonzero(y == label) for label in np.unique(y)]
         train, test = [], []
         for members in groups:
             share = (1 - test_size if fraction_swapped else test_size) * len(members)
-            n_test = int(share) if truncated else round(share)
+            n_test = int(share) if truncated else math.floor(share + 0.5) if half_up else round(share)
             shuffled = rng.permutation(members)
             test.append(shuffled[:n_test])
             train.append((rng.permutation(members) if shuffled_twice else shuffled)[n_test:])
@@ -81,6 +81,11 @@ def _labels_by_hand():
     return {"y": np.array([0, 1, 0, 2, 0, 1, 0, 2, 1, 0]), "test_size": 0.3, "rng": np.random.default_rng(0)}
 
 
+# labels 0, 1 and 2 with 5, 20 and 10 samples, shuffled: by frequency the order is 1, 2, 0 and by first appearance
+# 2, 1, 0, neither the label order (a rule that walks the classes in either order draws other indices)
+_OUT_OF_ORDER = np.random.default_rng(2).permutation(np.repeat([0, 1, 2], [5, 20, 10]))
+
+
 def _cancer_labels(seed, test_size):
     return lambda: {"y": _cancer()[1].copy(), "test_size": test_size, "rng": np.random.default_rng(seed)}
 
@@ -94,6 +99,8 @@ register(Exercise(
     cases=(
         Case("10 labels by hand: classes of 5, 3 and 2, test_size 0.3", _labels_by_hand),
         Case("breast cancer: 212 malignant, 357 benign, test_size 0.25", _cancer_labels(1, 0.25)),
+        Case("labels 0, 1, 2 with 5, 20 and 10 samples, test_size 0.5: class 0's 2.5 rounds (half to even) to 2",
+             _with_rng(6, y=_OUT_OF_ORDER, test_size=0.5)),
         Case("digits: 10 classes, test_size 0.2", _digit_labels(2, 0.2), hidden=True),
         Case("imbalanced: 95 and 5", _with_rng(3, y=np.random.default_rng(4).permutation(np.repeat([1, 0], [95, 5])),
                                                    test_size=0.2), hidden=True),
@@ -111,6 +118,9 @@ register(Exercise(
                 "n_c) indices of each class go to the test set.", _split_variant(fraction_swapped=True)),
         Mistake("test count truncated", "int() rounds 1.5 down to 1; use round(test_size * n_c).",
                 _split_variant(truncated=True)),
+        Mistake("halves rounded up", "round() rounds a half to the even neighbour (round(2.5) is 2, round(3.5) is 4), "
+                "as np.round does; int(x + 0.5) and math.floor(x + 0.5) round every half up. Use round(test_size * "
+                "n_c).", _split_variant(half_up=True)),
         Mistake("indices not sorted", "Return np.sort(...) of each index array: then the result does not depend "
                 "on the order in which the classes were collected.", _split_variant(sorted_output=False)),
     ),
@@ -194,6 +204,12 @@ def _scaling_by_hand(X_train, X_test):
     return lambda: _scaling(np.array(X_train, dtype=np.float64), np.array(X_test, dtype=np.float64))
 
 
+def _integer_features():
+    """rooms and year of construction, as integers: the answer is float64 all the same (z-scores are fractions)"""
+    return _scaling(np.array([[2, 1950], [3, 1972], [1, 2001], [4, 1988]], dtype=np.int64),
+                    np.array([[2, 2020], [5, 1900]], dtype=np.int64))
+
+
 def _cancer_rows(train, test):
     def make():
         X = _cancer()[0]
@@ -221,6 +237,7 @@ register(Exercise(
         Case("breast cancer: fit on 100 tumours, transform 20 others", _cancer_rows(100, 20)),
         Case("digit pixels: some are 0 in every image", _digit_pixels, hidden=True),
         Case("one test row, values around 1e6", _large_values, hidden=True),
+        Case("integer features (rooms, year built): z-scores in float64", _integer_features, hidden=True),
         Case("a column of 1e6 + 0.1 (std 1.2e-10 from rounding) and one of 2e-17 steps (a real spread)",
              _scaling_by_hand([[1e6 + 0.1, 0.0]] * 4 + [[1e6 + 0.1, 2e-17]] * 4, [[1e6, 1e-17], [1e6 + 1, 0.0]]),
              hidden=True),
@@ -445,6 +462,11 @@ def _districts():
     return _encoding(codes[:300], codes[300:], "error")()
 
 
+def _district_names():
+    district = _apartments()[1]
+    return _encoding(district[:300], district[300:], "error")()
+
+
 register(Exercise(
     id="ch01.OneHotEncoder", points=2, reference=ref.OneHotEncoder, call=fit_then_transform,
     outputs=("fit(train) returns self", "categories_", "transform(test)"),
@@ -453,7 +475,13 @@ register(Exercise(
         Case("codes 1 to 3", _encoding([3, 1, 2, 2, 1], [1, 2, 3, 3], "error")),
         Case("an unseen code, handle_unknown=\"ignore\"", _encoding([2, 0, 1, 1], [1, 5, 0], "ignore")),
         Case("an unseen code, the default handle_unknown", _encoding([2, 0, 1, 1], [1, 5], raises=True)),
+        Case("names as categories, non-ASCII ones too; unseen \"Altstadt-Süd\" and \"Ölberg\", handle_unknown="
+             "\"ignore\"", _encoding(["Nord", "Süd", "am Hafen", "Altstadt", "Süd", "Nord", "Zentrum"],
+                                    ["Süd", "Altstadt-Süd", "am Hafen", "Ölberg", "Altstadt"], "ignore")),
         Case("apartments' districts, coded 0 to 4", _districts, hidden=True),
+        Case("apartments' district names", _district_names, hidden=True),
+        Case("names, an unseen \"Zentrum-Ost\" with the default handle_unknown",
+             _encoding(["Zentrum", "Süd", "Nord", "Süd"], ["Nord", "Zentrum-Ost"], raises=True), hidden=True),
         Case("codes 10, 20, 30 and an unseen 25, ignored", _encoding([30, 10, 20, 10], [25, 10, 30], "ignore"),
              hidden=True),
         Case("a single category", _encoding([7, 7], [7], "error"), hidden=True),
@@ -717,6 +745,12 @@ register(Exercise(
                                             n_classes=4)),
         Case("200 samples, 10 classes, 70 % right", _random_predictions(200, 10, 10, 0.7), hidden=True),
         Case("one sample", _fresh(y_true=np.array([1]), y_pred=np.array([0]), n_classes=2), hidden=True),
+        Case("4 classes, class 1 never occurs; class 2 the most frequent, class 3 the first", _fresh(
+            y_true=np.array([3, 2, 0, 2, 2, 3, 2, 0, 2, 3]), y_pred=np.array([3, 2, 2, 2, 0, 3, 2, 0, 3, 2]),
+            n_classes=4), hidden=True),
+        Case("uint8 labels, 20 classes: 19 · 20 + 19 does not fit in a uint8", lambda: {
+            key: value.astype(np.uint8) if key != "n_classes" else value
+            for key, value in _random_predictions(300, 20, 16, 0.6)().items()}, hidden=True),
     ),
     mistakes=(
         Mistake("rows and columns swapped", "Entry [i, j] counts true class i predicted as j: rows are the truth, "
@@ -836,6 +870,11 @@ register(Exercise(
         Case("200 samples, 5 classes, macro", _random_labels(200, 5, 11, "macro"), hidden=True),
         Case("200 samples, 5 classes, micro", _random_labels(200, 5, 12, "micro"), hidden=True),
         Case("binary, 100 samples", _random_labels(100, 2, 13, "binary"), hidden=True),
+        Case("labels 0, 1, 2 with 5, 20 and 10 samples, out of order by count and by first appearance, macro",
+             lambda: {"y_true": _OUT_OF_ORDER.copy(), "y_pred": np.where(np.arange(35) % 4 == 0, (_OUT_OF_ORDER + 1) % 3,
+                                                                          _OUT_OF_ORDER), "average": "macro"}, hidden=True),
+        Case("one sample, macro", _fresh(y_true=np.array([2]), y_pred=np.array([0]), average="macro"), hidden=True),
+        Case("one sample, the default average", _fresh(y_true=np.array([1]), y_pred=np.array([1])), hidden=True),
         Case("a class that only occurs in the predictions, macro", _fresh(
             y_true=np.array([0, 0, 1, 1]), y_pred=np.array([0, 3, 1, 1]), average="macro"), hidden=True),
     ),
@@ -996,6 +1035,8 @@ register(Exercise(
         Case("breast cancer labels, 5 stratified folds", lambda: {
             "y": _cancer()[1].copy(), "n_splits": 5, "rng": np.random.default_rng(2), "stratify": True}, hidden=True),
         Case("leave one out: 5 samples, 5 folds", _with_rng(3, y=np.array([0, 1, 0, 1, 1]), n_splits=5), hidden=True),
+        Case("stratified: labels 0, 1, 2 with 5, 20 and 10 samples, out of order by count and by first appearance, "
+             "4 folds", _with_rng(5, y=_OUT_OF_ORDER, n_splits=4, stratify=True), hidden=True),
         Case("digits labels, 10 folds", lambda: {"y": _digits()[1][:300].copy(), "n_splits": 10,
                                                  "rng": np.random.default_rng(4)}, hidden=True),
     ),
@@ -1052,6 +1093,8 @@ def _tfidf_with_counter(documents):
 
 
 _THREE_DOCUMENTS = ["The cat sat.", "The cat sat on the mat!", "A dog, a cat; I ran 2 km."]
+_BEYOND_ASCII = ["Die Größe zählt, nicht die GRÖSSE.", "A naïve model: naïve Bayes, a naive guess.",
+                 "日本 and 東京; 日本語 too"]
 
 
 register(Exercise(
@@ -1060,6 +1103,8 @@ register(Exercise(
     cases=(
         Case("three short documents", lambda: {"documents": list(_THREE_DOCUMENTS)}),
         Case("the course corpus: 16 sentences", lambda: {"documents": training_corpus()}),
+        Case("letters beyond a-z: Größe and GRÖSSE (lower-cased: größe, grösse), naïve, 日本",
+             lambda: {"documents": list(_BEYOND_ASCII)}),
         Case("an empty document and one without a word of two letters",
              lambda: {"documents": ["", "a b c", "Loss, loss, LOSS."]}, hidden=True),
         Case("digits and underscores", lambda: {"documents": ["lr_max 0.1 and lr_min 0.01", "batch 32, epoch 10",
@@ -1073,6 +1118,9 @@ register(Exercise(
         Mistake("one-letter words kept", "The default token pattern (?u)\\b\\w\\w+\\b keeps words of two or more "
                 "characters; \\w+ also keeps \"a\" and \"I\".",
                 _tfidf_variant(tokenize=lambda t: re.findall(r"(?u)\b\w+\b", t.lower()))),
+        Mistake("only ASCII letters in the tokens", "\\w matches every letter and digit of every script (ö, ï, 日), "
+                "not only a-z: [a-z0-9]{2,} cuts \"größe\" apart and drops \"日本\". Use the pattern (?u)\\b\\w\\w+\\b "
+                "as it is.", _tfidf_variant(tokenize=lambda t: re.findall(r"[a-z0-9_]{2,}", t.lower()))),
         Mistake("split on spaces", "str.split() keeps punctuation on the words (\"sat.\" and \"sat\" differ); use "
                 "re.findall with the token pattern.", _tfidf_variant(tokenize=lambda t: t.lower().split())),
         Mistake("idf not smoothed", "scikit-learn's default smooth_idf=True adds 1 to n and to every df, as if one "

@@ -563,6 +563,21 @@ def _ls_centered(X, y):
     return w, y_mean - x_mean @ w
 
 
+def _ls_normal_equations(X, y):
+    design = np.column_stack([X, np.ones(len(X))])
+    theta = np.linalg.solve(design.T @ design, design.T @ y)
+    return theta[:-1], float(theta[-1])
+
+
+def _far_from_zero(n, d, seed, offset):
+    """Features that vary by about 1 around `offset` (a year, a price): [X 1] has two nearly parallel columns."""
+    def make():
+        rng = np.random.default_rng(seed)
+        X = offset + rng.normal(size=(n, d))
+        return {"X": X, "y": (X - offset) @ rng.normal(size=d) + 0.5 + 0.1 * rng.normal(size=n)}
+    return make
+
+
 def _ls_pinv(X, y):
     theta = np.linalg.pinv(np.c_[X, np.ones(len(X))]) @ y
     return theta[:-1], theta[-1]
@@ -575,6 +590,8 @@ register(Exercise(
                                                   "y": np.array([1.0, 3.0, 5.0, 7.0])}),
         Case("diabetes, 40 patients, 10 features", _diabetes()),
         Case("random, 50 x 3 with an offset", _problem(50, 3, 31)),
+        Case("features around 1e5 that vary by about 1: forming AᵀA squares the condition number",
+             _far_from_zero(20, 2, 34, 1e5)),
         Case("random, 500 x 8", _problem(500, 8, 32), hidden=True),
         Case("as many samples as unknowns", _problem(4, 3, 33), hidden=True),
     ),
@@ -584,6 +601,10 @@ register(Exercise(
                 _ls_bias_from_the_wrong_end),
         Mistake("bias fitted after the weights", "Fitting w through the origin and adding mean(y − X w) as b is "
                 "not the least-squares solution; solve for w and b together.", _ls_bias_added_afterwards),
+        Mistake("normal equations", "Solving AᵀA θ = Aᵀy (np.linalg.solve or inv of A.T @ A) squares A's condition "
+                "number: with features around 1e5 that vary by about 1, most of float64's 16 digits are lost. "
+                "np.linalg.lstsq(A, y, rcond=None) solves the least-squares problem without forming AᵀA.",
+                _ls_normal_equations),
     ),
     alternatives=(_ls_qr, _ls_centered, _ls_pinv),
 ))

@@ -874,9 +874,9 @@ register(Exercise(
 
 # ---------------------------------------------------------------- numerical_gradient
 
-def _numerical_args(f, x, h=None):
+def _numerical_args(f, x, h=None, dtype=np.float64):
     def make():
-        args = {"f": f, "x": np.array(x, dtype=np.float64)}
+        args = {"f": f, "x": np.array(x, dtype=dtype)}
         return args if h is None else {**args, "h": h}
     return make
 
@@ -905,7 +905,7 @@ def _central_without_half(f, x, h=1e-5):
 
 
 def _caller_x_not_restored(f, x, h=1e-5):
-    grad = np.zeros_like(x)
+    grad = np.zeros(x.shape)
     for index in np.ndindex(x.shape):
         x[index] += h
         f_plus = f(x)
@@ -934,6 +934,20 @@ def _whole_rows_perturbed(f, x, h=1e-5):
         f_minus = f(point)
         point[i] = original
         grad[i] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def _perturbed_in_own_dtype(f, x, h=1e-5):
+    point = x.copy()
+    grad = np.zeros_like(point)
+    for index in np.ndindex(point.shape):
+        original = point[index]
+        point[index] = original + h
+        f_plus = f(point)
+        point[index] = original - h
+        f_minus = f(point)
+        point[index] = original
+        grad[index] = (f_plus - f_minus) / (2 * h)
     return grad
 
 
@@ -971,12 +985,16 @@ register(Exercise(
         Case("f(x) = x₀ x₁ + x₁², at (3, −2)", _numerical_args("x[0] * x[1] + x[1] ** 2", [3.0, -2.0])),
         Case("a 3 x 2 matrix x", _numerical_args("np.sum(np.tanh(x @ x.T))", np.arange(6.0).reshape(3, 2) / 4 - 0.5)),
         Case("f(x) = Σ x³ with h = 1e-3", _numerical_args("np.sum(x ** 3)", [1.0, -2.0, 0.5], h=1e-3)),
+        Case("an integer x: the docstring's float64 copy holds x ± h", _numerical_args(
+            "np.sum(x ** 3) + x[0, 0] * x[1, 1]", [[1, -2], [3, 0]], dtype=np.int64)),
         Case("a 2 x 2 x 2 array", _numerical_args("np.sum(np.exp(x) * np.sin(x))", np.linspace(-1, 1, 8).reshape(2, 2, 2)),
              hidden=True),
         Case("softmax cross-entropy's gradient", _numerical_args(
             "np.mean(np.log(np.exp(x).sum(axis=1)) - x[[0, 1, 2], [1, 0, 2]])",
             [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [2.0, 2.0, 2.0]]), hidden=True),
         Case("one entry", _numerical_args("np.sum(x ** 3)", [0.7]), hidden=True),
+        Case("a float32 x: float32 cannot hold x ± h (its spacing near 2 is 2.4e-7, h is 1e-5)", _numerical_args(
+            "np.sum(np.sin(x) * x)", [0.7, -1.3, 2.1], dtype=np.float32), hidden=True),
     ),
     mistakes=(
         Mistake("one-sided differences", "(f(x + h) − f(x)) / h is off by about h·f″/2; the central difference "
@@ -989,6 +1007,9 @@ register(Exercise(
         Mistake("perturbed entries not put back", "After its two evaluations each entry must get its saved value "
                 "back; left at x − h, it shifts the point at which every later entry's difference is taken.",
                 _copy_not_restored),
+        Mistake("perturbed in x's own dtype", "x.copy() keeps x's dtype: an integer x cannot hold x + h (it rounds "
+                "back to x, and every difference is 0), a float32 one rounds it to 7 digits. Perturb a float64 copy, "
+                "np.array(x, dtype=np.float64), as the docstring says.", _perturbed_in_own_dtype),
         Mistake("a whole row perturbed at once", "x[i] of a 2-D array is a whole row; step through every single "
                 "entry with np.ndindex(x.shape) (or x.flat).", _whole_rows_perturbed),
     ),
