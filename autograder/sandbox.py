@@ -1,29 +1,35 @@
 """Start the sandbox that runs one learner's code: limits, isolation, and reading what it reported.
 
-Every run gets a fresh temporary folder holding a copy of the learner's bundle (no references),
-the job and the events file. The process runs
+The job (hidden cases' inputs included) goes in through a pipe; the events come back through an
+inherited descriptor to an unnamed temporary file, so no run leaves a folder behind. The process runs
 
-- with limits: wall-clock seconds (the whole process group is killed at the deadline), address
-  space (a runaway allocation raises MemoryError in the learner's cell), file size and no core
-  dumps;
+- with limits: wall-clock seconds, address space (a runaway allocation raises MemoryError in the
+  learner's cell), file size and no core dumps;
 - with a clean environment and `python -S`, so that only the standard library, the installed
   third-party packages and the bundle are importable: not the course's own packages;
-- where Linux user namespaces allow (`unshare`), on a read-only file system but for its own folder
-  (the learner's code can change neither the grader's Python nor anything the next sandbox reads),
-  without network, in a process-ID namespace of its own (every process the learner's code starts
-  ends with it), and with the instructor's
-  folders hidden under empty mounts: the course directory (source notebooks, gradebook, other
-  learners' submissions), the folders of the references, the home folder and the shared scratch
-  folders where other sandboxes live. `isolation_available()` says whether
-  this machine allows it; grading records which isolation each submission had.
+- where Linux namespaces allow (`isolation_available()`), isolated by `autograder/isolation.py`
+  inside `unshare`: no network, and a file system built from an allow-list, nothing else: the
+  interpreter's installation, the folders of the packages it imports (a virtual environment's
+  site-packages, not the environment or the repository around it), the system's shared libraries
+  (/usr/lib*, /lib*), the learner's bundle at /sandbox/bundle and the submission's folder at
+  /sandbox/submission, all read-only, with the instructor's packages covered where they lie inside
+  those; a minimal /dev, the /proc of its own PID namespace, and a size-limited tmpfs at /tmp (also
+  HOME and TMPDIR), the only place it can write. The learner's code runs as uid 65534 without
+  capabilities, so the grader's root-only files stay closed even where they are visible.
+  Process lifetime: the learner's code runs under a first process it cannot signal; when that
+  process ends (the learner's process ended, or the time limit killed it), the kernel ends every
+  process of the namespace, `setsid()` daemons included, before `unshare` exits, and only then are
+  the events read. If the grader dies, `unshare` dies with it and takes the namespace along
+  (`--kill-child`).
+  Grading records which isolation each submission had. Without it (no Linux namespaces), the code
+  runs in a temporary folder with the limits alone: `grade` warns, since processes it starts in a
+  session of their own can outlive it there.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import resource
-import shlex
 import shutil
 import signal
 import subprocess
@@ -31,6 +37,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -38,11 +45,14 @@ from pathlib import Path
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
         "from autograder.sandbox_runner import main; main(int(sys.argv[1]))")
 MAX_EVENTS_BYTES = 64 * 2**20
-# New user, mount, network and process-ID namespaces: no network, private mounts, and when the
-# sandbox's first process ends the kernel ends every process it started, daemons included.
-UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--mount-proc"]
-# Shared scratch space where other sandboxes (other learners) keep their folders, and the home folder.
-PRIVATE_FOLDERS = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path.home()]
+ISOLATION = Path(__file__).with_name("isolation.py")
+# New mount, network, IPC and process-ID namespaces (and a user namespace where the grader is not
+# root, to be allowed the rest); `--kill-child` ends the namespace when `unshare` dies.
+NAMESPACES = ["--mount", "--net", "--ipc", "--pid", "--fork", "--kill-child"]
+# Where the system's shared libraries live, whichever layout the distribution has (folders or links).
+SYSTEM_LIBRARIES = ["/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32", "/usr/lib64"]
+# Where the learner's bundle and submission appear inside; the scratch is /tmp, also HOME.
+BUNDLE, SUBMISSION, SCRATCH = "/sandbox/bundle", "/sandbox/submission", "/tmp"
 
 
 @dataclass(frozen=True)
@@ -82,59 +92,79 @@ class Run:
 
 @lru_cache(maxsize=1)
 def isolation_available() -> bool:
-    """Whether `unshare` can give a process its own user, mount and network namespaces here."""
-    if not shutil.which("unshare") or not shutil.which("mount") or not sys.platform.startswith("linux"):
+    """Whether this machine lets a sandbox start in its own namespaces, on its allow-listed root, as an
+    unprivileged user: tried once, for real, with the same code as every sandbox."""
+    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
         return False
-    try:
-        probe = subprocess.run([*UNSHARE, "sh", "-c", "mount -t tmpfs none /tmp && true"],
-                               capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
+    with _status_pipe() as (status, status_fd), tempfile.TemporaryFile() as events:
+        spec = {**_view(None, None, []), "probe": True, "scratch_bytes": 2**20, "status_fd": status_fd,
+                "events_fd": events.fileno(), "path": []}
+        try:
+            probe = _start(_isolated_command(spec), status_fd, env=_environment(SCRATCH), cwd="/",
+                           pass_fds=(status_fd, events.fileno()), stdin=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, preexec_fn=_limit(Limits(seconds=10)))
+        except OSError:
+            return False
+        try:
+            probe.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _stop(probe, isolated=True)
+            probe.wait()
+            return False
+        return probe.returncode == 0 and status.read() == b"0"
 
 
 def _outermost(paths) -> list[Path]:
-    """The existing folders among `paths` that are not inside another one of them."""
-    resolved = sorted({Path(path).resolve() for path in paths if Path(path).is_dir()}, key=lambda p: len(p.parts))
+    """The existing folders among `paths` (absolute, links not followed) not inside another one."""
+    folders = sorted({Path(path).absolute() for path in paths if Path(path).is_dir()}, key=lambda p: (len(p.parts), p))
     kept = []
-    for path in resolved:
-        if not any(path.is_relative_to(outer) for outer in kept):
-            kept.append(path)
+    for folder in folders:
+        if not any(folder.is_relative_to(outer) for outer in kept):
+            kept.append(folder)
     return kept
 
 
-def _inside(path: Path, folders) -> bool:
-    return any(path != folder and path.is_relative_to(folder) for folder in folders)
+def _python_folders() -> list[Path]:
+    """The interpreter's installation and the folders of the packages it imports: a virtual
+    environment's site-packages, never the environment's folder (in development, the repository)."""
+    paths = sysconfig.get_paths()
+    return [Path(sys.base_prefix), Path(paths["purelib"]), Path(paths["platlib"])]
 
 
-def _hiding_script(hide, keep, scratch: Path, scratch_bytes: int) -> str:
-    """Shell commands, run inside the new mount namespace, that make the whole file system read-only,
-    put an empty tmpfs over every folder in `hide`, keep the folders in `keep` (Python itself, the
-    sandbox's folder) visible and read-only where they are, even inside a hidden one, and give the
-    learner's code a fresh, size-limited tmpfs at `scratch` as its working folder. Each kept folder
-    is opened before the hiding and bound back through its file descriptor afterwards; a last user
-    and mount namespace locks it all."""
-    keep = _outermost(keep)
-    hidden = [folder for folder in _outermost(hide) if folder not in keep]
-    outer = [folder for folder in hidden if not _inside(folder, keep)]
-    inner = [folder for folder in hidden if _inside(folder, keep)]
-    rebound = [folder for folder in keep if _inside(folder, outer)]
-    q = lambda path: shlex.quote(str(path))  # noqa: E731
-    steps = [f"exec {3 + i}< {q(folder)}" for i, folder in enumerate(rebound)]
-    # Read-only everywhere first: nothing the learner's code does can change the grader's Python,
-    # the instructor's files or what the next sandbox sees. (/proc stays: the namespace below writes
-    # its user map there, and the kernel guards the rest.) Fresh tmpfs mounts below are writable.
-    steps.append('{ while read -r _ _ _ _ point _; do case "$point" in /proc|/proc/*) ;; '
-                 '*) mount -o remount,bind,ro "$point" 2>/dev/null;; esac; done < /proc/self/mountinfo; true; }')
-    steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in outer]
-    for i, folder in enumerate(rebound):
-        steps += [f"mkdir -p {q(folder)}", f"mount --no-canonicalize --bind /proc/self/fd/{3 + i} {q(folder)}",
-                  f"exec {3 + i}<&-"]
-    steps += [f"mount -t tmpfs -o size=1m none {q(folder)}" for folder in inner]
-    steps += [f"mount -t tmpfs -o size={scratch_bytes} none {q(scratch)}", f"cd {q(scratch)}"]
-    # A further user and mount namespace locks all of the above: inside it, the learner's code is
-    # root without power over these mounts (no unmounting a hiding tmpfs, no remounting read-write).
-    return " && ".join(steps + ['exec unshare --user --map-root-user --mount -- "$@"'])
+def _view(bundle: Path | None, submission: Path | None, hide: list[Path]) -> dict:
+    """The allow-list, as the sandbox's first process takes it: read-only binds (source, target),
+    links to recreate, and the folders inside those binds to cover (the instructor's packages)."""
+    links = [(path, os.readlink(path)) for path in SYSTEM_LIBRARIES if os.path.islink(path)]
+    system = [path for path in SYSTEM_LIBRARIES if not os.path.islink(path)]
+    binds = [(str(folder), str(folder)) for folder in _outermost([*_python_folders(), *system])]
+    binds += [(str(folder.resolve()), target) for folder, target in [(bundle, BUNDLE), (submission, SUBMISSION)]
+              if folder is not None]
+    covered = [(Path(source).resolve(), target) for source, target in binds]
+    hidden = [str(Path(target) / folder.relative_to(source)) for folder in map(Path.resolve, hide)
+              for source, target in covered if folder != source and folder.is_relative_to(source)]
+    return {"binds": binds, "links": links, "hide": hidden, "grader_is_root": os.geteuid() == 0}
+
+
+def _isolated_command(spec: dict) -> list[str]:
+    user = [] if spec["grader_is_root"] else ["--user", "--map-root-user"]
+    python = getattr(sys, "_base_executable", sys.executable)  # the one inside the interpreter's folder
+    return [shutil.which("unshare"), *user, *NAMESPACES, python, "-S", str(ISOLATION), json.dumps(spec)]
+
+
+@contextmanager
+def _status_pipe():
+    """A pipe for the learner process's wait status: the reading end as a file, and the writing end,
+    which `_start` hands to the sandbox and closes here."""
+    reader, writer = os.pipe()
+    with open(reader, "rb") as status:
+        yield status, writer
+
+
+def _start(command: list[str], status_fd: int, **options) -> subprocess.Popen:
+    try:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, **options)
+    finally:
+        os.close(status_fd)  # only the sandbox's copy stays: its end is the end of the status
 
 
 def _limit(limits: Limits):
@@ -158,74 +188,101 @@ def _die_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _environment(work: Path) -> dict:
+def _environment(scratch: str) -> dict:
     keep = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    return {**keep, "HOME": str(work), "TMPDIR": str(work), "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(work),
+    return {**keep, "HOME": scratch, "TMPDIR": scratch, "MPLBACKEND": "Agg", "MPLCONFIGDIR": scratch,
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1", "JUPYTER_PLATFORM_DIRS": "1",
             **{key: os.environ[key] for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if key in os.environ}}
 
 
-def run(job: dict, bundle: Path, limits: Limits, hide: list[Path]) -> Run:
+def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: Path | None = None) -> Run:
     """Run the sandbox once on `job` and return what it reported before it finished or was stopped.
 
     The job (hidden cases' inputs included) goes in through a pipe and never touches the disk; the
-    events come back through a file descriptor that the sandbox inherits."""
-    work = Path(tempfile.mkdtemp(prefix="nncourse-sandbox-"))
+    events come back through an inherited descriptor to an unnamed file, read once every process
+    of the sandbox has ended. Isolated, the sandbox sees `bundle` and `submission` (the learner's
+    folder, if given) read-only at /sandbox/bundle and /sandbox/submission, and no folder in `hide`."""
+    isolated = isolation_available()
+    with ExitStack() as stack:
+        events, stderr = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+        status, status_fd = stack.enter_context(_status_pipe())
+        if isolated:
+            spec = {**_view(bundle, submission, hide), "scratch_bytes": limits.scratch_bytes,
+                    "status_fd": status_fd, "events_fd": events.fileno(),
+                    "path": list(dict.fromkeys([BUNDLE, *map(str, _python_folders()[1:])]))}
+            command, scratch = _isolated_command(spec), SCRATCH
+        else:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="nncourse-sandbox-"))
+            paths = list(dict.fromkeys([str(bundle), *map(str, _python_folders()[1:])]))
+            command = [sys.executable, "-S", "-c", BOOT.format(paths=paths), str(events.fileno())]
+        start = time.monotonic()
+        inherited = (events.fileno(), status_fd) if isolated else (events.fileno(),)
+        process = _start(command, status_fd, cwd="/" if isolated else scratch, env=_environment(scratch),
+                         stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
+        timed_out = _send_and_wait(process, json.dumps({**job, "output_limit": limits.output_chars}).encode(),
+                                   limits.seconds, isolated)
+        seconds = time.monotonic() - start
+        # Every process of the sandbox has ended: nothing can write what is read from here on.
+        return Run(_read_events(events), _returncode(process, status.read()), timed_out, seconds, isolated,
+                   _tail(stderr))
+
+
+def _send_and_wait(process: subprocess.Popen, job: bytes, seconds: float, isolated: bool) -> bool:
+    """Give the sandbox its job and wait until it and every process it started have ended, for at
+    most `seconds`; whether it had to be stopped at that deadline."""
     try:
-        lib, scratch = work / "lib", work / "scratch"
-        shutil.copytree(bundle, lib, ignore=shutil.ignore_patterns("__pycache__", "pyproject.toml", "README.md"))
-        scratch.mkdir()
-        paths = [str(lib), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-        with open(work / "events.jsonl", "wb") as events, open(work / "stderr.txt", "wb") as stderr:
-            events_fd = fcntl.fcntl(events.fileno(), fcntl.F_DUPFD, 20)  # clear of the fds the mount script uses
-            command = [sys.executable, "-S", "-c", BOOT.format(paths=list(dict.fromkeys(paths))), str(events_fd)]
-            isolated = isolation_available()
-            if isolated:
-                keep = [work, sys.prefix, sys.base_prefix, *paths[1:]]
-                script = _hiding_script([*hide, *PRIVATE_FOLDERS], keep, scratch, limits.scratch_bytes)
-                command = [*UNSHARE, "sh", "-c", script, "sandbox", *command]
-            start = time.monotonic()
-            try:
-                process = subprocess.Popen(command, cwd=scratch, env=_environment(scratch), stdin=subprocess.PIPE,
-                                           stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(events_fd,),
-                                           preexec_fn=_limit(limits))
-            finally:
-                os.close(events_fd)
-            timed_out = False
-            try:
-                process.communicate(json.dumps({**job, "output_limit": limits.output_chars}).encode(),
-                                    timeout=limits.seconds)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(process)
-                process.wait()
-            except BrokenPipeError:  # it stopped before reading its job; its return code says how
-                process.wait()
-        log = (work / "stderr.txt").read_bytes()[-2000:].decode(errors="replace").splitlines()
-        return Run(_read_events(work / "events.jsonl"), process.returncode, timed_out, time.monotonic() - start,
-                   isolated, log)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        process.communicate(job, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        _stop(process, isolated)
+        process.wait()
+        return True
+    except BrokenPipeError:  # it stopped before reading its job; its return code says how
+        process.wait()
+    return False
 
 
-def _kill_group(process):
+def _stop(process: subprocess.Popen, isolated: bool) -> None:
+    """Kill the sandbox now. Isolated, that is the namespace's first process (the kernel then ends
+    every other one before `unshare` sees it end); otherwise the whole process group."""
+    first = _children(process.pid) if isolated else []
+    for pid in first:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if not first:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _read_events(path: Path) -> list[dict]:
-    if not path.exists():
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
         return []
+
+
+def _returncode(process: subprocess.Popen, status: bytes) -> int | None:
+    """The learner process's return code as its watcher reported it, else the sandbox's own."""
+    try:
+        return os.waitstatus_to_exitcode(int(status))
+    except ValueError:
+        return process.returncode
+
+
+def _tail(stderr) -> list[str]:
+    stderr.seek(0, os.SEEK_END)
+    stderr.seek(max(stderr.tell() - 2000, 0))
+    return stderr.read().decode(errors="replace").splitlines()
+
+
+def _read_events(file) -> list[dict]:
+    file.seek(0)
     events = []
-    with open(path, "rb") as file:
-        for line in file.read(MAX_EVENTS_BYTES).splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line the learner's code wrote, or one cut by the size limit
-            if isinstance(event, dict) and "event" in event:
-                events.append(event)
+    for line in file.read(MAX_EVENTS_BYTES).splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line the learner's code wrote, or one cut by the size limit
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
     return events

@@ -1,22 +1,57 @@
 """The sandbox on its own: what a learner's code can see, reach and use."""
 import json
+import os
+import shutil
+import signal
+import time
+import uuid
+from contextlib import suppress
+from pathlib import Path
+from textwrap import dedent
 
 import pytest
 
 from autograder import bundle, classroom, notebooks, sandbox
 
 pytestmark = pytest.mark.slow
+needs_isolation = pytest.mark.skipif(not sandbox.isolation_available(), reason="needs Linux user namespaces")
 
 PROBE = """
-import os, socket, subprocess
-for target in ({course!r}, {repo!r}, "/tmp"):
-    subprocess.run(["umount", "-l", target], capture_output=True)
-subprocess.run(["mount", "-o", "remount,bind,rw", "/"], capture_output=True)
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+MNT_DETACH, MS_REMOUNT, MS_BIND = 2, 32, 4096
+
+def undo_the_sandbox():
+    for target in (b"/", b"/tmp", b"/sandbox/bundle", b"/proc", {pythonlib!r}):
+        libc.umount2(target, MNT_DETACH)
+    libc.mount(None, b"/", None, MS_REMOUNT | MS_BIND, None)  # read-write again
+
 def listing(path):
     return sorted(os.listdir(path)) if os.path.isdir(path) else "absent"
+
+def readable(path):
+    try:
+        open(path).read()
+        return "read"
+    except OSError as error:
+        return type(error).__name__
+
+undo_the_sandbox()
+if os.fork() == 0:  # a child tries again as root of a user and mount namespace of its own
+    try:
+        libc.unshare(0x10000000 | 0x00020000)
+        undo_the_sandbox()
+        os._exit(10 * os.path.exists({course!r}) + (readable({copy!r}) == "read"))
+    finally:
+        os._exit(99)
+print("escape:", os.WEXITSTATUS(os.wait()[1]))
+print("uid:", os.getuid())
 print("course:", listing({course!r}))
 print("repository:", listing({repo!r}))
 print("others:", listing({others!r}))
+print("copy elsewhere:", readable({copy!r}))
+print("root-only in submission:", readable("/sandbox/submission/secret.txt"))
+print("submission:", readable("/sandbox/submission/notes.txt"))
 try:
     import solutions.ch02_gradient_descent
     print("references: importable")
@@ -26,8 +61,10 @@ try:
     socket.create_connection(("127.0.0.1", 9), timeout=1)
 except OSError as error:
     print("network:", type(error).__name__)
-import sys
-for name, path in [("python", sys.prefix + "/tampered.pth"), ("system", "/etc/tampered"), ("own", "tampered")]:
+places = [("python", sys.prefix + "/tampered.pth"), ("packages", os.path.dirname(os.__file__) + "/x.py"),
+          ("root", "/tampered"), ("bundle", "/sandbox/bundle/x.py"), ("submission", "/sandbox/submission/x"),
+          ("dev", "/dev/x"), ("own", "tampered")]
+for name, path in places:
     try:
         open(path, "w").close()
         print(f"write {{name}}: allowed")
@@ -40,11 +77,28 @@ try:
     print("disk: unlimited")
 except OSError:
     print("disk: limited")
-import numpy as np
+import numpy as np, sklearn, torch
+print("imports: ok")
 try:
     np.ones(10**11)
 except MemoryError:
     print("memory: limited")
+"""
+# A process of the sandbox that would keep running: it names itself with the test's marker.
+SLEEPER = "os.execv(sys.executable, [sys.executable, '-S', '-c', 'import time; time.sleep(60)', {marker!r}])"
+EVENTS_FD = ("import gc\nfrom autograder.sandbox_runner import Events\n"
+             "events_fd = next(o for o in gc.get_objects() if isinstance(o, Events)).file.fileno()\n")
+WAIT_FOR_IT = """
+def seen(marker):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in open(f"/proc/{{pid}}/cmdline").read():
+                return True
+        except OSError:
+            pass
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline and not seen({marker!r}):
+    time.sleep(0.05)
 """
 
 
@@ -53,34 +107,65 @@ def learner_bundle(tmp_path_factory):
     return bundle.build(tmp_path_factory.mktemp("bundle") / "b", chapters={"ch02"})
 
 
+@pytest.fixture
+def elsewhere(tmp_path):
+    """A folder outside the course, the repository, the home and the temporary folders: where a
+    second copy of the references could lie on a grading machine (/srv, /opt where writable)."""
+    for place in ("/srv", "/opt", "/var/opt"):
+        if os.path.isdir(place) and os.access(place, os.W_OK):
+            folder = Path(place) / f"nncourse-test-{uuid.uuid4().hex[:12]}"
+            folder.mkdir()
+            yield folder
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+    yield tmp_path
+
+
 def output_of(run):
     return run.events[-1]["output"] if run.finished else ""
 
 
-@pytest.mark.skipif(not sandbox.isolation_available(), reason="needs Linux user namespaces")
-def test_learner_code_sees_nothing_of_the_course_and_reaches_no_network(learner_bundle, tmp_path):
-    """The probe first tries to undo the sandbox: unmount what hides the course and remount / writable."""
+@needs_isolation
+def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bundle, tmp_path, elsewhere):
+    """The probe first tries to undo the sandbox (unmount, remount / writable, again from a user
+    namespace of its own); then it looks for the course, the repository, another sandbox's folder
+    and a copy of the references placed where no deny-list would think of it."""
     course = tmp_path / "class"
     (course / "submitted" / "someone").mkdir(parents=True)
     (course / "gradebook.db").write_text("")
     others = tmp_path / "other-sandbox"
     others.mkdir()
     (others / "events.jsonl").write_text("{}")
-    job = {"cells": [{"index": 0, "source": PROBE.format(course=str(course), repo=str(notebooks.ROOT),
-                                                         others=str(others))}], "exercises": []}
+    copy = elsewhere / "ch02_gradient_descent.py"
+    shutil.copy(notebooks.SOLUTIONS / "ch02_gradient_descent.py", copy)
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "notes.txt").write_text("mine")
+    (submission / "secret.txt").write_text("the grader's")
+    (submission / "secret.txt").chmod(0o600)
+    source = PROBE.format(course=str(course), repo=str(notebooks.ROOT), others=str(others), copy=str(copy),
+                          pythonlib=os.path.dirname(os.__file__).encode())
+    job = {"cells": [{"index": 0, "source": source}], "exercises": []}
     limits = sandbox.Limits(seconds=30, memory_bytes=3 * 2**30, scratch_bytes=64 * 2**20)
-    run = sandbox.run(job, learner_bundle, limits, classroom.hidden_paths(course))
+    run = sandbox.run(job, learner_bundle, limits, classroom.hidden_paths(course), submission=submission)
     text = output_of(run)
-    assert run.finished and run.isolated, run.log
+    assert run.finished and run.isolated, (run.log, run.events)
     seen = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-    assert seen["course"] in ("absent", "[]")
-    assert seen["repository"] in ("absent", "[]", "['.venv']")  # Python's own folder stays visible
-    assert seen["others"] in ("absent", "[]")
+    assert seen["escape"] == "0"
+    assert seen["uid"] != "0"
+    assert seen["course"] == "absent"
+    assert seen["repository"] in ("absent", "['.venv']")  # at most the way to the packages' folder
+    assert seen["others"] == "absent"
+    assert seen["copy elsewhere"] == "FileNotFoundError"
     assert seen["references"] == "not importable"
+    assert seen["submission"] == "read"
+    if os.geteuid() == 0:  # the learner is a real unprivileged user: root's own files stay closed
+        assert seen["root-only in submission"] == "PermissionError"
     assert seen["network"] == "OSError"  # unreachable: no network at all, not even a refused connection
-    assert seen["memory"] == "limited"
-    assert (seen["write python"], seen["write system"], seen["write own"]) == ("refused", "refused", "allowed")
-    assert seen["disk"] == "limited"
+    writes = {name: seen[f"write {name}"] for name in ("python", "packages", "root", "bundle", "submission", "dev")}
+    assert set(writes.values()) == {"refused"}, writes
+    assert seen["write own"] == "allowed" and seen["disk"] == "limited"
+    assert seen["imports"] == "ok" and seen["memory"] == "limited"
 
 
 def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_path):
@@ -100,18 +185,162 @@ def test_printed_output_is_kept_bounded(learner_bundle, tmp_path):
     assert "more characters not kept" in output_of(run)
 
 
-@pytest.mark.skipif(not sandbox.isolation_available(), reason="needs Linux user namespaces")
-def test_no_process_outlives_its_sandbox(learner_bundle, tmp_path):
-    import subprocess
-    import time
+def sandbox_processes(*marks) -> list[int]:
+    """The processes whose command line holds one of `marks`: a test's marker, or the path of the
+    bundle, which every process of a sandbox carries in its command line (forks included)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and int(proc.name) != os.getpid() and any(mark in command for mark in marks):
+            found.append(int(proc.name))
+    return found
 
-    daemon = ("import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        os.execv('/bin/sleep', ['sleep', '987654'])\n    os._exit(0)\nprint('started')")
-    job = {"cells": [{"index": 0, "source": daemon}], "exercises": []}
-    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=20), classroom.hidden_paths(tmp_path))
-    assert run.finished and "started" in output_of(run)
-    time.sleep(0.5)
-    assert subprocess.run(["pgrep", "-f", "sleep 987654"], capture_output=True).returncode == 1
+
+@pytest.fixture
+def marker(learner_bundle):
+    """A name for the test's long-lived learner processes; any left at the end are killed."""
+    mark = f"nncourse-test-{uuid.uuid4().hex[:12]}"
+    yield mark
+    for pid in sandbox_processes(mark):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def still_running_within(seconds, *marks) -> list[int]:
+    """The marked processes seen at any time in the next `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sandbox_processes(*marks):
+            return sandbox_processes(*marks)
+        time.sleep(0.05)
+    return []
+
+
+@pytest.fixture
+def recorded_events(monkeypatch, tmp_path):
+    """The sandbox's events file, kept where the test can read it after the sandbox has returned."""
+    files = []
+
+    def named(*args, **kwargs):
+        files.append(tmp_path / f"sandbox-file-{len(files)}")
+        return open(files[-1], "w+b")
+
+    monkeypatch.setattr(sandbox.tempfile, "TemporaryFile", named)
+    return files
+
+
+@needs_isolation
+def test_a_session_of_its_own_ends_at_the_time_limit_and_writes_nothing_after(learner_bundle, marker,
+                                                                              recorded_events):
+    """`os.setsid()` in the learner's process and in a forked child leaves the process group a time
+    limit kills; the child's child sleeps on, and the child writes to the events 3 s later."""
+    start_daemons = "import os, sys, time\n" + EVENTS_FD + dedent(f"""
+        if os.fork() == 0:
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    {SLEEPER.format(marker=marker)}
+                time.sleep(3)
+                os.write(events_fd, b'{{"event": "late"}}\\n')
+            finally:
+                os._exit(0)
+        try:
+            os.setsid()
+        except OSError:
+            pass
+        """) + WAIT_FOR_IT.format(marker=marker)
+    job = {"cells": [{"index": 0, "source": start_daemons}, {"index": 1, "source": "while True:\n    pass"}],
+           "exercises": []}
+    started = time.monotonic()
+    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=2), [])
+    assert run.timed_out and {"event": "cell_end", "index": 0, "error": None} in run.events, run.log
+    assert sandbox_processes(marker, str(learner_bundle)) == []
+    time.sleep(max(0.0, started + 3.5 - time.monotonic()))
+    assert sandbox_processes(marker, str(learner_bundle)) == []
+    assert b"late" not in recorded_events[0].read_bytes()
+
+
+@needs_isolation
+def test_a_group_kill_then_a_chain_of_forks_ends_with_the_sandbox(learner_bundle, marker):
+    """`os.kill(0, SIGKILL)` once killed the `unshare` the grader waited on, so that grading went on
+    while a child in a group of its own went on forking."""
+    kill_then_fork = dedent(f"""
+        import os, signal, sys, time
+        child = os.fork()
+        if child == 0:
+            try:
+                os.setpgid(0, 0)
+                time.sleep(0.3)
+                if os.fork() == 0:
+                    {SLEEPER.format(marker=marker)}
+                time.sleep(60)
+            finally:
+                os._exit(0)
+        os.setpgid(child, child)
+        os.kill(0, signal.SIGKILL)
+        time.sleep(3)
+        """)
+    job = {"cells": [{"index": 0, "source": kill_then_fork}], "exercises": []}
+    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=20), [])
+    assert run.ending() == "killed the process (SIGKILL)"
+    assert still_running_within(1.5, marker, str(learner_bundle)) == []
+
+
+GRADER = """
+import json, sys
+from pathlib import Path
+from autograder import sandbox
+sandbox.run(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), sandbox.Limits(seconds=30), [])
+"""
+
+
+@needs_isolation
+def test_killing_the_grader_ends_its_sandboxes_and_leaves_no_folder(learner_bundle, marker, tmp_path):
+    import subprocess
+    import sys
+
+    daemons = dedent(f"""
+        import os, sys, time
+        if os.fork() == 0:
+            os.setsid()
+            {SLEEPER.format(marker=marker)}
+        """) + WAIT_FOR_IT.format(marker=marker) + "time.sleep(60)"
+    job = {"cells": [{"index": 0, "source": daemons}], "exercises": []}
+    temp = tmp_path / "grader-temp"
+    temp.mkdir()
+    (tmp_path / "job.json").write_text(json.dumps(job))  # not in the grader's command line, where the marker is
+    grader = subprocess.Popen([sys.executable, "-c", GRADER, str(tmp_path / "job.json"), str(learner_bundle)],
+                              cwd=notebooks.ROOT, env={**os.environ, "TMPDIR": str(temp)})
+    try:
+        deadline = time.monotonic() + 20
+        while not sandbox_processes(marker) and time.monotonic() < deadline and grader.poll() is None:
+            time.sleep(0.05)
+        assert sandbox_processes(marker), "the learner's process never started"
+    finally:
+        grader.kill()
+        grader.wait()
+    deadline = time.monotonic() + 5
+    while sandbox_processes(marker, str(learner_bundle)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes(marker, str(learner_bundle)) == []
+    assert list(temp.iterdir()) == []
+
+
+def test_a_sandbox_leaves_no_folder_behind(learner_bundle, tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox.tempfile, "tempdir", str(tmp_path))
+    run = sandbox.run({"cells": [{"index": 0, "source": "open('x', 'w').write('x')"}], "exercises": []},
+                      learner_bundle, sandbox.Limits(seconds=20), [])
+    assert run.finished and list(tmp_path.iterdir()) == []
+
+
+def test_without_user_namespaces_it_still_runs_unisolated(learner_bundle, monkeypatch):
+    monkeypatch.setattr(sandbox, "isolation_available", lambda: False)
+    run = sandbox.run({"cells": [{"index": 0, "source": "print(6 * 7)"}], "exercises": []}, learner_bundle,
+                      sandbox.Limits(seconds=20), [])
+    assert run.finished and not run.isolated and "42" in output_of(run)
 
 
 def test_a_sandbox_that_cannot_start_is_a_grader_error_not_a_zero(tmp_path):

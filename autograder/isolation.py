@@ -1,0 +1,186 @@
+"""The first process of a grading sandbox: builds what the learner's code can see, then watches it.
+
+    python -S autograder/isolation.py SPEC     (started by autograder.sandbox inside `unshare`)
+
+`unshare` starts this as process 1 of a new PID namespace, in new mount, network and IPC namespaces
+(and a new user namespace when the grader is not root). It then
+
+1. builds a fresh root from an allow-list: an empty tmpfs into which only the folders in the spec
+   are bound, read-only (the interpreter, the packages it imports, the learner's bundle, the
+   submission), with a tmpfs over each folder to hide inside them, a minimal /dev (null, zero,
+   urandom; /dev/shm leads to the scratch), the /proc of the new PID namespace, and a size-limited
+   writable tmpfs at /tmp, the learner's only scratch; it switches to that root and detaches the
+   old one, so nothing else on the machine can be named from inside;
+2. forks the learner's process, which starts a session of its own, becomes an unprivileged user
+   (uid 65534, in a nested user namespace when the grader is not root) without capabilities, and
+   runs `autograder.sandbox_runner` from the bundle;
+3. stays behind as the namespace's first process, which the learner's code cannot signal: it reaps
+   orphans, writes the learner process's wait status to the status descriptor and exits, and the
+   kernel then ends every process left in the namespace. `unshare --kill-child` kills this process
+   when `unshare` dies, and the grader's death kills `unshare`, so nothing started here outlives
+   the grader either.
+
+Only the standard library is used: it runs before the new root exists, with the grader's Python.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 32, 4096, 1024, 2048, 1 << 21
+MNT_DETACH = 2
+CLONE_NEWUSER = 0x10000000
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
+LEARNER_ID = 65534  # "nobody": owns no file of the grader's
+NEW_ROOT = "/tmp"  # where the fresh root is assembled, inside this mount namespace only
+SCRATCH = "/tmp"  # inside the fresh root
+DEVICES = ["null", "zero", "urandom"]
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "loongarch64": 41, "ppc64le": 203, "s390x": 217}
+# Flags a remount must repeat, or the kernel refuses it (they may be locked by a user namespace).
+KEPT_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
+              os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME}
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _checked(result: int, what: str) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None):
+    encode = lambda text: None if text is None else text.encode()  # noqa: E731
+    _checked(libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)),
+             f"mount {source} on {target}")
+
+
+def remount_read_only(target: str) -> None:
+    """Make the mount at `target` read-only, keeping the flags the kernel does not let it drop."""
+    kept = os.statvfs(target).f_flag
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV
+    mount(None, target, flags=flags | sum(flag for st, flag in KEPT_FLAGS.items() if kept & st))
+
+
+def mountpoint(path: str, folder: bool = True) -> str:
+    """Create `path` to mount on: a folder, or an empty file to bind a file on."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if folder:
+        os.makedirs(path, exist_ok=True)
+    else:
+        open(path, "a").close()
+    return path
+
+
+def _is_folder(fd: int) -> bool:
+    return os.path.isdir(f"/proc/self/fd/{fd}")
+
+
+def build_root(spec: dict) -> None:
+    """Assemble the allow-listed view under NEW_ROOT (see the module docstring, step 1)."""
+    sources = [(os.open(source, os.O_PATH | os.O_CLOEXEC), target) for source, target in spec["binds"]]
+    devices = [(os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC), f"/dev/{name}") for name in DEVICES]
+    mount("none", NEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for fd, target in sources:
+        inside = mountpoint(NEW_ROOT + target, _is_folder(fd))
+        mount(f"/proc/self/fd/{fd}", inside, flags=MS_BIND)
+        remount_read_only(inside)
+    for target in spec["hide"]:
+        mount("none", NEW_ROOT + target, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=755")
+    for link, points_to in spec["links"]:
+        os.symlink(points_to, NEW_ROOT + link)
+    build_dev(devices)
+    mount("proc", mountpoint(NEW_ROOT + "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("none", mountpoint(NEW_ROOT + SCRATCH), "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={spec['scratch_bytes']},mode=1777")
+    for fd, _ in sources + devices:
+        os.close(fd)
+
+
+def build_dev(devices) -> None:
+    """A read-only /dev holding only the harmless devices, and /dev/shm leading to the scratch."""
+    dev = NEW_ROOT + "/dev"
+    os.mkdir(dev)
+    mount("none", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=4k,mode=755")
+    for fd, target in devices:
+        mount(f"/proc/self/fd/{fd}", mountpoint(NEW_ROOT + target, folder=False), flags=MS_BIND)
+    os.symlink(SCRATCH, dev + "/shm")
+    remount_read_only(dev)
+
+
+def enter_root() -> None:
+    """Make NEW_ROOT the root of this mount namespace and detach the old root (pivot_root(".", "."))."""
+    os.chdir(NEW_ROOT)
+    _checked(libc.syscall(PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
+    _checked(libc.umount2(b".", MNT_DETACH), "detach the old root")
+    os.chdir("/")
+    remount_read_only("/")
+
+
+def become_learner(grader_is_root: bool) -> None:
+    """Drop to uid and gid 65534 with no capabilities, for good: a real unprivileged user where the
+    grader is root, else the only id a nested user namespace can map (the grader's, seen as 65534)."""
+    if grader_is_root:
+        os.setgroups([])
+        os.setresgid(LEARNER_ID, LEARNER_ID, LEARNER_ID)
+        os.setresuid(LEARNER_ID, LEARNER_ID, LEARNER_ID)  # clears every capability
+    else:
+        _checked(libc.unshare(CLONE_NEWUSER), "unshare the user namespace")
+        for name, text in [("setgroups", "deny"), ("uid_map", f"{LEARNER_ID} 0 1"), ("gid_map", f"{LEARNER_ID} 0 1")]:
+            with open(f"/proc/self/{name}", "w") as file:
+                file.write(text)
+        _drop_capabilities()
+    _checked(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")
+
+
+def _drop_capabilities() -> None:
+    """Empty this process's capability sets (the ones a new user namespace granted it)."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    _checked(libc.capset(header, data), "drop capabilities")
+
+
+def run_learner(spec: dict) -> None:
+    """The learner's process: its own session, unprivileged, in the scratch, running the runner."""
+    os.setsid()
+    become_learner(spec["grader_is_root"])
+    os.close(spec["status_fd"])
+    os.chdir(SCRATCH)
+    if spec.get("probe"):
+        return
+    sys.path[:0] = spec["path"]
+    sys.argv = ["sandbox"]
+    from autograder.sandbox_runner import main
+
+    main(spec["events_fd"])
+
+
+def watch(child: int) -> int:
+    """Reap every process handed to this one until the learner's process ends; its wait status."""
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            return status
+
+
+def main(spec: dict) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as process 1, ignore signals from inside
+    build_root(spec)
+    enter_root()
+    child = os.fork()
+    if child == 0:
+        return run_learner(spec)  # the learner's process then ends as any Python program does
+    _checked(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "no tracing")  # the learner may share its uid
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)  # the job is the learner's to read: a writer must see it stop when that process does
+    os.close(spec["events_fd"])
+    os.write(spec["status_fd"], str(watch(child)).encode())
+
+
+if __name__ == "__main__":
+    del sys.path[0]  # this file's folder: the grader's own modules are not the learner's
+    main(json.loads(sys.argv[1]))
