@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from autograder import bundle, notebooks, registry, sandbox
-from autograder.grading import SubmissionGrade, find_notebook, grade_submission, notebook_sha256, ungraded
+from autograder.grading import Status, SubmissionGrade, find_notebook, grade_submission, notebook_sha256, ungraded
 
 
 def work_dir(course_dir: Path) -> Path:
@@ -94,7 +94,7 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
         results = _on_threads(todo, chapter, learner_bundle, hide, limits, workers or os.cpu_count() or 1)
     for student, outcome in results:
         if isinstance(outcome, BaseException):  # a fault of the grader's, not the learner's: kept, never a silent 0
-            grade = ungraded(student, chapter, "grader error", f"{type(outcome).__name__}: {outcome}")
+            grade = ungraded(student, chapter, Status.GRADER_ERROR, f"{type(outcome).__name__}: {outcome}")
         else:
             grade = outcome
         _write_result(results_dir / f"{student}.json", grade)
@@ -202,7 +202,7 @@ def _record_submission(gradebook, course_dir: Path, chapter: str, grade: Submiss
     except MissingEntry:
         pass
     gradebook.add_submission(chapter, grade.student)
-    graded = grade.status == "graded"
+    graded = grade.status == Status.GRADED
     for exercise in grade.exercises:
         cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test",
                                     notebooks.chapter_notebook(chapter).stem, chapter, grade.student)

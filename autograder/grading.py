@@ -27,11 +27,13 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from autograder import notebooks, registry, sandbox, wire
 from autograder.check import CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake, report
 from autograder.compare import changed_inputs
+from autograder.sandbox_runner import Event
 
 MAX_RESTARTS = 12
 
@@ -48,11 +50,21 @@ class ExerciseGrade:
     reason: str = ""  # for the export: what happened when not full marks ("time limit; 2 of 5 cases failed")
 
 
+class Status(StrEnum):
+    """Whether a submission was graded, and if not, why; the values are the words of the export, the stored
+    results and the summary."""
+
+    GRADED = "graded"
+    NO_NOTEBOOK = "no notebook"  # no notebook file in the submission folder
+    UNREADABLE = "unreadable notebook"  # a file that is not a notebook nbformat accepts
+    GRADER_ERROR = "grader error"  # the grader's fault, not the learner's: flagged for manual grading
+
+
 @dataclass
 class SubmissionGrade:
     student: str
     chapter: str
-    status: str  # "graded", or why it could not be: "no notebook", "unreadable notebook"
+    status: Status
     reason: str
     exercises: list[ExerciseGrade]
     notes: list[str]
@@ -75,6 +87,7 @@ class SubmissionGrade:
     def from_json(data: dict) -> "SubmissionGrade":
         fields = {k: v for k, v in data.items() if k not in ("score", "max_score")}
         fields["exercises"] = [ExerciseGrade(**e) for e in fields["exercises"]]
+        fields["status"] = Status(fields["status"])
         return SubmissionGrade(**fields)
 
 
@@ -82,7 +95,7 @@ def graded_exercises(chapter: str) -> list[registry.Exercise]:
     return [e for e in registry.all_exercises() if e.chapter == chapter and e.points > 0]
 
 
-def ungraded(student, chapter, status, reason, notes=(), sha="") -> SubmissionGrade:
+def ungraded(student, chapter, status: Status, reason, notes=(), sha="") -> SubmissionGrade:
     exercises = [ExerciseGrade(e.id, e.points, 0, 0, len(e.cases), f"not graded: {reason}", [], f"not graded: {reason}")
                  for e in graded_exercises(chapter)]
     return SubmissionGrade(student, chapter, status, reason, exercises, list(notes), False, 0.0, sha)
@@ -257,7 +270,7 @@ class Notebook:
                                "start": position}, self.bundle, self.limits, self.hide)
             result.isolated &= run.isolated
             for event in run.events:
-                if event.get("event") == "case_end" and _case_key(event) in known:
+                if event.get("event") == Event.CASE_END and _case_key(event) in known:
                     result.records.setdefault(_case_key(event), []).append(event)
             if run.finished:
                 break
@@ -275,13 +288,13 @@ class Notebook:
         last = run.events[-1]
         kind, key = last.get("event"), _case_key(last)
         index = last.get("index")
-        if kind in ("cell_start", "cell_end") and type(index) is int and index in self.runnable():
+        if kind in (Event.CELL_START, Event.CELL_END) and type(index) is int and index in self.runnable():
             self.skip.add(last["index"])
             self.notes.append(f"cell {last['index']} was skipped: it {run.ending()}")
             return position
-        if kind == "case_end" and key in known:
+        if kind == Event.CASE_END and key in known:
             return _position_of(known, known.index(key) + 1)
-        if kind == "case_start" and key in known:
+        if kind == Event.CASE_START and key in known:
             cause = "time limit" if run.timed_out else "crash"
             result.decided[key] = NotJudged(f"your code {run.ending()} on this case", cause)
             rest = [later for later in known[known.index(key) + 1:] if later[0] == key[0]]
@@ -389,12 +402,12 @@ def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hid
     start = time.monotonic()
     path, notes = find_notebook(folder, chapter)
     if path is None:
-        return ungraded(student, chapter, "no notebook", no_notebook_reason(folder, chapter), notes)
+        return ungraded(student, chapter, Status.NO_NOTEBOOK, no_notebook_reason(folder, chapter), notes)
     sha = notebook_sha256(path)
     try:
         cells = read_cells(path)
     except ValueError as error:
-        return ungraded(student, chapter, "unreadable notebook", str(error), notes, sha)
+        return ungraded(student, chapter, Status.UNREADABLE, str(error), notes, sha)
     run_cells, layout_notes = learner_cells(cells, chapter)
     notebook = Notebook(run_cells, bundle, limits, hide)
     grades, isolated = {}, True
@@ -402,11 +415,11 @@ def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hid
         jobs, inputs = zip(*(_job_exercise(e) for e in stage))
         sandboxed = notebook.run_stage(list(jobs))
         if sandboxed.failure:
-            return ungraded(student, chapter, "grader error", sandboxed.failure, notes + notebook.notes, sha)
+            return ungraded(student, chapter, Status.GRADER_ERROR, sandboxed.failure, notes + notebook.notes, sha)
         isolated &= sandboxed.isolated
         grades.update({e.id: _grade_exercise(e, sandboxed, case_inputs) for e, case_inputs in zip(stage, inputs)})
     exercises = [grades[e.id] for e in graded_exercises(chapter)]
-    return SubmissionGrade(student, chapter, "graded", "", exercises, notes + notebook.notes + layout_notes,
+    return SubmissionGrade(student, chapter, Status.GRADED, "", exercises, notes + notebook.notes + layout_notes,
                            isolated, round(time.monotonic() - start, 2), sha)
 
 

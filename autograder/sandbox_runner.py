@@ -25,6 +25,18 @@ import os
 import sys
 import traceback
 import warnings
+from enum import StrEnum
+
+class Event(StrEnum):
+    """The kinds of event this runner reports, one JSON line each under the key "event"; the grader reads
+    them with the same names (grading), and the values are the strings on the wire."""
+
+    CELL_START = "cell_start"  # a notebook cell began: {"index"}
+    CELL_END = "cell_end"  # ... and ended: {"index", "error"}
+    CASE_START = "case_start"  # an exercise's case began: {"exercise", "case"}
+    CASE_END = "case_end"  # ... and ended, with its record: the output, or how it failed
+    DONE = "done"  # everything ran: {"output"}, the learner's printed output, bounded
+
 
 class BoundedText(io.TextIOBase):
     """A stdout/stderr stand-in that keeps the first `limit` characters and counts the rest."""
@@ -64,10 +76,10 @@ def run_cells(shell, cells, skip, events, output):
     for cell in cells:
         if cell["index"] in skip:
             continue
-        events(event="cell_start", index=cell["index"])
+        events(event=Event.CELL_START, index=cell["index"])
         result = shell.run_cell(cell["source"], store_history=False, silent=False)
         error = result.error_in_exec or result.error_before_exec
-        events(event="cell_end", index=cell["index"],
+        events(event=Event.CELL_END, index=cell["index"],
                error=None if error is None else f"{type(error).__name__}: {str(error)[:300]}")
 
 
@@ -102,10 +114,10 @@ def run_exercise(shell, exercise, start_case, events):
     for position, case in enumerate(exercise["cases"]):
         if position < start_case:
             continue
-        events(event="case_start", exercise=exercise["id"], case=case["name"])
+        events(event=Event.CASE_START, exercise=exercise["id"], case=case["name"])
         fn = shell.user_ns.get(exercise["name"])
         if fn is None:
-            events(event="case_end", exercise=exercise["id"], case=case["name"], missing=True)
+            events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], missing=True)
             continue
         args = wire.decode(case["args"])
         record = {}
@@ -124,7 +136,7 @@ def run_exercise(shell, exercise, start_case, events):
                     record["unsupported"] = str(refused)
                 record["args_after"] = wire.encode(args)
         record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:3]
-        events(event="case_end", exercise=exercise["id"], case=case["name"], **record)
+        events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], **record)
 
 
 def main(events_fd: int):
@@ -141,7 +153,7 @@ def main(events_fd: int):
     for position, exercise in enumerate(job["exercises"]):
         if position >= start_exercise:
             run_exercise(shell, exercise, start_case if position == start_exercise else 0, events)
-    events(event="done", output=output.text())
+    events(event=Event.DONE, output=output.text())
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ def test_learner_bundle_has_no_references_and_no_hidden_cases(graded):
     stored = (learner_bundle / "autograder" / "stored_cases" / f"{CHAPTER}.json").read_text()
     for e in graded_exercises(CHAPTER):
         for case in e.cases:
-            assert (f'"name": "{case.name}"' in stored) == (not case.hidden)
+            assert (f'"name": {json.dumps(case.name)}' in stored) == (not case.hidden)
 
 
 def test_every_submission_has_a_row_and_a_total(graded):

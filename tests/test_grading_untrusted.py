@@ -354,3 +354,15 @@ def test_the_export_says_what_happened_to_each_exercise(monkeypatch, submission,
 
     grade = grade_with(monkeypatch, submission, records_for, last_events)
     assert next(e for e in grade.exercises if e.id == TARGET).reason == reason
+
+
+def test_statuses_and_event_kinds_are_enums_whose_values_stay_the_strings_on_disk():
+    from autograder.sandbox_runner import Event
+
+    grade = grading.ungraded("someone", CHAPTER, grading.Status.UNREADABLE, "not JSON")
+    stored = json.loads(json.dumps(grade.to_json()))
+    assert stored["status"] == "unreadable notebook"
+    assert grading.SubmissionGrade.from_json(stored).status is grading.Status.UNREADABLE
+    assert [status.value for status in grading.Status] == ["graded", "no notebook", "unreadable notebook",
+                                                           "grader error"]
+    assert json.dumps({"event": Event.CASE_END}) == '{"event": "case_end"}'
