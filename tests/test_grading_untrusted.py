@@ -18,12 +18,14 @@ import pytest
 
 from autograder import classroom, grading, notebooks, registry, sandbox, wire
 from autograder.grading import graded_exercises
-from tests.test_grading import answers, edited, lean, with_answer
+from tests.test_grading import add_code_cell, answers, edited, lean, with_answer
 
 CHAPTER = "ch02"
 NOTEBOOK = notebooks.chapter_notebook(CHAPTER).name
 FULL = sum(e.points for e in graded_exercises(CHAPTER))
 USED = ("ch02.mse_loss", "ch02.mse_gradient", "ch02.gradient_step")  # what fit_linear_regression and minibatch_sgd use
+MALFORMED = "the sandbox returned a malformed result"  # the course's words
+WORDS = "I WAS ROBBED BY THE GRADER"  # the learner's own words, which must never become a reason
 
 # Keeps every reference it can reach while any exercise runs (at import, through gc, the runner's job,
 # and the names swapped into its namespace), and answers the used exercises with them, or wrongly.
@@ -76,6 +78,26 @@ def mse_loss(X, y, w, b):
     raise ValueError("LEAK " + repr(np.asarray(X, dtype=float).ravel()[:4].tolist()))
 '''
 
+# Writes case records of its own into the events file at import, in its own words: for every case of
+# mse_loss (whose answer is right), a traceback and the grader's own keys, and a generator record that
+# would reseed numpy.
+FORGES_RECORDS = '''
+import gc
+from autograder.sandbox_runner import Events
+WORDS = "I WAS ROBBED " + "BY THE GRADER"
+for events in [value for value in gc.get_objects() if isinstance(value, Events)]:
+    for case in CASES:
+        events(event="case_end", exercise="ch02.mse_loss", case=case, trace=[WORDS], exception="Robbed",
+               message=[WORDS], stopped=WORDS)
+        events(event="case_end", exercise="ch02.mse_loss", case=case, args_after={"__dict__": {}},
+               output={"__generator__": {"bit_generator": "seed", "state": 1}})
+'''
+
+
+def forging(release, reference):
+    cases = [case.name for case in registry.get("ch02.mse_loss").cases]
+    return edited(release, reference, add_code_cell(f"CASES = {cases!r}\n" + FORGES_RECORDS, at=1))
+
 
 def stashing(release, reference):
     """The right answers, but the used exercises answered from stolen references (or wrongly)."""
@@ -117,6 +139,7 @@ def graded_class(tmp_path_factory):
     good = {"a_reference": edited(release, reference), "s_stashes_references": stashing(release, reference),
             "t_float16_off": edited(release, with_answer("ch02.mse_loss", FLOAT16_OFF)),
             "u_leaks_inputs": edited(release, with_answer("ch02.mse_loss", LEAKS_INPUTS)),
+            "v_forges_records": forging(release, reference),
             "z_reference": edited(release, reference)}
     for student, notebook in good.items():
         folder = course_dir / "submitted" / student / CHAPTER
@@ -177,6 +200,18 @@ def test_a_hidden_case_shows_the_exception_type_and_line_never_its_message(grade
 
 
 @pytest.mark.slow
+def test_records_forged_in_the_sandbox_fail_their_exercise_in_the_courses_words(graded_class):
+    course_dir, _, results, rows = graded_class
+    forger = results["v_forges_records"]
+    mse_loss = exercise(results, "v_forges_records", "ch02.mse_loss")
+    assert forger.status == "graded" and forger.score == FULL - mse_loss.points
+    assert mse_loss.score == 0 and MALFORMED in mse_loss.feedback
+    export = (classroom.work_dir(course_dir) / f"{CHAPTER}_grades.csv").read_text()
+    page = (classroom.work_dir(course_dir) / "feedback" / CHAPTER / "v_forges_records.html").read_text()
+    assert all(WORDS not in text for text in (mse_loss.feedback, mse_loss.reason, export, page, forger.reason))
+
+
+@pytest.mark.slow
 def test_every_bad_notebook_gets_its_own_row_and_the_others_their_grades_feedback_and_gradebook(graded_class):
     course_dir, result, results, rows = graded_class
     assert result.returncode == 0, result.stderr
@@ -216,8 +251,6 @@ def test_grading_the_class_again_does_not_crash(graded_class):
 # --- records forged in the sandbox: a stand-in for sandbox.run writes what learner code could ---------------
 
 TARGET = "ch02.mse_loss"
-MALFORMED = "the sandbox returned a malformed result"  # the course's words
-WORDS = "I WAS ROBBED BY THE GRADER"  # the learner's own words, which must never become a reason
 
 
 def deep(levels):
