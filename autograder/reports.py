@@ -198,7 +198,7 @@ def export_csv(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) ->
         writer.writerow(["student_id", "chapter", "exercise", "score", "max_score", "status", "reason"])
         for grade in grades:
             for exercise in grade.exercises:
-                why = "" if passed(exercise) else (grade.reason or ", ".join(exercise.mistakes) or
+                why = "" if passed(exercise) else (exercise.reason or grade.reason or
                                                    f"{exercise.cases - exercise.cases_passed} of {exercise.cases} "
                                                    "cases failed")
                 writer.writerow([grade.student, chapter, exercise.id, exercise.score, exercise.points,

@@ -281,8 +281,8 @@ def _read_events(file) -> list[dict]:
     for line in file.read(MAX_EVENTS_BYTES).splitlines():
         try:
             event = json.loads(line)
-        except ValueError:
-            continue  # a line the learner's code wrote, or one cut by the size limit
+        except (ValueError, RecursionError):
+            continue  # a line the learner's code wrote (nested past the parser's depth too), or one cut short
         if isinstance(event, dict) and "event" in event:
             events.append(event)
     return events

@@ -358,3 +358,12 @@ def test_a_sandbox_that_cannot_start_is_a_grader_error_not_a_zero(tmp_path):
                                      sandbox.Limits(seconds=20))
     assert grade.status == "grader error" and "could not start" in grade.reason
     assert all("not graded" in exercise.feedback for exercise in grade.exercises)
+
+
+def test_a_line_nested_past_the_parsers_depth_is_skipped_not_a_crash(tmp_path):
+    """Learner code can write anything into the events file: a line json cannot parse without
+    recursing too deep is skipped like any other line that is not an event."""
+    events = tmp_path / "events"
+    events.write_text("[" * 100_000 + "\n" + '{"event": "done"}\n')
+    with open(events) as file:
+        assert sandbox._read_events(file) == [{"event": "done"}]
