@@ -105,13 +105,24 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
 
 
 def _on_threads(todo, chapter, learner_bundle, hide, limits, workers):
-    """The embedded engine: a local pool; each thread waits on one sandbox process at a time."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(grade_submission, folder, student, chapter, learner_bundle, hide, limits): student
-                   for student, folder in todo}
+    """The embedded engine: a local pool; each thread waits on one sandbox process at a time.
+
+    When the caller stops early (Ctrl-C), queued submissions are cancelled and running sandboxes
+    killed at once; their results are never recorded, so the next run grades them again."""
+    sandbox.allow_runs()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = {pool.submit(grade_submission, folder, student, chapter, learner_bundle, hide, limits): student
+               for student, folder in todo}
+    finished = False
+    try:
         for future in as_completed(futures):
             error = future.exception()
             yield futures[future], error if error is not None else future.result()
+        finished = True
+    finally:
+        if not finished:
+            sandbox.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 MAX_SENT_BYTES = 50 * 2**20

@@ -107,8 +107,14 @@ def _grade(args) -> int:
               "network isolation and can read files the instructor can read. Grade on Linux with user "
               "namespaces enabled for a class you do not trust.", file=sys.stderr)
     limits = sandbox.Limits(seconds=args.timeout, memory_bytes=int(args.memory_gb * 2**30))
-    grades = classroom.grade_class(course_dir, args.chapter, workers=args.workers, limits=limits,
-                                   regrade=args.regrade, scheduler=args.scheduler)
+    try:
+        grades = classroom.grade_class(course_dir, args.chapter, workers=args.workers, limits=limits,
+                                       regrade=args.regrade, scheduler=args.scheduler)
+    except KeyboardInterrupt:
+        kept = classroom.work_dir(course_dir) / "grades" / args.chapter
+        print(f"\nnncourse grade: stopped. Every submission graded so far is kept in {kept}; run "
+              f"`nncourse grade {args.chapter}` again to grade the rest.", file=sys.stderr)
+        return 130
     written = reports.write_all(course_dir, args.chapter, grades)
     if (course_dir / "gradebook.db").exists():
         classroom.record_in_gradebook(course_dir, args.chapter, grades)

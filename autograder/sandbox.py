@@ -36,6 +36,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -196,6 +197,29 @@ def _environment(scratch: str) -> dict:
             **{key: os.environ[key] for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if key in os.environ}}
 
 
+class Stopped(Exception):
+    """Grading was stopped (`stop_all`): no sandbox starts, and none that was running has a result."""
+
+
+_running: dict[subprocess.Popen, bool] = {}  # every sandbox process now running, and whether it is isolated
+_running_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every running sandbox of this process, and start none until `allow_runs`: Ctrl-C on a
+    class must stop within seconds, not after the queue. What they reported is discarded."""
+    _stopping.set()
+    with _running_lock:
+        for process, isolated in list(_running.items()):
+            _stop(process, isolated)
+
+
+def allow_runs() -> None:
+    """Let sandboxes start again after `stop_all` (a new grading run)."""
+    _stopping.clear()
+
+
 def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: Path | None = None) -> Run:
     """Run the sandbox once on `job` and return what it reported before it finished or was stopped.
 
@@ -218,10 +242,20 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: P
             command = [sys.executable, "-S", "-c", BOOT.format(paths=paths), str(events.fileno())]
         start = time.monotonic()
         inherited = (events.fileno(), status_fd) if isolated else (events.fileno(),)
-        process = _start(command, status_fd, cwd="/" if isolated else scratch, env=_environment(scratch),
-                         stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
-        timed_out = _send_and_wait(process, json.dumps({**job, "output_limit": limits.output_chars}).encode(),
-                                   limits.seconds, isolated)
+        with _running_lock:
+            if _stopping.is_set():
+                raise Stopped("grading was stopped")
+            process = _start(command, status_fd, cwd="/" if isolated else scratch, env=_environment(scratch),
+                             stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
+            _running[process] = isolated
+        try:
+            timed_out = _send_and_wait(process, json.dumps({**job, "output_limit": limits.output_chars}).encode(),
+                                       limits.seconds, isolated)
+        finally:
+            with _running_lock:
+                del _running[process]
+        if _stopping.is_set():
+            raise Stopped("grading was stopped while this sandbox ran")
         seconds = time.monotonic() - start
         # Every process of the sandbox has ended: nothing can write what is read from here on.
         return Run(_read_events(events), _returncode(process, status.read()), timed_out, seconds, isolated,

@@ -226,7 +226,7 @@ def test_the_grading_sandbox_swaps_by_the_same_rule():
     records = [event for event in events if event["event"] == "case_end"]
     assert len(records) == len(exercise.cases)
     for case, record in zip(exercise.cases, records):
-        outcome = grading._outcome(record, inputs[case.name])
+        outcome = grading._outcome([record], inputs[case.name], case.hidden)
         assert judge(exercise, case, outcome, inputs[case.name]).passed, record
     assert namespace["OneHotEncoder"] is OneHotEncoder and not hasattr(namespace["Imputer"], "fit")  # put back
     assert "Standardizer" not in namespace

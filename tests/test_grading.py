@@ -399,3 +399,38 @@ def test_the_release_command(tmp_path):
     assert "BEGIN SOLUTION" not in json.dumps(released)
     assert (tmp_path / "release" / "nncourse-learner" / "autograder" / "stored_cases" / f"{CHAPTER}.json").exists()
     assert not list((tmp_path / "release" / "nncourse-learner" / "solutions").glob("ch*.py"))
+
+
+def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resume(graded, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    course_dir = graded[0]
+    shutil.copytree(course_dir / "submitted" / "reference", tmp_path / "submitted" / "a_quick")
+    release = nbformat.read(course_dir / "release" / CHAPTER / NOTEBOOK, as_version=4)
+    for student in ("b_slow", "c_slow"):
+        folder = tmp_path / "submitted" / student / CHAPTER
+        folder.mkdir(parents=True)
+        nbformat.write(edited(lean(release), answers(), add_code_cell("import time\ntime.sleep(300)", at=1)),
+                       folder / NOTEBOOK)
+    grade = subprocess.Popen([sys.executable, "-m", "autograder.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
+                              "--workers", "1", "--timeout", "300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    kept = tmp_path / "nncourse" / "grades" / CHAPTER
+    try:
+        deadline = time.monotonic() + 120
+        while not (kept / "a_quick.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (kept / "a_quick.json").exists(), "the quick submission was never graded"
+        time.sleep(3)  # b_slow's sandbox is now running its endless cell
+        stopped_at = time.monotonic()
+        grade.send_signal(signal.SIGINT)
+        _, stderr = grade.communicate(timeout=30)
+        assert time.monotonic() - stopped_at < 15
+    finally:
+        grade.kill()
+    assert grade.returncode == 130
+    assert "run `nncourse grade ch02` again" in stderr and str(kept) in stderr
+    assert sorted(path.name for path in kept.iterdir()) == ["a_quick.json"]  # nothing recorded from a killed sandbox
