@@ -85,6 +85,10 @@ def build_root(spec: dict) -> None:
     sources = [(os.open(source, os.O_PATH | os.O_CLOEXEC), target) for source, target in spec["binds"]]
     devices = [(os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC), f"/dev/{name}") for name in DEVICES]
     mount("none", NEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    # The scratch first: a folder on the allow-list may lie under /tmp (a clone there, its venv's
+    # site-packages); mounted after the binds, the scratch would cover it.
+    mount("none", mountpoint(NEW_ROOT + SCRATCH), "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={spec['scratch_bytes']},mode=1777")
     for fd, target in sources:
         inside = mountpoint(NEW_ROOT + target, _is_folder(fd))
         mount(f"/proc/self/fd/{fd}", inside, flags=MS_BIND)
@@ -95,8 +99,6 @@ def build_root(spec: dict) -> None:
         os.symlink(points_to, NEW_ROOT + link)
     build_dev(devices)
     mount("proc", mountpoint(NEW_ROOT + "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    mount("none", mountpoint(NEW_ROOT + SCRATCH), "tmpfs", MS_NOSUID | MS_NODEV,
-          f"size={spec['scratch_bytes']},mode=1777")
     for fd, _ in sources + devices:
         os.close(fd)
 

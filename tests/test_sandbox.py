@@ -367,3 +367,18 @@ def test_a_line_nested_past_the_parsers_depth_is_skipped_not_a_crash(tmp_path):
     events.write_text("[" * 100_000 + "\n" + '{"event": "done"}\n')
     with open(events) as file:
         assert sandbox._read_events(file) == [{"event": "done"}]
+
+
+@needs_isolation
+def test_packages_installed_under_tmp_stay_importable(learner_bundle, tmp_path, monkeypatch):
+    """A clone (and so its venv's site-packages) may live under /tmp, where the sandbox mounts its
+    scratch: the scratch must not cover what the allow-list binds there."""
+    packages = tmp_path / "site-packages"
+    packages.mkdir()
+    (packages / "probe_package.py").write_text("ANSWER = 42\n")
+    folders = sandbox._python_folders()
+    monkeypatch.setattr(sandbox, "_python_folders", lambda: [*folders, packages])
+    source = f"import sys\nsys.path.append({str(packages)!r})\nimport probe_package\nprint(probe_package.ANSWER)"
+    run = sandbox.run({"cells": [{"index": 0, "source": source}], "exercises": []}, learner_bundle,
+                      sandbox.Limits(seconds=20), [])
+    assert run.finished and run.isolated and "42" in output_of(run), run.log
