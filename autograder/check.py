@@ -36,6 +36,7 @@ _AUTOGRADER_DIR = str(Path(__file__).resolve().parent)
 _HIDDEN_PREFIXES = tuple({_AUTOGRADER_DIR, *(sysconfig.get_paths()[key] for key in ("stdlib", "purelib", "platlib"))})
 _IPYTHON_CELL = re.compile(r"ipykernel_\d+[/\\]\d+\.py$|^<ipython-input-")
 INDENT = "      "
+KNOWN_MISTAKE = "This looks like a known mistake:"  # opens the report's closing line that names a mistake
 MAX_PARTS_SHOWN = 4  # differing parts of an output shown with their values; the rest are named
 
 
@@ -242,24 +243,40 @@ def report(exercise: registry.Exercise, results: list[CaseResult]) -> str:
     passed, total = sum(result.passed for result in results), _total(exercise, results)
     lines = [f"{exercise.id}: {total} case{'s' if total != 1 else ''}"]
     for result in results:
-        label = f"{result.case.name}{' (hidden)' if result.case.hidden else ''}"
-        lines.append(f"  {'✓' if result.passed else '✗'} {label}")
-        lines += [INDENT + line for text in result.lines for line in text.splitlines()]
-    if results and results[-1].not_written:
-        lines.append(f"  {exercise.id} is not written yet.")
-    elif passed == total:
-        lines.append(f"  all {total} passed.")
-    else:
-        lines.append(f"  {passed} of {total} passed.")
+        lines.append(f"  {'✓' if result.passed else '✗'} {case_label(result.case.name, result.case.hidden)}")
+        lines += [INDENT + line for line in explanation_lines(result)]
+    lines.append("  " + count_line(exercise.id, passed, total, left_unwritten(results)))
     mistake = next((result.mistake for result in results if result.mistake), None)
     if mistake:
-        lines.append(f"  This looks like a known mistake: {mistake.name}. {mistake.hint}")
+        lines.append(f"  {KNOWN_MISTAKE} {mistake.name}. {mistake.hint}")
     return "\n".join(lines)
+
+
+def case_label(name: str, hidden: bool) -> str:
+    """A case as the report names it: "two points, by hand", or "large batch (hidden)"."""
+    return f"{name}{' (hidden)' if hidden else ''}"
+
+
+def explanation_lines(result: CaseResult) -> list[str]:
+    """The lines the report shows under a case, one per line of text (a hidden case's are free of its values)."""
+    return [line for text in result.lines for line in text.splitlines()]
+
+
+def left_unwritten(results: list[CaseResult]) -> bool:
+    """Whether the report says the exercise is not written yet: its last case met the untouched stub."""
+    return bool(results) and results[-1].not_written
+
+
+def count_line(exercise_id: str, passed: int, total: int, not_written: bool) -> str:
+    """The report's closing count: "3 of 5 passed.", "all 5 passed.", or that the exercise is not written yet."""
+    if not_written:
+        return f"{exercise_id} is not written yet."
+    return f"all {total} passed." if passed == total else f"{passed} of {total} passed."
 
 
 def failure_summary(exercise: registry.Exercise, results: list[CaseResult]) -> str:
     """One line: which exercise failed, and how many of its cases."""
-    if results and results[-1].not_written:
+    if left_unwritten(results):
         return f"{exercise.id} is not written yet"
     total = _total(exercise, results)
     return f"{exercise.id}: {total - sum(result.passed for result in results)} of {total} cases failed"

@@ -31,11 +31,27 @@ from enum import StrEnum
 from pathlib import Path
 
 from autograder import notebooks, registry, sandbox, wire
-from autograder.check import CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake, report
+from autograder.check import (CaseResult, Outcome, case_label, explanation_lines, fold_repeated_exception, judge,
+                              left_unwritten, name_the_mistake, report)
 from autograder.compare import changed_inputs
 from autograder.sandbox_runner import Event
 
 MAX_RESTARTS = 12
+
+
+@dataclass(frozen=True)
+class CaseGrade:
+    """One case of a graded exercise, as the learner may see it."""
+
+    name: str
+    hidden: bool
+    passed: bool
+    lines: list[str]  # the explanation under the case in the feedback; a hidden case's are free of its values
+
+    @property
+    def label(self) -> str:
+        """The case as the feedback names it, "(hidden)" included."""
+        return case_label(self.name, self.hidden)
 
 
 @dataclass
@@ -48,6 +64,8 @@ class ExerciseGrade:
     feedback: str  # for the learner: which cases failed and why, never a hidden case's values
     mistakes: list[str] = field(default_factory=list)
     reason: str = ""  # for the export: what happened when not full marks ("time limit; 2 of 5 cases failed")
+    case_grades: list[CaseGrade] = field(default_factory=list)  # the feedback's cases, as data; none when not graded
+    not_written: bool = False  # the feedback says the exercise is not written yet (the untouched stub)
 
 
 class Status(StrEnum):
@@ -85,8 +103,11 @@ class SubmissionGrade:
 
     @staticmethod
     def from_json(data: dict) -> "SubmissionGrade":
+        """The grade `to_json` stored; KeyError for one stored before exercises kept their cases as data, so
+        that it is graded again."""
         fields = {k: v for k, v in data.items() if k not in ("score", "max_score")}
-        fields["exercises"] = [ExerciseGrade(**e) for e in fields["exercises"]]
+        fields["exercises"] = [ExerciseGrade(**{**e, "case_grades": [CaseGrade(**c) for c in e["case_grades"]]})
+                               for e in fields["exercises"]]
         fields["status"] = Status(fields["status"])
         return SubmissionGrade(**fields)
 
@@ -437,12 +458,21 @@ def _grade_exercise(exercise: registry.Exercise, sandboxed: Sandboxed, inputs: d
             continue
         causes.append("memory limit" if outcome.trace and outcome.trace[-1].startswith("MemoryError") else "")
         results.append(fold_repeated_exception(results, judge(exercise, case, outcome, inputs[case.name])))
-    name_the_mistake(exercise, results)
+    return grade_from_results(exercise, name_the_mistake(exercise, results), causes)
+
+
+def grade_from_results(exercise: registry.Exercise, results: list[CaseResult],
+                       causes: tuple[str, ...] | list[str] = ()) -> ExerciseGrade:
+    """An exercise's grade from its judged cases (their known mistake already named): full points only when
+    every case passed, the feedback and each case as the learner may see them, and the export's reason.
+    `causes` are what stopped each case ("time limit", ...), when grading knows."""
     passed = sum(r.passed for r in results)
     score = exercise.points if passed == len(exercise.cases) else 0
     mistakes = sorted({r.mistake.name for r in results if r.mistake})
+    cases = [CaseGrade(r.case.name, r.case.hidden, r.passed, explanation_lines(r)) for r in results]
     return ExerciseGrade(exercise.id, exercise.points, score, passed, len(exercise.cases),
-                         report(exercise, results), mistakes, _what_happened(results, causes, mistakes))
+                         report(exercise, results), mistakes, _what_happened(results, causes, mistakes),
+                         cases, left_unwritten(results))
 
 
 def _what_happened(results: list[CaseResult], causes: list[str], mistakes: list[str]) -> str:

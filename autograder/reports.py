@@ -21,67 +21,22 @@ import base64
 import csv
 import html
 import io
-import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from autograder import registry
-from autograder.check import INDENT
+from autograder.check import KNOWN_MISTAKE, count_line
 from autograder.classroom import work_dir
-from autograder.grading import ExerciseGrade, SubmissionGrade, graded_exercises
+from autograder.grading import CaseGrade, ExerciseGrade, SubmissionGrade, graded_exercises
 
 GRADED = "graded"
 TOP_MISTAKES = 8  # mistakes shown in the figure and the printed summary
 TOP_CASES = 3  # most failed cases shown per exercise
-HIDDEN_SUFFIX = " (hidden)"  # how check.report labels a hidden case
-KNOWN_MISTAKE = "This looks like a known mistake:"  # how check.report's closing line names a mistake
-NOT_WRITTEN_SUFFIX = "is not written yet."  # how check.report's closing line says the stub is untouched
-_CASE_LINE = re.compile(r"^  ([✓✗]) (.*)$")
 
 
-# --- reading one exercise's feedback ------------------------------------------------------------------
-
-
-@dataclass
-class CaseLine:
-    """One case as `check.report` lists it: its name, whether it is hidden, whether it passed, and the
-    lines of explanation under it (already free of a hidden case's values)."""
-
-    name: str
-    hidden: bool
-    passed: bool
-    explanation: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ReadReport:
-    """An exercise's feedback (the text of `check.report`) taken apart for a page: its cases, and its
-    closing lines ("3 of 5 passed.") without the known-mistake line, which a page shows as a callout."""
-
-    cases: list[CaseLine]
-    closing: list[str]
-
-    @property
-    def not_written(self) -> bool:
-        return any(line.endswith(NOT_WRITTEN_SUFFIX) for line in self.closing)
-
-
-def read_report(feedback: str) -> ReadReport:
-    """Take `check.report`'s text apart; a feedback without case lines ("not graded: ...") has no cases."""
-    cases, closing = [], []
-    for line in feedback.splitlines()[1:]:  # the first line names the exercise and counts its cases
-        case = _CASE_LINE.match(line)
-        if case:
-            label = case.group(2)
-            hidden = label.endswith(HIDDEN_SUFFIX)
-            cases.append(CaseLine(label[:-len(HIDDEN_SUFFIX)] if hidden else label, hidden, case.group(1) == "✓"))
-        elif line.startswith(INDENT) and cases:
-            cases[-1].explanation.append(line[len(INDENT):])
-        elif not line.strip().startswith(KNOWN_MISTAKE):
-            closing.append(line.strip())
-    return ReadReport(cases, closing)
+# --- one exercise --------------------------------------------------------------------------------------
 
 
 def passed(exercise: ExerciseGrade) -> bool:
@@ -96,10 +51,7 @@ def known_mistake(exercise_id: str, name: str) -> registry.Mistake | None:
 def failed_cases(exercise: ExerciseGrade) -> list[str]:
     """The labels of the cases a learner's written code failed (none for an exercise left as the stub,
     which fails every case alike and would say nothing about which cases are hard)."""
-    report = read_report(exercise.feedback)
-    if report.not_written:
-        return []
-    return [case.name + (HIDDEN_SUFFIX if case.hidden else "") for case in report.cases if not case.passed]
+    return [] if exercise.not_written else [case.label for case in exercise.case_grades if not case.passed]
 
 
 # --- the class in numbers ------------------------------------------------------------------------------
@@ -431,17 +383,19 @@ def _exercise_row(exercise: ExerciseGrade) -> list[str]:
 
 
 def _exercise_section(exercise: ExerciseGrade) -> str:
-    report = read_report(exercise.feedback)
+    """An exercise's part of a feedback page: its known mistake's callout, its cases as the inline check lists
+    them, and the check's count ("3 of 5 passed.")."""
     callouts = "".join(_mistake_callout(exercise.id, name) for name in exercise.mistakes)
-    closing = "".join(f'<p class="muted">{_e(line)}</p>' for line in report.closing)
+    closing = count_line(exercise.id, exercise.cases_passed, exercise.cases, exercise.not_written)
     return (f'<section id="{_e(_anchor(exercise.id))}"><h2>{_e(exercise.id)} {_score_badge(exercise)}</h2>'
-            f'{callouts}<ul class="cases">{"".join(map(_case_item, report.cases))}</ul>{closing}</section>')
+            f'{callouts}<ul class="cases">{"".join(map(_case_item, exercise.case_grades))}</ul>'
+            f'<p class="muted">{_e(closing)}</p></section>')
 
 
-def _case_item(case: CaseLine) -> str:
+def _case_item(case: CaseGrade) -> str:
     mark = '<span class="mark pass">✓</span>' if case.passed else '<span class="mark fail">✗</span>'
     tag = '<span class="tag">hidden</span>' if case.hidden else ""
-    explanation = f"<pre>{_e(chr(10).join(case.explanation))}</pre>" if case.explanation else ""
+    explanation = f"<pre>{_e(chr(10).join(case.lines))}</pre>" if case.lines else ""
     return f"<li>{mark}{_e(case.name)}{tag}{explanation}</li>"
 
 

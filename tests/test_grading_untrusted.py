@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from autograder import classroom, grading, notebooks, registry, sandbox, wire
+from autograder.check import INDENT
 from autograder.grading import graded_exercises
 from tests.test_grading import add_code_cell, answers, edited, lean, with_answer
 
@@ -399,3 +400,25 @@ def test_statuses_and_event_kinds_are_enums_whose_values_stay_the_strings_on_dis
     assert [status.value for status in grading.Status] == ["graded", "no notebook", "unreadable notebook",
                                                            "grader error"]
     assert json.dumps({"event": Event.CASE_END}) == '{"event": "case_end"}'
+
+
+def test_stored_grades_keep_each_case_as_data_and_an_older_result_is_graded_again(monkeypatch, submission, tmp_path):
+    raised = [{"trace": ["line 2 of your cell, in mse_loss:", "    raise ValueError(X)"], "exception": "ValueError",
+               "message": ["ValueError: LEAK [0.5]"]}]
+    grade = grade_with(monkeypatch, submission, only_target(raised))
+    target = next(e for e in grade.exercises if e.id == TARGET)
+    cases = [(case.name, case.hidden) for case in registry.get(TARGET).cases]
+    assert [(case.name, case.hidden) for case in target.case_grades] == cases
+    assert not target.not_written and all(e.not_written for e in grade.exercises if e.id != TARGET)
+    for case in target.case_grades:  # what the feedback shows under each case; a hidden one without the message
+        text = "\n".join(case.lines)
+        assert not case.passed and "ValueError" in text and ("LEAK" in text) != case.hidden
+        assert "\n".join([f"  ✗ {case.label}", *(INDENT + line for line in case.lines)]) in target.feedback
+    path = tmp_path / "someone.json"
+    classroom._write_result(path, grade)
+    assert classroom._current(path, submission) == grade
+    older = grade.to_json()
+    for exercise in older["exercises"]:
+        del exercise["case_grades"], exercise["not_written"]
+    path.write_text(json.dumps(older))
+    assert classroom._current(path, submission) is None  # stored before cases were data: graded again

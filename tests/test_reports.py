@@ -2,8 +2,9 @@
 and the instructor's report.
 
 A small chapter-02 class is built by hand, without a sandbox: each learner's functions are judged in
-this process by the inline check on every case, hidden ones included, which gives the same feedback
-text as grading; two more submissions could not be graded.
+this process by the inline check on every case, hidden ones included, and grading's own
+`grade_from_results` makes the grade of them, as it does of the sandbox's; two more submissions could not
+be graded.
 """
 import csv
 import html
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from autograder import grading, registry, reports
-from autograder.check import report, run_cases
+from autograder.check import KNOWN_MISTAKE, run_cases
 from autograder.display import show
 from autograder.grading import ExerciseGrade, SubmissionGrade, graded_exercises, ungraded
 
@@ -43,12 +44,7 @@ def mistake(exercise_id, name):
 def graded_by_hand(exercise_id, fn) -> ExerciseGrade:
     """What grading records for `fn` on every case of the exercise, hidden ones included."""
     exercise = registry.get(exercise_id)
-    results = run_cases(exercise, fn, hidden=True)
-    passed = sum(result.passed for result in results)
-    mistakes = sorted({result.mistake.name for result in results if result.mistake})
-    return ExerciseGrade(exercise.id, exercise.points, exercise.points if passed == len(exercise.cases) else 0,
-                         passed, len(exercise.cases), report(exercise, results), mistakes,
-                         grading._what_happened(results, [], mistakes))
+    return grading.grade_from_results(exercise, run_cases(exercise, fn, hidden=True))
 
 
 def submission(student, answers, notes=()) -> SubmissionGrade:
@@ -111,7 +107,7 @@ def test_a_known_mistake_is_named_with_its_hint_in_a_callout(written):
     hint = next(m.hint for m in registry.get("ch02.mse_gradient").mistakes if m.name == "gradient sign flipped")
     callouts = re.findall(r'<aside class="callout">(.*?)</aside>', page, re.S)
     assert any("gradient sign flipped" in c and reports._e(hint) in c for c in callouts)
-    assert page.count(reports.KNOWN_MISTAKE) == len(callouts) == 2  # check.report's own line became the callout
+    assert page.count(KNOWN_MISTAKE) == len(callouts) == 2  # check.report's own line became the callout
 
 
 def test_feedback_keeps_the_inline_checks_format(written, grades):
