@@ -155,6 +155,21 @@ def through_layers(cls, args):
     return out, grads, grad_in, len(listed) == len(own) and all(a is b for a, b in zip(listed, own))
 
 
+def over_steps(fn, args):
+    """A pure optimizer step fn(param=..., grad=..., state=..., **hyper-parameters), run once for each gradient in
+    args["grads"], from args["param"] and args["state"], each step given the parameter and state the one before
+    returned; every other entry of args is a hyper-parameter passed to every step.
+
+    Returns (the parameter after each step, in order, as a list; the state after the last step).
+    """
+    hyper = {name: value for name, value in args.items() if name not in ("param", "grads", "state")}
+    param, state, trajectory = args["param"], args["state"], []
+    for grad in args["grads"]:
+        param, state = fn(param=param, grad=grad, state=state, **hyper)
+        trajectory.append(param)
+    return trajectory, state
+
+
 DRIVERS = {driver.__name__: driver for driver in
            (keywords, at_every_step, fit_then_transform, epochs_of_batches, autograd_expression, formula_as_f,
-            through_layers)}
+            through_layers, over_steps)}

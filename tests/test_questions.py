@@ -134,3 +134,22 @@ def test_every_question_is_asked_once_in_its_chapter_with_no_answer_filled_in(qu
     cells = notebooks.read(notebooks.chapter_notebook(question.chapter)).cells
     asked = [cell.source for cell in cells if f'answer("{question.id}", ' in cell.source]
     assert len(asked) == 1 and f'answer("{question.id}", "")' in asked[0]
+
+
+def test_adams_first_step_is_lr_whatever_the_gradients_size():
+    from solutions import ch04_optimizers as ch04
+
+    param, grad = np.zeros(2), np.array([1e-3, 1e3])
+    new, _ = ch04.adam_step(param, grad, {}, lr=0.001)
+    question = get("ch04.adam_first_step")
+    assert np.allclose(np.abs(new), 0.001, rtol=1e-4) and question.right == choice_saying(question, "±lr")
+
+
+def test_adams_eps_does_not_move_weights_when_the_gradient_is_zero():
+    from solutions import ch04_optimizers as ch04
+
+    param, state = np.array([3.0, -2.0]), {}
+    for _ in range(10):
+        param, state = ch04.adam_step(param, np.zeros(2), state, lr=0.1, eps=1e-2)
+    question = get("ch04.adam_eps")
+    assert np.array_equal(param, [3.0, -2.0]) and question.right == choice_saying(question, "does not regularize")
