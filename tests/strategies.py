@@ -11,9 +11,27 @@ torch function is slow), and `derandomize=True`, so that CI tries the same input
 No profile is loaded globally: importing this module changes nothing for other tests.
 """
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, settings  # noqa: F401  (assume re-exported for the tests)
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from autograder import registry
+
+
+def alternatives(exercise_id):
+    """pytest params, one per registered alternative of `exercise_id` (none if it is not registered)."""
+    try:
+        found = registry.get(exercise_id).alternatives
+    except KeyError:
+        return []
+    return [pytest.param(alternative, id=alternative.__name__) for alternative in found]
+
+
+def tolerances(exercise_id):
+    """The exercise's own rtol and atol, to compare with as its check does."""
+    exercise = registry.get(exercise_id)
+    return {"rtol": exercise.rtol, "atol": exercise.atol}
 
 _BASE = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

@@ -5,8 +5,7 @@ three or more classes out of label order, non-ASCII text, string categories, a b
 the reference with its scikit-learn / torch / scipy counterpart, and the reference with each alternative the
 autograder accepts (with the exercise's own tolerances: an alternative is only evidence if it agrees wherever
 the docstring allows). Where the course differs from the library by design (per-class rounding, fold
-order, the constant-feature rule), the property asserts the documented relation instead. Disagreements are
-recorded as strict xfails whose reason gives the minimal input.
+order, the constant-feature rule), the property asserts the documented relation instead.
 """
 import math
 import re
@@ -27,26 +26,8 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from autograder import registry
 from solutions import ch01_data_preparation as ch01
 from tests import strategies as s
-
-
-def alternatives(exercise_id, xfail=None):
-    """pytest params, one per registered alternative of `exercise_id`; `xfail` maps a name to a reason."""
-    try:
-        found = registry.get(exercise_id).alternatives
-    except KeyError:
-        return []
-    xfail = xfail or {}
-    return [pytest.param(alt, id=alt.__name__,
-                         marks=[pytest.mark.xfail(strict=True, reason=xfail[alt.__name__])] if alt.__name__ in xfail
-                         else []) for alt in found]
-
-
-def tolerances(exercise_id):
-    exercise = registry.get(exercise_id)
-    return {"rtol": exercise.rtol, "atol": exercise.atol}
 
 
 def quiet(fn, *args, **kwargs):
@@ -105,7 +86,7 @@ def test_stratified_split_relation_to_train_test_split(y, test_size, seed):
         assert math.floor(share) <= np.sum(y[test_sk] == label) <= math.ceil(share)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.stratified_split"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.stratified_split"))
 @given(y=s.labels(min_classes=1, max_classes=5, dtype=np.int32), test_size=test_sizes, seed=st.integers(0, 1000))
 @s.budget(30)
 def test_stratified_split_alternatives_agree(alternative, y, test_size, seed):
@@ -165,7 +146,7 @@ def test_standardizer_maps_a_constant_column_to_zero(value, n):
     assert np.all(np.abs(theirs.transform(X)[:, 0]) <= bound)
 
 
-standardizer_alternatives = alternatives("ch01.Standardizer")
+standardizer_alternatives = s.alternatives("ch01.Standardizer")
 
 
 @pytest.mark.parametrize("alternative", standardizer_alternatives)
@@ -176,8 +157,8 @@ def test_standardizer_alternatives_agree_on_ordinary_columns(alternative, X, X_n
     s.assume(np.all(X.std(axis=0) > 1e-6 * np.abs(X).max(axis=0)) or np.all(X.std(axis=0) == 0))
     ours, theirs = ch01.Standardizer().fit(X), alternative().fit(X)
     for name in ("mean_", "scale_"):
-        np.testing.assert_allclose(getattr(theirs, name), getattr(ours, name), **tolerances("ch01.Standardizer"))
-    np.testing.assert_allclose(theirs.transform(X_new), ours.transform(X_new), **tolerances("ch01.Standardizer"))
+        np.testing.assert_allclose(getattr(theirs, name), getattr(ours, name), **s.tolerances("ch01.Standardizer"))
+    np.testing.assert_allclose(theirs.transform(X_new), ours.transform(X_new), **s.tolerances("ch01.Standardizer"))
 
 
 @pytest.mark.parametrize("alternative", standardizer_alternatives)
@@ -187,8 +168,8 @@ def test_standardizer_alternatives_agree_on_ordinary_columns(alternative, X, X_n
 @s.budget(60)
 def test_standardizer_alternatives_agree_at_the_guard(alternative, X):
     ours, theirs = ch01.Standardizer().fit(X), alternative().fit(X)
-    np.testing.assert_allclose(theirs.scale_, ours.scale_, **tolerances("ch01.Standardizer"))
-    np.testing.assert_allclose(quiet(theirs.transform, X), quiet(ours.transform, X), **tolerances("ch01.Standardizer"))
+    np.testing.assert_allclose(theirs.scale_, ours.scale_, **s.tolerances("ch01.Standardizer"))
+    np.testing.assert_allclose(quiet(theirs.transform, X), quiet(ours.transform, X), **s.tolerances("ch01.Standardizer"))
 
 
 # ---------------------------------------------------------------- Imputer
@@ -210,15 +191,15 @@ def test_imputer_matches_simple_imputer(tables, strategy, add_indicator):
     assert ours.indicator_features_.dtype == np.int64
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.Imputer"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.Imputer"))
 @given(tables=s.nan_holed_tables(), strategy=st.sampled_from(["mean", "median"]), add_indicator=st.booleans())
 @s.budget(40)
 def test_imputer_alternatives_agree(alternative, tables, strategy, add_indicator):
     X_fit, X_new = tables
     ours = ch01.Imputer(strategy, add_indicator).fit(X_fit)
     theirs = alternative(strategy, add_indicator).fit(X_fit)
-    np.testing.assert_allclose(theirs.statistics_, ours.statistics_, **tolerances("ch01.Imputer"))
-    np.testing.assert_allclose(theirs.transform(X_new), ours.transform(X_new), **tolerances("ch01.Imputer"))
+    np.testing.assert_allclose(theirs.statistics_, ours.statistics_, **s.tolerances("ch01.Imputer"))
+    np.testing.assert_allclose(theirs.transform(X_new), ours.transform(X_new), **s.tolerances("ch01.Imputer"))
 
 
 # ---------------------------------------------------------------- OneHotEncoder
@@ -253,7 +234,7 @@ def test_one_hot_encoder_matches_scikit_learn(pair, handle_unknown):
         np.testing.assert_array_equal(encoded, expected)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.OneHotEncoder"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.OneHotEncoder"))
 @given(pair=s.category_pairs(), handle_unknown=st.sampled_from(["error", "ignore"]))
 @s.budget(40)
 def test_one_hot_encoder_alternatives_agree(alternative, pair, handle_unknown):
@@ -313,13 +294,13 @@ def test_prepare_features_matches_the_pipeline_where_every_training_column_varie
         np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.prepare_features"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.prepare_features"))
 @given(inputs=prepared_inputs)
 @s.budget(30)
 def test_prepare_features_alternatives_agree(alternative, inputs):
     args = _prepare_args(*inputs)
     for ours, theirs in zip(quiet(ch01.prepare_features, *args), quiet(alternative, *args)):
-        np.testing.assert_allclose(theirs, ours, **tolerances("ch01.prepare_features"))
+        np.testing.assert_allclose(theirs, ours, **s.tolerances("ch01.prepare_features"))
 
 
 # ---------------------------------------------------------------- BatchIterator
@@ -358,7 +339,7 @@ def test_batches_match_torch_data_loader(case):
     assert rng.random() == orders.random(), "shuffle=False draws nothing; shuffle=True one permutation an epoch"
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.BatchIterator"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.BatchIterator"))
 @given(case=batch_inputs)
 @s.budget(40)
 def test_batch_iterator_alternatives_agree(alternative, case):
@@ -388,7 +369,7 @@ def test_confusion_matrix_matches_scikit_learn(pair):
     np.testing.assert_array_equal(ours, confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.confusion_matrix"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.confusion_matrix"))
 @given(pair=s.prediction_pairs(max_classes=12))
 @s.budget(40)
 def test_confusion_matrix_alternatives_agree_on_int64_labels(alternative, pair):
@@ -397,7 +378,7 @@ def test_confusion_matrix_alternatives_agree_on_int64_labels(alternative, pair):
                                                                                                   n_classes))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.confusion_matrix"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.confusion_matrix"))
 @given(pair=s.prediction_pairs(min_classes=12, max_classes=20, dtypes=SMALL_INT_DTYPES))
 @example(pair=(np.array([19], dtype=np.uint8), np.array([19], dtype=np.uint8), 20))
 @s.budget(30)
@@ -431,14 +412,14 @@ def test_precision_recall_f1_matches_scikit_learn(case):
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.precision_recall_f1"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.precision_recall_f1"))
 @given(case=_prf_inputs())
 @s.budget(40)
 def test_precision_recall_f1_alternatives_agree(alternative, case):
     y_true, y_pred, average = case
     average = average or "binary"
     np.testing.assert_allclose(alternative(y_true, y_pred, average), ch01.precision_recall_f1(y_true, y_pred, average),
-                               **tolerances("ch01.precision_recall_f1"))
+                               **s.tolerances("ch01.precision_recall_f1"))
 
 
 # ---------------------------------------------------------------- regression_errors
@@ -458,14 +439,14 @@ def test_regression_errors_match_scikit_learn(pair):
     assert rmse == pytest.approx(root_mean_squared_error(y_true, y_pred), rel=1e-12, abs=1e-300)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.regression_errors"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.regression_errors"))
 @given(pair=regression_pairs)
 @s.budget(40)
 def test_regression_errors_alternatives_agree(alternative, pair):
     y_true, noise = pair
     y_pred = y_true + noise * np.abs(y_true).max()
     np.testing.assert_allclose(alternative(y_true, y_pred), ch01.regression_errors(y_true, y_pred),
-                               **tolerances("ch01.regression_errors"))
+                               **s.tolerances("ch01.regression_errors"))
 
 
 # ---------------------------------------------------------------- kfold_indices
@@ -516,7 +497,7 @@ def test_stratified_kfold_relation_to_stratified_kfold(case):
         _class_counts(relabelled, as_given, range(len(classes)))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.kfold_indices"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.kfold_indices"))
 @given(case=kfold_cases, stratify=st.sampled_from([None, False, True]))
 @s.budget(40)
 def test_kfold_alternatives_agree(alternative, case, stratify):
@@ -570,7 +551,7 @@ def test_tfidf_matches_tfidf_vectorizer_on_every_corpus(documents):
         np.testing.assert_allclose(ours[2], expected[2], rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.tfidf_features"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.tfidf_features"))
 @given(documents=s.documents())
 @s.budget(40)
 def test_tfidf_alternatives_agree(alternative, documents):
@@ -583,7 +564,7 @@ def test_tfidf_alternatives_agree(alternative, documents):
     alt_vocabulary, alt_counts, alt_tfidf = alternative(documents)
     assert list(alt_vocabulary) == vocabulary
     np.testing.assert_array_equal(alt_counts, counts)
-    np.testing.assert_allclose(alt_tfidf, tfidf, **tolerances("ch01.tfidf_features"))
+    np.testing.assert_allclose(alt_tfidf, tfidf, **s.tolerances("ch01.tfidf_features"))
 
 
 # ---------------------------------------------------------------- augment_digits
@@ -621,17 +602,17 @@ def test_augment_digits_matches_scipy_ndimage(case):
         np.testing.assert_array_equal(out[i], np.clip(moved + noise[i], 0.0, 1.0))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.augment_digits"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.augment_digits"))
 @given(case=augment_cases(max_shift_limit=lambda h, w: min(h, w) - 1))
 @s.budget(40)
 def test_augment_digits_alternatives_agree_for_shifts_inside_the_image(alternative, case):
     images, seed, options = case
     np.testing.assert_allclose(alternative(images, np.random.default_rng(seed), **options),
                                ch01.augment_digits(images, np.random.default_rng(seed), **options),
-                               **tolerances("ch01.augment_digits"))
+                               **s.tolerances("ch01.augment_digits"))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch01.augment_digits"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch01.augment_digits"))
 @given(case=augment_cases())
 @example(case=(np.ones((1, 3, 3)), 3, {"max_shift": 4}))
 @example(case=(np.ones((1, 3, 3)), 23, {"max_shift": 4}))
@@ -640,4 +621,4 @@ def test_augment_digits_alternatives_agree_for_any_max_shift(alternative, case):
     images, seed, options = case
     np.testing.assert_allclose(alternative(images, np.random.default_rng(seed), **options),
                                ch01.augment_digits(images, np.random.default_rng(seed), **options),
-                               **tolerances("ch01.augment_digits"))
+                               **s.tolerances("ch01.augment_digits"))

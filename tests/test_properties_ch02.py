@@ -17,26 +17,8 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_squared_error
 
-from autograder import registry
 from solutions import ch02_gradient_descent as ch02
 from tests import strategies as s
-
-
-def alternatives(exercise_id, xfail=None):
-    """pytest params, one per registered alternative of `exercise_id`; `xfail` maps a name to a reason."""
-    try:
-        found = registry.get(exercise_id).alternatives
-    except KeyError:
-        return []
-    xfail = xfail or {}
-    return [pytest.param(alt, id=alt.__name__,
-                         marks=[pytest.mark.xfail(strict=True, reason=xfail[alt.__name__])] if alt.__name__ in xfail
-                         else []) for alt in found]
-
-
-def tolerances(exercise_id):
-    exercise = registry.get(exercise_id)
-    return {"rtol": exercise.rtol, "atol": exercise.atol}
 
 
 @st.composite
@@ -83,18 +65,18 @@ def test_mse_gradient_matches_torch_autograd(problem):
     assert grad_b == pytest.approx(grad_b_t, rel=1e-9, abs=scale)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.mse_loss"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.mse_loss"))
 @given(problem=problems())
 @s.budget(40)
 def test_mse_loss_alternatives_agree(alternative, problem):
-    np.testing.assert_allclose(alternative(*problem), ch02.mse_loss(*problem), **tolerances("ch02.mse_loss"))
+    np.testing.assert_allclose(alternative(*problem), ch02.mse_loss(*problem), **s.tolerances("ch02.mse_loss"))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.mse_gradient"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.mse_gradient"))
 @given(problem=problems())
 @s.budget(40)
 def test_mse_gradient_alternatives_agree(alternative, problem):
-    tol = tolerances("ch02.mse_gradient")
+    tol = s.tolerances("ch02.mse_gradient")
     X, y, w, b = problem
     tol["atol"] = max(tol["atol"], 1e-13 * (1 + np.abs(X).max()) * (1 + np.abs(X @ w + b - y).max()))
     for theirs, ours in zip(alternative(*problem), ch02.mse_gradient(*problem)):
@@ -128,7 +110,7 @@ def test_gradient_step_matches_torch_sgd(step):
     assert new_b == pytest.approx(params[1].item(), rel=1e-12, abs=1e-300)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.gradient_step"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.gradient_step"))
 @given(step=st.one_of(steps(), steps(dtype=np.float32)))
 @s.budget(40)
 def test_gradient_step_alternatives_agree(alternative, step):
@@ -137,7 +119,7 @@ def test_gradient_step_alternatives_agree(alternative, step):
     ours = ch02.gradient_step(*step)
     theirs = alternative(*step)
     np.testing.assert_array_equal(w, w_before)
-    tol = tolerances("ch02.gradient_step")
+    tol = s.tolerances("ch02.gradient_step")
     if w.dtype == np.float32:
         tol["rtol"] = max(tol["rtol"], 1e-6)
     for a, b in zip(theirs, ours):
@@ -192,13 +174,13 @@ def test_fit_linear_regression_matches_torch_full_batch(fit):
     _close(ours, _torch_sgd(X, y, lr, n_steps, lambda epoch: [torch.arange(len(y))]))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.fit_linear_regression"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.fit_linear_regression"))
 @given(fit=fits)
 @s.budget(30)
 def test_fit_linear_regression_alternatives_agree(alternative, fit):
     (X, y, _, _), lr, n_steps = fit
     for a, b in zip(alternative(X, y, lr, n_steps), ch02.fit_linear_regression(X, y, lr, n_steps)):
-        np.testing.assert_allclose(a, b, **tolerances("ch02.fit_linear_regression"))
+        np.testing.assert_allclose(a, b, **s.tolerances("ch02.fit_linear_regression"))
 
 
 def _schedule(kind, total):
@@ -234,7 +216,7 @@ def test_minibatch_sgd_with_a_full_batch_is_gradient_descent(case):
     _close(ours, ch02.fit_linear_regression(X, y, 0.05, n_epochs), rtol=1e-10)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.minibatch_sgd"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.minibatch_sgd"))
 @given(case=sgd_cases)
 @s.budget(30)
 def test_minibatch_sgd_alternatives_agree(alternative, case):
@@ -243,7 +225,7 @@ def test_minibatch_sgd_alternatives_agree(alternative, case):
     ours = ch02.minibatch_sgd(X, y, lr, n_epochs, batch_size, np.random.default_rng(seed))
     theirs = alternative(X, y, lr, n_epochs, batch_size, np.random.default_rng(seed))
     for a, b in zip(theirs, ours):
-        np.testing.assert_allclose(a, b, **tolerances("ch02.minibatch_sgd"))
+        np.testing.assert_allclose(a, b, **s.tolerances("ch02.minibatch_sgd"))
 
 
 # ---------------------------------------------------------------- cosine_schedule
@@ -272,7 +254,7 @@ def test_cosine_schedule_matches_torch_until_T_and_then_stays_at_lr_min(schedule
     assert ch02.cosine_schedule(0, total, lr_max, **extra) == pytest.approx(lr_max, rel=1e-15)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.cosine_schedule"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.cosine_schedule"))
 @given(schedule=st.tuples(st.one_of(st.integers(1, 40), st.sampled_from([1000, 10 ** 6])),
                           st.sampled_from([1.0, 0.1, 3e-4, 10.0]), st.sampled_from([None, 0.0, 1e-5, 0.01])),
        steps=st.lists(st.integers(0, 10 ** 6 + 5), min_size=1, max_size=20))
@@ -284,7 +266,7 @@ def test_cosine_schedule_alternatives_agree(alternative, schedule, steps):
         step = max(step, 0)
         np.testing.assert_allclose(alternative(step, total, lr_max, **extra),
                                    ch02.cosine_schedule(step, total, lr_max, **extra),
-                                   **tolerances("ch02.cosine_schedule"))
+                                   **s.tolerances("ch02.cosine_schedule"))
 
 
 # ---------------------------------------------------------------- least_squares
@@ -333,14 +315,14 @@ def test_least_squares_matches_lstsq_scipy_and_scikit_learn(problem):
     np.testing.assert_allclose(design.T @ residual, 0.0, atol=1e-10 * cond * (1 + np.abs(y).max()) * len(y))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.least_squares"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.least_squares"))
 @given(problem=independent_columns())
 @s.budget(40)
 def test_least_squares_alternatives_agree_when_well_conditioned(alternative, problem):
     X, y = problem
     s.assume(_condition(X) < 1e3)
     w, b = alternative(X, y)
-    np.testing.assert_allclose(np.append(w, b), _theta(X, y), **tolerances("ch02.least_squares"))
+    np.testing.assert_allclose(np.append(w, b), _theta(X, y), **s.tolerances("ch02.least_squares"))
 
 
 def _exact_least_squares(X, y):
@@ -361,7 +343,7 @@ def _exact_least_squares(X, y):
     return np.array([float(M[i][k] / M[i][i]) for i in range(k)])
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch02.least_squares"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch02.least_squares"))
 @given(problem=independent_columns(offset_exponents=(2, 6)))
 @example(problem=(np.array([[99999.0], [100000.0]]), np.array([-1.0, 0.0]))).via("an offset of 1e5, n = d + 1")
 @example(problem=(np.array([[0.0, 0.0], [1.0, 1.0 + 1e-6], [2.0, 2.0], [3.0, 3.0 - 1e-6]]),
@@ -378,6 +360,6 @@ def test_least_squares_alternatives_are_as_accurate_as_lstsq_on_any_independent_
     reference_error = np.abs(_theta(X, y) - exact)
     w, b = alternative(X, y)
     error = np.abs(np.append(w, b) - exact)
-    tol = tolerances("ch02.least_squares")
+    tol = s.tolerances("ch02.least_squares")
     allowed = tol["atol"] + tol["rtol"] * np.abs(exact) + 100 * reference_error
     assert np.all(error <= allowed), (error, reference_error, exact)

@@ -15,26 +15,8 @@ import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from autograder import registry
 from solutions import ch03_backpropagation as ch03
 from tests import strategies as s
-
-
-def alternatives(exercise_id, xfail=None):
-    """pytest params, one per registered alternative of `exercise_id`; `xfail` maps a name to a reason."""
-    try:
-        found = registry.get(exercise_id).alternatives
-    except KeyError:
-        return []
-    xfail = xfail or {}
-    return [pytest.param(alt, id=alt.__name__,
-                         marks=[pytest.mark.xfail(strict=True, reason=xfail[alt.__name__])] if alt.__name__ in xfail
-                         else []) for alt in found]
-
-
-def tolerances(exercise_id):
-    exercise = registry.get(exercise_id)
-    return {"rtol": exercise.rtol, "atol": exercise.atol}
 
 
 def torch_grads(fn, arrays, dout):
@@ -109,14 +91,14 @@ def test_value_matches_torch_autograd(program):
     _check_value_against(ch03.Value, *program)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch03.Value"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch03.Value"))
 @given(program=programs())
 @s.budget(50)
 def test_value_alternatives_match_torch_autograd(alternative, program):
     _check_value_against(alternative, *program)
 
 
-@pytest.mark.parametrize("cls", [pytest.param(ch03.Value, id="reference"), *alternatives("ch03.Value")])
+@pytest.mark.parametrize("cls", [pytest.param(ch03.Value, id="reference"), *s.alternatives("ch03.Value")])
 @given(x=st.one_of(st.just(0.0), s.floats(3.0)), p=st.integers(0, 4))
 @example(x=0.0, p=0).via("x ** 0 at 0: the power rule would evaluate 0.0 ** -1")
 @s.budget(20)
@@ -150,20 +132,20 @@ def test_linear_forward_and_backward_match_torch(inputs):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=scale)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch03.linear_forward"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch03.linear_forward"))
 @given(inputs=layer_inputs())
 @s.budget(30)
 def test_linear_forward_alternatives_agree(alternative, inputs):
     x, W, b, _ = inputs
-    np.testing.assert_allclose(alternative(x, W, b), ch03.linear_forward(x, W, b), **tolerances("ch03.linear_forward"))
+    np.testing.assert_allclose(alternative(x, W, b), ch03.linear_forward(x, W, b), **s.tolerances("ch03.linear_forward"))
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch03.linear_backward"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch03.linear_backward"))
 @given(inputs=layer_inputs())
 @s.budget(30)
 def test_linear_backward_alternatives_agree(alternative, inputs):
     x, W, _, dout = inputs
-    tol = tolerances("ch03.linear_backward")
+    tol = s.tolerances("ch03.linear_backward")
     tol["atol"] = max(tol["atol"], 1e-13 * (1 + np.abs(x).max()))
     for theirs, ours in zip(alternative(dout, x, W), ch03.linear_backward(dout, x, W)):
         np.testing.assert_allclose(theirs, ours, **tol)
@@ -219,7 +201,7 @@ def _activation_alternative_params():
     params = []
     for name in ("relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward",
                  "tanh_backward"):
-        for param in alternatives(f"ch03.{name}"):
+        for param in s.alternatives(f"ch03.{name}"):
             params.append(pytest.param(name, *param.values, id=f"{name}-{param.id}", marks=param.marks))
     return params
 
@@ -240,12 +222,12 @@ def test_activation_alternatives_agree_on_finite_inputs(name, alternative, input
     copies = [arg.copy() for arg in args]
     with np.errstate(over="ignore"):
         theirs = alternative(*copies)
-    np.testing.assert_allclose(theirs, reference(*args), **tolerances(f"ch03.{name}"))
+    np.testing.assert_allclose(theirs, reference(*args), **s.tolerances(f"ch03.{name}"))
 
 
 def _non_finite_params():
     return [pytest.param(name, *param.values, id=f"{name}-{param.id}", marks=param.marks)
-            for name in ("relu_forward", "sigmoid_forward", "tanh_forward") for param in alternatives(f"ch03.{name}")]
+            for name in ("relu_forward", "sigmoid_forward", "tanh_forward") for param in s.alternatives(f"ch03.{name}")]
 
 
 @pytest.mark.parametrize("name, alternative", _non_finite_params())
@@ -260,11 +242,11 @@ def test_activation_forward_alternatives_agree_on_inf_and_nan(name, alternative,
     expected = {"relu_forward": torch.relu, "sigmoid_forward": torch.sigmoid, "tanh_forward": torch.tanh}[name](
         torch.tensor(x)).numpy()
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=0)  # NaN where torch has NaN
-    np.testing.assert_allclose(theirs, ours, **tolerances(f"ch03.{name}"))
+    np.testing.assert_allclose(theirs, ours, **s.tolerances(f"ch03.{name}"))
 
 
 @pytest.mark.parametrize("relu_backward", [pytest.param(ch03.relu_backward, id="reference"),
-                                           *alternatives("ch03.relu_backward")])
+                                           *s.alternatives("ch03.relu_backward")])
 @given(x=s.with_kinks(kink_shapes), dout_value=st.sampled_from([np.inf, -np.inf, 1.0]))
 @example(x=np.array([-1.0]), dout_value=np.inf).via("inf · 0 would be NaN")
 @s.budget(20)
@@ -304,13 +286,13 @@ def test_softmax_cross_entropy_matches_torch(case):
     np.testing.assert_allclose(dlogits, logits_t.grad.numpy(), rtol=1e-9, atol=1e-15)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch03.softmax_cross_entropy"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch03.softmax_cross_entropy"))
 @given(case=logits_and_labels())
 @s.budget(30)
 def test_softmax_cross_entropy_alternatives_agree(alternative, case):
     ours = ch03.softmax_cross_entropy(*case)
     for theirs, expected in zip(alternative(*case), ours):
-        np.testing.assert_allclose(theirs, expected, **tolerances("ch03.softmax_cross_entropy"))
+        np.testing.assert_allclose(theirs, expected, **s.tolerances("ch03.softmax_cross_entropy"))
 
 
 @given(logits=s.arrays(s.shapes(1, 3, 2, 4), magnitude=1e300), data=st.data())
@@ -370,7 +352,7 @@ def test_numerical_gradient_matches_the_analytic_gradient_and_torch(point, h):
     assert ch03.relative_error(grad, torch_grad) < 1e-7 or np.max(np.abs(grad - torch_grad)) <= atol
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch03.numerical_gradient"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch03.numerical_gradient"))
 @given(point=gradient_points())
 @example(point=(np.array([1, 2, 3]), np.zeros(3))).via("int64: x ± h must not round to an integer")
 @example(point=(np.array([1.0, 2.0, 3.0], dtype=np.float32), np.zeros(3))).via("float32: nor to a float32")
@@ -381,7 +363,7 @@ def test_numerical_gradient_alternatives_agree(alternative, point):
     g = lambda z: f(np.asarray(z, dtype=np.float64))  # noqa: E731  (an alternative may hand f its own dtype)
     ours = ch03.numerical_gradient(g, x)
     theirs = alternative(g, x.copy())
-    np.testing.assert_allclose(theirs, ours, **tolerances("ch03.numerical_gradient"))
+    np.testing.assert_allclose(theirs, ours, **s.tolerances("ch03.numerical_gradient"))
 
 
 def _exact_relative_error(analytic, numeric):
@@ -412,12 +394,12 @@ def test_relative_error_matches_exact_arithmetic(pair):
     assert error == ch03.relative_error(numeric, analytic)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch03.relative_error"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch03.relative_error"))
 @given(pair=gradient_pairs)
 @example(pair=(np.array([5e-324]), np.array([0.0]))).via("subnormal: divided by tiny, not by itself")
 @s.budget(30)
 def test_relative_error_alternatives_agree(alternative, pair):
-    np.testing.assert_allclose(alternative(*pair), ch03.relative_error(*pair), **tolerances("ch03.relative_error"))
+    np.testing.assert_allclose(alternative(*pair), ch03.relative_error(*pair), **s.tolerances("ch03.relative_error"))
 
 
 # ---------------------------------------------------------------- two-layer network
@@ -453,13 +435,13 @@ def test_two_layer_network_matches_torch(network):
         np.testing.assert_allclose(grads[name], grad, rtol=1e-9, atol=1e-13)
 
 
-@pytest.mark.parametrize("alternative", alternatives("ch03.two_layer_loss_and_grads"))
+@pytest.mark.parametrize("alternative", s.alternatives("ch03.two_layer_loss_and_grads"))
 @given(network=networks())
 @s.budget(30)
 def test_two_layer_network_alternatives_agree(alternative, network):
     loss, grads = ch03.two_layer_loss_and_grads(*network)
     alt_loss, alt_grads = alternative(*network)
-    tol = tolerances("ch03.two_layer_loss_and_grads")
+    tol = s.tolerances("ch03.two_layer_loss_and_grads")
     np.testing.assert_allclose(alt_loss, loss, **tol)
     for name in grads:
         np.testing.assert_allclose(alt_grads[name], grads[name], **tol)
@@ -502,7 +484,7 @@ def _theirs(spec):
 
 
 sequential_classes = ([pytest.param(ch03.Sequential, id="reference")] if hasattr(ch03, "Sequential") else []) + \
-    alternatives("ch03.Sequential")
+    s.alternatives("ch03.Sequential")
 
 
 @pytest.mark.parametrize("sequential", sequential_classes)
