@@ -24,3 +24,29 @@ def test_every_benchmark_module_has_a_docstring_and_run():
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         assert module.__doc__ and callable(module.run)
+
+
+def test_adam_step_fewer_passes_gives_the_references_bits_and_leaves_its_inputs_alone():
+    import numpy as np
+
+    from benchmarks.bench_ch04_optimizers import _adam_step_fewer_passes
+    from solutions.ch04_optimizers import adam_step
+
+    rng = np.random.default_rng(0)
+    for dtype, weight_decay in ((np.float32, 0.0), (np.float32, 0.1), (np.float64, 0.0)):
+        param, grad = rng.standard_normal((2, 37), dtype=dtype)
+        ours_p, ours_s, ref_p, ref_s = param, {}, param, {}
+        for _ in range(3):
+            grad = rng.standard_normal(37, dtype=dtype)
+            before = (ours_p.copy(), grad.copy(), {k: np.copy(v) for k, v in ours_s.items()})
+            old_p = ours_p
+            ours_p, new_ours_s = _adam_step_fewer_passes(old_p, grad, ours_s, lr=0.01, weight_decay=weight_decay)
+            assert np.array_equal(before[0], old_p)
+            ref_p, ref_s = adam_step(ref_p, grad, ref_s, lr=0.01, weight_decay=weight_decay)
+            assert np.array_equal(before[1], grad)
+            assert all(np.array_equal(before[2][k], v) for k, v in ours_s.items())
+            ours_s = new_ours_s
+            assert ours_p.dtype == ref_p.dtype and np.array_equal(ours_p, ref_p)
+            assert ours_s["step"] == ref_s["step"]
+            for key in ("exp_avg", "exp_avg_sq"):
+                assert np.array_equal(ours_s[key], ref_s[key])
