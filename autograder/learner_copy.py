@@ -8,7 +8,8 @@ notebook as `nbgrader generate_assignment` would release it:
   `# YOUR CODE HERE` / `raise NotImplementedError()`, at the marker's indentation;
 - each region between `### BEGIN HIDDEN TESTS` and `### END HIDDEN TESTS` is removed;
 - outputs and execution counts are cleared, and so are the execution timestamps that running a
-  notebook leaves in its cells' metadata.
+  notebook leaves in its cells' metadata and the state of its output widgets (progress bars), which
+  only the cleared outputs used.
 
 `learner/chNN/chNN_topic.ipynb` holds that form in the repository (Colab opens it from there);
 `nncourse sync` writes it and `nncourse sync --check` verifies it, so `course/` stays the one source.
@@ -42,6 +43,7 @@ class MarkerError(ValueError):
 def learner_form(notebook):
     """A copy of a source notebook (nbformat v4) as a learner starts it; `notebook` is not changed."""
     blank = copy.deepcopy(notebook)
+    blank.metadata.pop("widgets", None)
     for cell in blank.cells:
         if cell.cell_type != "code":
             continue

@@ -16,15 +16,7 @@ def gradient_sequence():
     """200 steps of chapter 03's two-layer network (64 -> 16 -> 10) on batches of 32 digits, plain SGD at lr 0.1:
     each step's gradients {"W1", "b1", "W2", "b2"}."""
     X, _, y, _ = digits()
-    rng = np.random.default_rng(0)
-    params = ch03.init_two_layer(64, 16, 10, rng)
-    sequence = []
-    for _ in range(200):
-        batch = rng.choice(len(y), 32, replace=False)
-        _, grads = ch03.two_layer_loss_and_grads(params, X[batch], y[batch])
-        sequence.append(grads)
-        params = {name: params[name] - 0.1 * grads[name] for name in params}
-    return tuple(sequence)
+    return ch03.sgd_gradient_sequence(X, y, 16, steps=200, batch_size=32, lr=0.1, rng=np.random.default_rng(0))
 
 
 CONFIGS = [

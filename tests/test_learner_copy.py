@@ -39,6 +39,7 @@ def test_learner_notebook_holds_no_answer_no_hidden_test_and_no_output(chapter):
     assert "HIDDEN TESTS" not in text and "hidden=True" not in text
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+    assert "widgets" not in notebook.metadata  # progress bars' state, with new random ids at every run
 
 
 @pytest.mark.parametrize("exercise", registry.all_exercises(), ids=lambda exercise: exercise.id)

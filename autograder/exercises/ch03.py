@@ -891,8 +891,10 @@ def _one_sided(f, x, h=1e-5):
     return grad
 
 
-def _central_without_half(f, x, h=1e-5):
-    point, grad = np.array(x, dtype=np.float64), np.zeros(np.shape(x))
+def _central_loop(f, point, h, width):
+    """The reference's loop on `point` (each entry moved by ±h, then put back), dividing by `width`;
+    each mistake below changes what it is given."""
+    grad = np.zeros_like(point)
     for index in np.ndindex(point.shape):
         original = point[index]
         point[index] = original + h
@@ -900,28 +902,31 @@ def _central_without_half(f, x, h=1e-5):
         point[index] = original - h
         f_minus = f(point)
         point[index] = original
-        grad[index] = (f_plus - f_minus) / h
+        grad[index] = (f_plus - f_minus) / width
     return grad
 
 
-def _caller_x_not_restored(f, x, h=1e-5):
-    grad = np.zeros(x.shape)
-    for index in np.ndindex(x.shape):
-        x[index] += h
-        f_plus = f(x)
-        x[index] -= 2 * h
-        grad[index] = (f_plus - f(x)) / (2 * h)
-    return grad
+def _central_without_half(f, x, h=1e-5):
+    return _central_loop(f, np.array(x, dtype=np.float64), h, h)
 
 
-def _copy_not_restored(f, x, h=1e-5):
-    point, grad = np.array(x, dtype=np.float64), np.zeros(np.shape(x))
+def _loop_never_restoring(f, point, h):
+    """Each entry is moved by +h, then by −2h, and left there: every later f(point) sees the drift."""
+    grad = np.zeros(point.shape)
     for index in np.ndindex(point.shape):
         point[index] += h
         f_plus = f(point)
         point[index] -= 2 * h
         grad[index] = (f_plus - f(point)) / (2 * h)
     return grad
+
+
+def _caller_x_not_restored(f, x, h=1e-5):
+    return _loop_never_restoring(f, x, h)
+
+
+def _copy_not_restored(f, x, h=1e-5):
+    return _loop_never_restoring(f, np.array(x, dtype=np.float64), h)
 
 
 def _whole_rows_perturbed(f, x, h=1e-5):
@@ -938,17 +943,7 @@ def _whole_rows_perturbed(f, x, h=1e-5):
 
 
 def _perturbed_in_own_dtype(f, x, h=1e-5):
-    point = x.copy()
-    grad = np.zeros_like(point)
-    for index in np.ndindex(point.shape):
-        original = point[index]
-        point[index] = original + h
-        f_plus = f(point)
-        point[index] = original - h
-        f_minus = f(point)
-        point[index] = original
-        grad[index] = (f_plus - f_minus) / (2 * h)
-    return grad
+    return _central_loop(f, x.copy(), h, 2 * h)
 
 
 def _numerical_basis_vectors(f, x, h=1e-5):

@@ -19,15 +19,8 @@ def _digits_gradients():
     from solutions.data import digits
 
     X, _, y, _ = digits()
-    rng = np.random.default_rng(40)
-    params = ch03.init_two_layer(64, 8, 10, rng)
-    grads = []
-    for _ in range(8):
-        batch = rng.choice(len(y), 64, replace=False)
-        _, g = ch03.two_layer_loss_and_grads(params, X[batch], y[batch])
-        grads.append(g["b2"])
-        params = {name: params[name] - 0.5 * g[name] for name in params}
-    return tuple(grads)
+    sequence = ch03.sgd_gradient_sequence(X, y, 8, steps=8, batch_size=64, lr=0.5, rng=np.random.default_rng(40))
+    return tuple(grads["b2"] for grads in sequence)
 
 
 def _steps(shape, steps, seed, scale=1.0, state=None, zero=False, **hyper):
