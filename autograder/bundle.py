@@ -1,9 +1,11 @@
 """The learner's bundle for a graded class: the course package without references or hidden cases.
 
 It holds the learner-side autograder (`check()` working from stored visible cases), the concept
-questions (practice, not graded), the shared helpers (`solutions/common.py`, `solutions/data.py`)
-and nothing else: no `solutions/chNN_*.py`, no `autograder/exercises/`, no hidden case. The grading sandbox runs learners' code against the
-same bundle, so that their code cannot import a reference there either.
+questions (practice, not graded), the shared helpers (`solutions/common.py`, `solutions/data.py`,
+`solutions/models.py`) and nothing else: no `solutions/chNN_*.py`, no `autograder/exercises/`, no
+hidden case. The grading sandbox runs learners' code against the same bundle, so that their code
+cannot import a reference there either; and a chapter's notebook imports nothing the bundle lacks
+(tests/test_bundle.py), so that it runs in a graded class as it does in self-study.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from autograder import drivers, notebooks, registry, stored
 LEARNER_MODULES = {
     "autograder": ["__init__.py", "check.py", "compare.py", "display.py", "drivers.py", "registry.py",
                    "stored.py", "wire.py", "sandbox_runner.py"],
-    "solutions": ["__init__.py", "common.py", "data.py"],
+    "solutions": ["__init__.py", "common.py", "data.py", "models.py"],
     # concept questions are practice, not graded: their explanations may travel with the learner
     "autograder/questions": sorted(path.name for path in (notebooks.ROOT / "autograder" / "questions").glob("*.py")),
 }

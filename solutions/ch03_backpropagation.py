@@ -334,23 +334,6 @@ def init_two_layer(n_inputs, n_hidden, n_classes, rng, dtype=np.float64):
             "b2": np.zeros(n_classes, dtype=dtype)}
 
 
-def sgd_gradient_sequence(X, y, n_hidden, steps, batch_size, lr, rng):
-    """The gradients of `steps` steps of plain SGD on the two-layer network, each on a batch drawn from
-    (X, y) with `rng`: a real gradient sequence, not white noise, to replay through an optimizer.
-
-    X: (N, D), y: (N,) int in [0, C); the network starts from init_two_layer(D, n_hidden, C, rng)
-    ->  tuple of `steps` dicts {"W1", "b1", "W2", "b2"}, each shaped like the parameters
-    """
-    params = init_two_layer(X.shape[1], n_hidden, int(y.max()) + 1, rng)
-    sequence = []
-    for _ in range(steps):
-        batch = rng.choice(len(y), batch_size, replace=False)
-        _, grads = two_layer_loss_and_grads(params, X[batch], y[batch])
-        sequence.append(grads)
-        params = {name: params[name] - lr * grads[name] for name in params}
-    return tuple(sequence)
-
-
 class Linear:
     """A linear layer as an object: its parameters, what its backward pass needs from the forward pass, its gradients.
 

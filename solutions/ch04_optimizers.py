@@ -111,7 +111,7 @@ def clip_grad_norm(grads, max_norm):
     ### END SOLUTION
 
 
-STEPS = {"sgd": sgd_momentum_step, "rmsprop": rmsprop_step, "adam": adam_step, "adamw": adamw_step}
+STEP_FUNCTIONS = {"sgd": sgd_momentum_step, "rmsprop": rmsprop_step, "adam": adam_step, "adamw": adamw_step}
 
 
 class Optimizer:
@@ -128,8 +128,8 @@ class Optimizer:
     """
 
     def __init__(self, params, algorithm="adam", **defaults):
-        if algorithm not in STEPS:
-            raise ValueError(f"algorithm must be one of {sorted(STEPS)}, not {algorithm!r}")
+        if algorithm not in STEP_FUNCTIONS:
+            raise ValueError(f"algorithm must be one of {sorted(STEP_FUNCTIONS)}, not {algorithm!r}")
         self.algorithm, self.defaults = algorithm, dict(defaults)
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
@@ -149,7 +149,7 @@ class Optimizer:
         self.grads = [g.copy() if mine is None else mine + g for mine, g in zip(self.grads, grads)]
 
     def step(self):
-        step_fn, index = STEPS[self.algorithm], 0
+        step_fn, index = STEP_FUNCTIONS[self.algorithm], 0
         for group in self.param_groups:
             hyper = {name: value for name, value in group.items() if name != "params"}
             for p in group["params"]:

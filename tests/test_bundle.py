@@ -50,3 +50,58 @@ def test_bundle_is_an_installable_package(learner_bundle, tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("nncourse_learner-*.whl"))).namelist()
     assert "autograder/stored_cases/ch02.json" in names and "solutions/data.py" in names
     assert not [name for name in names if name.startswith(("solutions/ch", "autograder/exercises"))]
+
+
+def _course_imports(path):
+    """The course modules a notebook's code cells import, as paths relative to the repository:
+    `from solutions.models import mlp` -> solutions/models.py, `from solutions import ch04_optimizers`
+    -> solutions/ch04_optimizers.py, `from autograder import check` -> autograder/check.py if that is a module."""
+    import ast
+
+    import nbformat
+
+    from autograder import notebooks
+
+    def module_file(dotted):
+        base = notebooks.ROOT.joinpath(*dotted.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.exists():
+                return candidate.relative_to(notebooks.ROOT).as_posix()
+        return None
+
+    found = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                if name.split(".")[0] in ("solutions", "autograder") and (file := module_file(name)):
+                    found.add(file)
+    return found
+
+
+@pytest.mark.parametrize("chapter", sorted(path.parent.name for path in
+                                           (bundle.notebooks.ROOT / "course").glob("ch*/ch*.ipynb")))
+def test_a_notebook_imports_only_what_a_graded_class_bundle_ships(chapter):
+    """A notebook that imports a reference module (solutions/chNN_*.py) runs in self-study, where the whole
+    package is installed, and fails in a graded class, whose bundle has no references."""
+    shipped = {f"{package}/{name}" for package, names in bundle.LEARNER_MODULES.items() for name in names}
+    notebook = bundle.notebooks.chapter_notebook(chapter)
+    missing = sorted(_course_imports(notebook) - shipped)
+    assert not missing, f"{notebook.name} imports {missing}, which a graded class's bundle does not have"
+
+
+def test_the_import_finder_sees_a_reference_import(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import numpy\nfrom solutions import ch04_optimizers\nfrom solutions.models import mlp\nfrom autograder import check")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    assert _course_imports(path) == {"solutions/ch04_optimizers.py", "solutions/models.py", "solutions/__init__.py",
+                                     "autograder/check.py", "autograder/__init__.py"}

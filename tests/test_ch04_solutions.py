@@ -8,6 +8,7 @@ import torch
 
 from solutions import ch03_backpropagation as ch03
 from solutions import ch04_optimizers as ch04
+from solutions import models
 from solutions.data import digits
 
 
@@ -16,7 +17,7 @@ def gradient_sequence():
     """200 steps of chapter 03's two-layer network (64 -> 16 -> 10) on batches of 32 digits, plain SGD at lr 0.1:
     each step's gradients {"W1", "b1", "W2", "b2"}."""
     X, _, y, _ = digits()
-    return ch03.sgd_gradient_sequence(X, y, 16, steps=200, batch_size=32, lr=0.1, rng=np.random.default_rng(0))
+    return models.sgd_gradient_sequence(X, y, 16, steps=200, batch_size=32, lr=0.1, rng=np.random.default_rng(0))
 
 
 CONFIGS = [
@@ -42,7 +43,7 @@ def test_200_steps_match_torch_optim_to_1e_6_relative(name, torch_class, hyper):
     for grads in gradient_sequence():
         for key in ours:
             before = (ours[key].copy(), grads[key].copy())
-            ours[key], states[key] = ch04.STEPS[name](ours[key], grads[key], states[key], **hyper)
+            ours[key], states[key] = ch04.STEP_FUNCTIONS[name](ours[key], grads[key], states[key], **hyper)
             assert np.array_equal(before[1], grads[key])  # the gradient is not changed
             tensors[key].grad = torch.tensor(grads[key])
         optimizer.step()
@@ -150,3 +151,19 @@ def test_optimizer_updates_the_networks_own_arrays_and_skips_parameters_without_
     assert all(np.allclose(a, b - 0.2) for a, b in zip(net.params(), before)) and net.params()[0] is arrays[0]
     with pytest.raises(ValueError):
         ch04.Optimizer(arrays, "adagrad")
+
+
+def test_the_notebook_gives_the_optimizer_class_verbatim_over_the_learners_steps():
+    """The Optimizer class is given code in the notebook (a graded class's bundle has no solutions module to import
+    it from), word for word the solutions' source, and its STEP_FUNCTIONS names the step functions the learner writes."""
+    import inspect
+
+    import nbformat
+
+    from autograder import notebooks
+
+    notebook = nbformat.read(notebooks.chapter_notebook("ch04"), as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert inspect.getsource(ch04.Optimizer).rstrip() in code, "the notebook's Optimizer differs from solutions/"
+    steps_line = next(line for line in inspect.getsource(ch04).splitlines() if line.startswith("STEP_FUNCTIONS = "))
+    assert steps_line in code

@@ -7,8 +7,8 @@ import numpy as np
 
 from autograder import drivers
 from autograder.registry import Case, Exercise, Mistake, register
-from solutions import ch03_backpropagation as ch03
 from solutions import ch04_optimizers as ref
+from solutions import models
 
 TRAJECTORY = ("parameter after each step", "state after the last step")
 
@@ -19,7 +19,7 @@ def _digits_gradients():
     from solutions.data import digits
 
     X, _, y, _ = digits()
-    sequence = ch03.sgd_gradient_sequence(X, y, 8, steps=8, batch_size=64, lr=0.5, rng=np.random.default_rng(40))
+    sequence = models.sgd_gradient_sequence(X, y, 8, steps=8, batch_size=64, lr=0.5, rng=np.random.default_rng(40))
     return tuple(grads["b2"] for grads in sequence)
 
 
