@@ -173,3 +173,37 @@ def over_steps(fn, args):
 DRIVERS = {driver.__name__: driver for driver in
            (keywords, at_every_step, fit_then_transform, epochs_of_batches, autograd_expression, formula_as_f,
             through_layers, over_steps)}
+
+
+# chapter 05
+
+def method_calls(cls, args):
+    """An object with state, used as a training loop uses it: obj = cls(**args["params"]), then each
+    [method name, {keyword arguments}] of args["calls"] called in order, then the attributes named in
+    args["attributes"] read.
+
+    A list of arrays passed under one name to several calls is, from the second call on, the first call's list of
+    arrays overwritten in place with the new values: a network's parameters stay the same arrays from one epoch to
+    the next, so an object that keeps them without copying sees them change.
+    Returns (the list of what each call returned, None for a call that returns the object itself, as train() and
+    eval() do; then each attribute, in order).
+    """
+    import numpy as np
+
+    obj, live, returned = cls(**args["params"]), {}, []
+    for method, kwargs in args["calls"]:
+        passed = dict(kwargs)
+        for name, value in kwargs.items():
+            if isinstance(value, list) and value and all(isinstance(item, np.ndarray) for item in value):
+                if name in live and [a.shape for a in live[name]] == [item.shape for item in value]:
+                    for target, new in zip(live[name], value):
+                        target[...] = new
+                else:
+                    live[name] = [np.array(item, copy=True) for item in value]
+                passed[name] = live[name]
+        result = getattr(obj, method)(**passed)
+        returned.append(None if result is obj else result)
+    return (returned, *(getattr(obj, name) for name in args.get("attributes", ())))
+
+
+DRIVERS[method_calls.__name__] = method_calls
