@@ -207,3 +207,248 @@ def method_calls(cls, args):
 
 
 DRIVERS[method_calls.__name__] = method_calls
+
+
+# chapter 06
+
+SIMULATED = "cuda"  # the device the chapter 06 drivers simulate on the CPU
+PLACE = "_nncourse_device"  # the attribute that says where a tensor is while a device is simulated
+
+
+def _simulated_device():
+    """A torch function mode under which tensors behave as if a second device, "cuda", were present, computed on
+    the CPU: .to("cuda"), .cuda(), device="cuda" and .cpu() tag their results with where they are (the tag
+    PLACE), .device and .is_cuda report it, an operation given non-scalar tensors from two places raises torch's
+    own RuntimeError ("Expected all tensors to be on the same device ..."), and .numpy() of a "cuda" tensor raises
+    torch's TypeError. A tensor without a tag (a gradient autograd made) goes with anything; a moved tensor is a
+    new object, as on a real device, except a Parameter, which a module's .to() moves in place."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_leaves
+
+    descriptors = {vars(torch._C.TensorBase)[name]: name for name in ("device", "is_cuda")}
+
+    def place(tensor):
+        return getattr(tensor, PLACE, None)
+
+    def put(value, where):
+        for leaf in tree_leaves(value):
+            if isinstance(leaf, torch.Tensor):
+                setattr(leaf, PLACE, where)
+        return value
+
+    def moved(tensor, result, where):
+        if result is tensor and not isinstance(tensor, torch.nn.Parameter):
+            result = tensor.view_as(tensor)
+        return put(result, where)
+
+    class SimulatedDevice(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = dict(kwargs or {})
+            if func is torch._C._nn._parse_to:  # a module's .to() reads its arguments with it
+                return func(*args, **kwargs)
+            owner = getattr(func, "__self__", None)
+            if getattr(func, "__name__", "") == "__get__" and owner in descriptors:
+                where = place(args[0]) or "cpu"
+                if descriptors[owner] == "is_cuda":
+                    return where == SIMULATED
+                return torch.device(where, 0) if where == SIMULATED else torch.device("cpu")
+            if func is torch.Tensor.to:
+                tensor, rest = args[0], args[1:]
+                if rest and isinstance(rest[0], torch.Tensor):
+                    device, dtype = torch.device(place(rest[0]) or "cpu"), rest[0].dtype
+                else:
+                    device, dtype, _, _ = torch._C._nn._parse_to(*rest, **kwargs)
+                result = tensor.to(dtype) if dtype is not None else tensor
+                return moved(tensor, result, device.type if device is not None else place(tensor))
+            if func in (torch.Tensor.cuda, torch.Tensor.cpu):
+                return moved(args[0], args[0], SIMULATED if func is torch.Tensor.cuda else "cpu")
+            if func is torch.Tensor.numpy and place(args[0]) == SIMULATED:
+                raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
+                                "tensor to host memory first.")
+            if kwargs.get("device") is not None:
+                where = torch.device(kwargs["device"]).type
+                kwargs["device"] = "cpu"
+                return put(func(*args, **kwargs), where)
+            places = sorted({place(t) for t in tree_leaves((args, kwargs))
+                             if isinstance(t, torch.Tensor) and t.dim() > 0 and place(t)})
+            if len(places) > 1:
+                raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                                   "cuda:0 and cpu!")
+            result = func(*args, **kwargs)
+            return put(result, places[0]) if places else result
+
+    return SimulatedDevice()
+
+
+def _placed(value, where):
+    """`value` with every tensor in it tagged as lying on `where` ("cpu" or the simulated "cuda")."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    for leaf in tree_leaves(value):
+        if isinstance(leaf, torch.Tensor):
+            setattr(leaf, PLACE, where)
+    return value
+
+
+def _layout(value) -> str:
+    """A nested value's structure as text, each tensor by where it lies: "{'x': tensor on cuda, 'n': int 3}"."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return f"tensor on {getattr(value, PLACE, None) or 'cpu'}"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{key!r}: {_layout(item)}" for key, item in value.items())
+        return ("" if type(value) is dict else type(value).__name__) + "{" + inner + "}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_layout(item) for item in value)
+        if type(value) is list:
+            return f"[{inner}]"
+        return ("" if type(value) is tuple else type(value).__name__) + f"({inner}{',' if len(value) == 1 else ''})"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__
+
+
+def _leaves(value) -> list:
+    """The values inside a nested value, in order: tensors as plain CPU tensors, anything else as it is."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [torch.Tensor.detach(value).clone()]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def with_fake_devices(fn, args):
+    """A device chooser fn(environ=..., cuda_available=..., mps_available=...) on a made-up machine: the
+    environment variables args["variables"] (a dict) and availability probes answering args["cuda"] and args["mps"].
+
+    Returns what fn returned, a torch.device as its name ("cuda", "cuda:1", "cpu")."""
+    import torch
+
+    result = fn(environ=dict(args["variables"]), cuda_available=lambda: args["cuda"], mps_available=lambda: args["mps"])
+    return str(result) if isinstance(result, torch.device) else result
+
+
+def onto_simulated_device(fn, args):
+    """fn(batch, device) with args["device"] "cpu" or "cuda", simulated on the CPU (`_simulated_device`), the
+    batch's tensors starting on args["start"] ("cpu" when absent).
+
+    Returns (the result's structure as text, each tensor by where it lies: `_layout`; the values inside it, in
+    order)."""
+    batch = _placed(args["batch"], args.get("start", "cpu"))
+    with _simulated_device():
+        result = fn(batch, args["device"])
+    return _layout(result), _leaves(result)
+
+
+def _fake_device(durations, launch, asynchronous):
+    """(work, clock, synchronize, calls) of a made-up device: each call of work() takes `launch` seconds of the
+    caller's time to queue the next of `durations` (the last repeated), which the device runs after what it has
+    queued already; synchronize() waits until the device is idle; clock() reads the caller's time. Not
+    asynchronous, work() returns once its work is done, as on the CPU."""
+    state = {"now": 0.0, "idle_at": 0.0, "calls": 0}
+
+    def work():
+        duration = durations[min(state["calls"], len(durations) - 1)]
+        state["calls"] += 1
+        state["now"] += launch
+        state["idle_at"] = max(state["now"], state["idle_at"]) + duration
+        if not asynchronous:
+            state["now"] = state["idle_at"]
+
+    def synchronize():
+        state["now"] = max(state["now"], state["idle_at"])
+
+    return work, lambda: state["now"], synchronize, state
+
+
+def timed_on_a_fake_device(fn, args):
+    """A timer fn(work, warmup=..., repeats=..., clock=..., synchronize=...) timing the work of a made-up device
+    (`_fake_device`) whose calls take args["durations"] seconds, with the clock of that device and, when
+    args["asynchronous"], its synchronize (else none is passed, as on the CPU); args["warmup"] and
+    args["repeats"] are passed when present.
+
+    Returns (what fn returned, how many times it called work)."""
+    work, clock, synchronize, state = _fake_device(args["durations"], args["launch"], args["asynchronous"])
+    options = {name: args[name] for name in ("warmup", "repeats") if name in args}
+    if args["asynchronous"]:
+        options["synchronize"] = synchronize
+    result = fn(work, clock=clock, **options)
+    return result, state["calls"]
+
+
+def _small_network(params, norm=False):
+    """Linear -> (BatchNorm1d) -> ReLU -> Linear with the given parameters {"0.weight": (H, D), ...} (state_dict
+    names), in float32."""
+    import torch
+
+    hidden, inputs = params["0.weight"].shape
+    outputs = params[f"{3 if norm else 2}.weight"].shape[0]
+    layers = [torch.nn.Linear(inputs, hidden)] + ([torch.nn.BatchNorm1d(hidden)] if norm else []) + \
+        [torch.nn.ReLU(), torch.nn.Linear(hidden, outputs)]
+    model = torch.nn.Sequential(*layers)
+    model.load_state_dict({**model.state_dict(), **params})
+    return model
+
+
+def epoch_on_simulated_device(fn, args):
+    """A training epoch fn(model, batches, optimizer, loss_fn, device) on args["device"] ("cpu", or "cuda"
+    simulated on the CPU: `_simulated_device`). The model (Linear, BatchNorm1d, ReLU, Linear, from
+    args["params"]) starts on the CPU in eval mode, as after an evaluation; the batches are args["batches"], on
+    the CPU; the optimizer is torch.optim.SGD(lr=args["lr"], momentum=0.9); the loss is cross-entropy.
+
+    Returns (what fn returned, the model's state_dict afterwards, where the model's parameters lie)."""
+    import torch
+
+    model = _placed(_small_network(args["params"], norm=True), "cpu")
+    model.eval()
+    _placed(list(model.buffers()), "cpu")
+    batches = _placed(args["batches"], "cpu")
+    optimizer = torch.optim.SGD(model.parameters(), lr=args["lr"], momentum=0.9)
+    with _simulated_device():
+        result = fn(model, batches, optimizer, torch.nn.CrossEntropyLoss(), args["device"])
+    where = {getattr(p, PLACE, None) or "cpu" for p in model.parameters()}
+    state = {name: torch.Tensor.detach(value).clone() for name, value in model.state_dict().items()}
+    return result, state, " and ".join(sorted(where))
+
+
+def one_mixed_precision_step(fn, args):
+    """A mixed-precision step fn(model, x, y, optimizer, loss_fn, dtype=..., scaler=...) on the CPU. The model
+    (Linear, ReLU, Linear, float32, from args["params"]) holds stale gradients (all 1) from an earlier step; the
+    optimizer is torch.optim.SGD(lr=args["lr"]); the loss is cross-entropy times args["loss_weight"] (a term of a
+    larger objective, say); args["dtype"] ("bfloat16" or "float16") is passed as a torch dtype when present, and
+    with args["init_scale"] a torch.amp.GradScaler("cpu", init_scale=...) as scaler.
+
+    Returns (what fn returned, each parameter's gradient afterwards, the parameters afterwards, the scaler's
+    scale afterwards or None)."""
+    import torch
+
+    model = _small_network(args["params"])
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args["lr"])
+    weight = args["loss_weight"]
+
+    def loss_fn(output, target):
+        return torch.nn.functional.cross_entropy(output, target) * weight
+
+    options = {"dtype": getattr(torch, args["dtype"])} if "dtype" in args else {}
+    scaler = torch.amp.GradScaler("cpu", init_scale=args["init_scale"]) if "init_scale" in args else None
+    if scaler is not None:
+        options["scaler"] = scaler
+    result = fn(model, args["x"], args["y"], optimizer, loss_fn, **options)
+    grads = {name: None if p.grad is None else p.grad.detach().clone() for name, p in model.named_parameters()}
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    return result, grads, params, None if scaler is None else float(scaler.get_scale())
+
+
+DRIVERS.update({driver.__name__: driver for driver in
+                (with_fake_devices, onto_simulated_device, timed_on_a_fake_device, epoch_on_simulated_device,
+                 one_mixed_precision_step)})
+

@@ -1,23 +1,28 @@
-"""Helpers every chapter shares: choosing a device and making runs repeatable."""
+"""Helpers every chapter shares: the devices present, and making runs repeatable."""
 import random
 
 import numpy as np
 import torch
 
 
-def pick_device(prefer=None):
-    """The best device on this machine: CUDA if present, else Apple's MPS, else the CPU.
+def available_devices():
+    """The names of the devices torch can use on this machine, the CPU first: ["cpu"], ["cpu", "cuda"] or
+    ["cpu", "mps"]."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
 
-    `prefer` ("cpu", "cuda", "mps") forces a choice, e.g. to compare speeds.
+
+def default_device():
+    """CUDA when present, else the CPU: the device later chapters' notebooks train on.
+
+    Chapter 06 writes a fuller chooser (MPS too, and an environment override); this one stays minimal.
     ->  torch.device
     """
-    if prefer is not None:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def make_deterministic(seed=0, threads=1):

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from solutions.ch00_setup import sigmoid
-from solutions.common import make_deterministic, pick_device
+from solutions.common import available_devices, default_device, make_deterministic
 
 
 def test_sigmoid_matches_torch_without_warnings():
@@ -21,7 +21,7 @@ def test_make_deterministic_repeats_numbers():
     assert torch.get_num_threads() == 1
 
 
-def test_pick_device_returns_an_available_device():
-    device = pick_device()
+def test_default_device_is_one_of_the_available_devices():
+    device = default_device()
+    assert device.type in available_devices() and available_devices()[0] == "cpu"
     assert torch.zeros(1, device=device).device.type == device.type
-    assert pick_device("cpu").type == "cpu"

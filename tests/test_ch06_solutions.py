@@ -1,0 +1,182 @@
+"""Chapter 06's references against torch: a nested batch moved to a real second device (torch's "meta" device,
+present on every machine) keeps its structure; the timer's calls to an injected clock and synchronize come in the
+right order; the device chooser follows the environment; the training epoch equals a loop written out by hand;
+the bfloat16 autocast step stays near the float32 step. The simulated device the checks use behaves as a second
+device does. Tests marked gpu run only where CUDA is present: float16 with a GradScaler, and moves to cuda."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from autograder import drivers
+from solutions import ch06_devices as ch06
+from solutions.common import available_devices, default_device
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def nested_batch():
+    return {"x": torch.randn(3, 2), "pair": (torch.ones(2), [torch.zeros(1, dtype=torch.int64), "tag", 4]),
+            "raw": np.arange(3.0), "none": None}
+
+
+def test_to_device_moves_every_tensor_and_keeps_everything_else():
+    batch = nested_batch()
+    before = copy.deepcopy(batch)
+    moved = ch06.to_device(batch, "meta")
+    assert type(moved["pair"]) is tuple and type(moved["pair"][1]) is list and list(moved) == list(batch)
+    assert moved["x"].device.type == moved["pair"][0].device.type == moved["pair"][1][0].device.type == "meta"
+    assert moved["pair"][1][0].dtype == torch.int64 and moved["pair"][1][0].shape == (1,)
+    assert moved["raw"] is batch["raw"] and moved["pair"][1][1:] == ["tag", 4] and moved["none"] is None
+    assert batch["x"].device.type == "cpu" and torch.equal(batch["x"], before["x"])  # the input is untouched
+
+
+def test_time_function_synchronizes_around_every_timed_call():
+    events, now = [], [0.0]
+
+    def fn():
+        events.append("fn")
+        now[0] += 1.0
+
+    def clock():
+        events.append("clock")
+        return now[0]
+
+    median, times = ch06.time_function(fn, warmup=2, repeats=3, clock=clock, synchronize=lambda: events.append("sync"))
+    assert events == ["fn", "fn", "sync"] + ["clock", "fn", "sync", "clock"] * 3
+    assert times == [1.0, 1.0, 1.0] and median == 1.0
+
+
+def test_time_function_on_the_cpu_with_the_real_clock():
+    median, times = ch06.time_function(lambda: torch.ones(200, 200) @ torch.ones(200, 200), warmup=1, repeats=3)
+    assert len(times) == 3 and all(t > 0 for t in times) and min(times) <= median <= max(times)
+
+
+def test_pick_device_follows_the_environment_and_this_machine(monkeypatch):
+    monkeypatch.delenv(ch06.ENVIRONMENT_VARIABLE, raising=False)
+    here = ch06.pick_device()
+    assert here.type == ("cuda" if torch.cuda.is_available() else here.type)
+    assert torch.zeros(1, device=here).device.type == here.type
+    monkeypatch.setenv(ch06.ENVIRONMENT_VARIABLE, "cpu")
+    assert ch06.pick_device() == torch.device("cpu")
+    assert ch06.pick_device({}, lambda: False, lambda: True) == torch.device("mps")
+
+
+def test_the_shipped_helpers_are_not_the_exercise(monkeypatch):
+    monkeypatch.setenv(ch06.ENVIRONMENT_VARIABLE, "meta")
+    assert default_device().type in ("cuda", "cpu")  # no override, no MPS: chapter 06's pick_device does those
+    assert "cpu" in available_devices()
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+def batches(sizes, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(n, 4, generator=generator), torch.randint(0, 3, (n,), generator=generator)) for n in sizes]
+
+
+def test_train_epoch_equals_a_loop_written_out():
+    data = batches([5, 5, 2])
+    ours, theirs = small_model(), small_model()
+    ours.eval()
+    mean = ch06.train_epoch(ours, data, torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9),
+                            torch.nn.functional.cross_entropy, "cpu")
+    optimizer, losses = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9), []
+    theirs.train()
+    for x, y in data:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(theirs(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item() * len(y))
+    assert mean == pytest.approx(sum(losses) / 12, rel=1e-12)
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_the_simulated_device_behaves_as_a_second_device():
+    model, (x, y) = small_model(), batches([4])[0]
+    drivers._placed([*model.parameters(), *model.buffers(), x, y], "cpu")
+    with drivers._simulated_device():
+        model.to("cuda")
+        assert next(model.parameters()).device == torch.device("cuda", 0) and next(model.parameters()).is_cuda
+        with pytest.raises(RuntimeError, match="same device"):
+            model(x)
+        moved = x.to("cuda")
+        assert moved is not x and x.device.type == "cpu" and moved.device.type == "cuda"
+        out = model(moved)
+        assert out.device.type == "cuda" and out.cpu().device.type == "cpu"
+        with pytest.raises(TypeError, match="cuda:0 device type tensor to numpy"):
+            out.detach().numpy()
+        assert torch.zeros(2, device="cuda").device.type == "cuda"
+    assert torch.equal(moved, x)  # all along, the numbers were computed on the CPU
+
+
+def step_setup(seed=0):
+    model = small_model(seed)[:1].append(torch.nn.ReLU()).append(torch.nn.Linear(8, 3))
+    x, y = batches([16], seed)[0]
+    return model, x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bfloat16_autocast_step_stays_near_the_float32_step(seed):
+    results = []
+    for dtype in (torch.bfloat16, None):
+        model, x, y = step_setup(seed)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        if dtype is None:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            loss = loss.item()
+        else:
+            loss = ch06.mixed_precision_step(model, x, y, optimizer, torch.nn.functional.cross_entropy, dtype=dtype)
+        results.append((loss, [p.grad.clone() for p in model.parameters()]))
+    (low, low_grads), (full, full_grads) = results
+    assert low == pytest.approx(full, rel=2e-2) and low != full  # bfloat16 keeps about 3 significant digits
+    for a, b in zip(low_grads, full_grads):
+        assert torch.allclose(a, b, rtol=5e-2, atol=2e-2)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_float16_with_a_grad_scaler_on_cuda_stays_near_float32():
+    results = []
+    for scaled in (True, False):
+        model, x, y = step_setup(3)
+        model, x, y = model.cuda(), x.cuda(), y.cuda()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        if scaled:
+            loss = ch06.mixed_precision_step(model, x, y, optimizer, torch.nn.functional.cross_entropy,
+                                             dtype=torch.float16, scaler=torch.amp.GradScaler("cuda"))
+        else:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            loss = loss.item()
+        results.append((loss, [p.detach().cpu() for p in model.parameters()]))
+    (half, half_params), (full, full_params) = results
+    assert half == pytest.approx(full, rel=1e-2)
+    for a, b in zip(half_params, full_params):
+        assert torch.allclose(a, b, rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_moving_to_cuda_and_an_epoch_there():
+    moved = ch06.to_device(nested_batch(), "cuda")
+    assert moved["x"].is_cuda and moved["pair"][1][0].is_cuda and isinstance(moved["raw"], np.ndarray)
+    assert ch06.pick_device({}).type == "cuda"
+    model = small_model()
+    mean = ch06.train_epoch(model, batches([5, 3]), torch.optim.SGD(model.parameters(), lr=0.1),
+                            torch.nn.functional.cross_entropy, "cuda")
+    assert np.isfinite(mean) and next(model.parameters()).is_cuda
+    median, times = ch06.time_function(lambda: torch.ones(512, 512, device="cuda") @ torch.ones(512, 512, device="cuda"),
+                                       warmup=2, repeats=3, synchronize=torch.cuda.synchronize)
+    assert len(times) == 3 and median > 0
