@@ -452,3 +452,171 @@ DRIVERS.update({driver.__name__: driver for driver in
                 (with_fake_devices, onto_simulated_device, timed_on_a_fake_device, epoch_on_simulated_device,
                  one_mixed_precision_step)})
 
+
+# chapter 07
+
+import contextlib  # noqa: E402 - the chapter 07 drivers need a context manager
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """torch on one CPU thread while a small network trains, then as many as before: on tensors of a few dozen
+    numbers a second thread only waits for the first (tens of milliseconds a step on a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _evaluation_network(params):
+    """Linear -> BatchNorm1d -> ReLU -> Dropout(0.5) -> Linear in float64, from a state_dict `params` ("0.weight",
+    "1.running_mean", ..., "4.bias"): a network whose output depends on its mode."""
+    import torch
+
+    hidden, inputs = params["0.weight"].shape
+    model = torch.nn.Sequential(torch.nn.Linear(inputs, hidden), torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(),
+                                torch.nn.Dropout(0.5), torch.nn.Linear(hidden, params["4.weight"].shape[0])).double()
+    model.load_state_dict(params)
+    return model
+
+
+def evaluated_in_a_mode(fn, args):
+    """An evaluation fn(model, loader) of a network whose output depends on its mode (`_evaluation_network` from
+    args["params"]), put in train mode when args["training"] is true and in eval mode otherwise; the loader is the
+    list of batches (x, y) args["batches"]. Dropout draws from torch's global generator, seeded here and restored
+    afterwards.
+
+    Returns (what fn returned, model.training afterwards, whether autograd was recording in any forward pass)."""
+    import torch
+
+    model = _evaluation_network(args["params"])
+    model.train(bool(args["training"]))
+    recording = []
+    model.register_forward_pre_hook(lambda module, inputs: recording.append(torch.is_grad_enabled()))
+    with torch.random.fork_rng(devices=[]), _one_thread():
+        torch.manual_seed(0)
+        result = fn(model, list(args["batches"]))
+    return result, model.training, any(recording)
+
+
+def _resumable_run(args, seed_offset=0):
+    """(model, optimizer, scheduler, generator, rng) of a small run: Linear -> ReLU -> Dropout(0.5) -> Linear in
+    float64 from args["params"] ("0.weight", "0.bias", "3.weight", "3.bias"), torch.optim.AdamW, a OneCycleLR over
+    one epoch more than the run has, a torch.Generator and a numpy Generator. With seed_offset 0 it is the run's
+    start (args["rng"] the numpy Generator); otherwise a fresh run that a checkpoint should overwrite: other
+    weights, other generator states and torch's global generator moved on."""
+    import numpy as np
+    import torch
+
+    params = args["params"]
+    hidden, inputs = params["0.weight"].shape
+    model = torch.nn.Sequential(torch.nn.Linear(inputs, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                                torch.nn.Linear(hidden, params["3.weight"].shape[0])).double()
+    model.load_state_dict({name: -value if seed_offset else value for name, value in params.items()})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args["lr"], weight_decay=0.05)
+    batches = -(-len(args["y"]) // args["batch_size"])
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args["lr"], total_steps=(args["epochs_before"] + args["epochs_after"] + 1) * batches)
+    generator = torch.Generator().manual_seed(args["seed"] + seed_offset)
+    rng = np.random.default_rng(args["seed"] + seed_offset) if seed_offset else args["rng"]
+    torch.manual_seed(args["seed"] + seed_offset)
+    return model, optimizer, scheduler, generator, rng
+
+
+def _train_epochs(run, args, start, stop):
+    """Epochs start .. stop − 1 of the run: shuffled batches (the torch.Generator), inputs with Gaussian noise of
+    size args["noise"] (the numpy Generator), dropout (torch's global generator), AdamW and the schedule's step."""
+    import torch
+
+    model, optimizer, scheduler, generator, rng = run
+    X, y = args["X"], args["y"]
+    model.train()
+    for _ in range(start, stop):
+        order = torch.randperm(len(y), generator=generator)
+        for first in range(0, len(y), args["batch_size"]):
+            batch = order[first:first + args["batch_size"]]
+            noise = torch.from_numpy(rng.normal(scale=args["noise"], size=(len(batch), X.shape[1])))
+            loss = torch.nn.functional.cross_entropy(model(X[batch] + noise), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+
+
+def _checkpoint_contents(value):
+    """What a checkpoint holds, as the wire carries it: tensors, numbers, strings and None as they are, containers
+    with their keys as str (an optimizer's state is keyed by parameter index), anything else by its type's name."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return torch.Tensor.detach(value).clone()
+    if isinstance(value, dict):
+        return {str(key): _checkpoint_contents(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_checkpoint_contents(item) for item in value]
+        return tuple(items) if type(value) is tuple else items
+    if type(value) is int and not -2**63 <= value < 2**63:
+        return str(value)  # a numpy generator's 128-bit state: compared exactly, as its digits
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    return f"an object of type {type(value).__name__}"
+
+
+def saved_after_training(fn, args):
+    """A checkpoint writer fn(path, model, optimizer, scheduler, epoch, generator, rng), called after
+    args["epochs_before"] epochs of a small run (`_resumable_run`, `_train_epochs`) with epoch = the last one
+    finished, to write into a fresh temporary folder. The file is read back with torch.load(weights_only=True).
+
+    Returns what the file holds (`_checkpoint_contents`), or a sentence saying why it could not be read."""
+    import os
+    import tempfile
+
+    import torch
+
+    with torch.random.fork_rng(devices=[]), _one_thread(), tempfile.TemporaryDirectory() as folder:
+        run = _resumable_run(args)
+        _train_epochs(run, args, 0, args["epochs_before"])
+        path = os.path.join(folder, "checkpoint.pt")
+        fn(path, *run[:3], args["epochs_before"] - 1, *run[3:])
+        if not os.path.exists(path):
+            return "no file was written at the path given"
+        try:
+            contents = torch.load(path, weights_only=True)
+        except Exception as error:
+            return "torch.load(path, weights_only=True) cannot read the file: it holds a Python object that is not " \
+                   f"a tensor, a number or a container of them ({type(error).__name__})"
+    return _checkpoint_contents(contents)
+
+
+def resumed_from_a_checkpoint(fn, args):
+    """A checkpoint reader fn(path, model, optimizer, scheduler, generator, rng) resuming a small run
+    (`_resumable_run`): args["epochs_before"] epochs are trained and saved with the notebook's save_checkpoint (the
+    reference while this is checked), then fn loads the file into a fresh run (other weights, an optimizer without
+    state, a schedule at its start, generators elsewhere), which trains on from the epoch fn returns to the end,
+    args["epochs_before"] + args["epochs_after"] epochs in all.
+
+    Returns (the epoch fn returned, the fresh run's model's state_dict at the end)."""
+    import os
+    import tempfile
+
+    import torch
+
+    save_checkpoint = fn.__globals__["save_checkpoint"]
+    end = args["epochs_before"] + args["epochs_after"]
+    with torch.random.fork_rng(devices=[]), _one_thread(), tempfile.TemporaryDirectory() as folder:
+        run = _resumable_run(args)
+        _train_epochs(run, args, 0, args["epochs_before"])
+        path = os.path.join(folder, "checkpoint.pt")
+        save_checkpoint(path, *run[:3], args["epochs_before"] - 1, *run[3:])
+        fresh = _resumable_run(args, seed_offset=1000)
+        start = fn(path, *fresh)
+        _train_epochs(fresh, args, start, end)
+    return start, {name: value.detach().clone() for name, value in fresh[0].state_dict().items()}
+
+
+DRIVERS.update({driver.__name__: driver for driver in
+                (evaluated_in_a_mode, saved_after_training, resumed_from_a_checkpoint)})

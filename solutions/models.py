@@ -64,3 +64,20 @@ def sgd_gradient_sequence(X, y, n_hidden, steps, batch_size, lr, rng):
         for param, grad in zip(params, grads):
             param -= lr * grad
     return tuple(sequence)
+
+
+def digits_cnn(seed=0, channels=(16, 32), dropout=0.25, dtype=torch.float32):
+    """A small convolutional network for the 8 x 8 digits (chapter 07 trains it; later chapters reuse it):
+
+    Conv2d(1, c1, 3, padding=1) -> ReLU -> Conv2d(c1, c2, 3, padding=1) -> ReLU -> MaxPool2d(2)  (c2 x 4 x 4)
+    -> Dropout(dropout) -> Flatten -> Linear(c2 · 16, 10)
+    Its starting weights are torch's default ones drawn from torch.manual_seed(seed), without touching the global
+    generator's state. channels: (c1, c2).  x: (N, 1, 8, 8)  ->  scores (N, 10)
+    """
+    first, second = channels
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, first, 3, padding=1, dtype=dtype), torch.nn.ReLU(),
+            torch.nn.Conv2d(first, second, 3, padding=1, dtype=dtype), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Dropout(dropout), torch.nn.Flatten(), torch.nn.Linear(second * 16, 10, dtype=dtype))

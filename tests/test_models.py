@@ -58,3 +58,15 @@ def test_sgd_gradient_sequence_replays_plain_sgd_on_chapter_03s_network():
             np.testing.assert_allclose(recorded[name], grads[name], rtol=1e-9, atol=1e-13)
             params[name] = params[name] - 0.3 * grads[name]
     assert len({float(np.abs(g["W1"]).sum()) for g in sequence}) == 6  # the network moved between steps
+
+
+def test_digits_cnn_maps_8x8_images_to_10_scores_from_its_seed_alone():
+    before = torch.get_rng_state()
+    model, again, other = models.digits_cnn(seed=4), models.digits_cnn(seed=4), models.digits_cnn(seed=5)
+    assert torch.equal(torch.get_rng_state(), before)  # the global generator is left as it was
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert not torch.equal(model[0].weight, other[0].weight)
+    assert model.eval()(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    assert sum(p.numel() for p in model.parameters()) == 160 + 4640 + 5130
+    assert [type(layer).__name__ for layer in model] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d", "Dropout",
+                                                         "Flatten", "Linear"]
