@@ -453,6 +453,43 @@ DRIVERS.update({driver.__name__: driver for driver in
                  one_mixed_precision_step)})
 
 
+# chapter 09
+
+def _one_example_loss(model):
+    """The loss of one example (x: (D,), y: 0-d int64) for a model named by `model`, as a function
+    loss_fn(params, x, y) -> 0-d tensor that torch.func can differentiate: "softmax regression" (params W: (D, C),
+    b: (C,)) or "two-layer tanh" (W1: (D, H), b1: (H,), W2: (H, C), b2: (C,)), each with cross-entropy."""
+    import torch
+    import torch.nn.functional as F
+
+    if model == "softmax regression":
+        def loss_fn(params, x, y):
+            return F.cross_entropy(x @ params["W"] + params["b"], y)
+    elif model == "two-layer tanh":
+        def loss_fn(params, x, y):
+            hidden = torch.tanh(x @ params["W1"] + params["b1"])
+            return F.cross_entropy(hidden @ params["W2"] + params["b2"], y)
+    else:
+        raise ValueError(f"unknown model {model!r}")
+    return loss_fn
+
+
+def dp_sgd_on_a_model(fn, args):
+    """A DP-SGD gradient fn(loss_fn, params, X, y, max_norm, noise_multiplier, generator): loss_fn is the
+    one-example loss of args["model"] (`_one_example_loss`), the generator a torch.Generator seeded with
+    args["seed"]; the other entries of args are passed as they are.
+
+    Returns what fn returned."""
+    import torch
+
+    rest = {name: value for name, value in args.items() if name not in ("model", "seed")}
+    generator = torch.Generator().manual_seed(args["seed"])
+    return fn(loss_fn=_one_example_loss(args["model"]), generator=generator, **rest)
+
+
+DRIVERS[dp_sgd_on_a_model.__name__] = dp_sgd_on_a_model
+
+
 # chapter 07
 
 import contextlib  # noqa: E402 - the chapter 07 drivers need a context manager
