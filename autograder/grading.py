@@ -7,12 +7,22 @@ points come from the registry, never from the notebook's metadata.
 
 The exercises are graded in stages (`grading_stages`), each in sandboxes of its own started after
 the earlier stages' cases are decided here: an exercise that `uses` others gets their references in
-its sandbox, and by then nothing learner code does with them can change a decided score.
+its sandbox, and by then nothing learner code does with them can change a decided score. Each stage
+runs the notebook's cells again, but not its demonstrations (`demos.cells_to_skip`) and, in a class,
+in a fork of a warm sandbox that has the imports done (sandbox.prewarmed): for chapter 02 that second
+run costs about a tenth of a second. Taking the second stage from a copy of the first stage's process
+after its cells ran would save that much, at the cost of the stages' separation: that copy would be
+made by, and hold whatever was left by, the learner's code (a process it started, a hook it registered
+to run at fork), and only the kernel, ending a PID namespace, can vouch that no process of the first
+stage lives on when the references arrive, which it cannot do for a namespace the copy shares.
 
 Everything a sandbox writes is untrusted data: a case's record is read only in the form
 sandbox_runner writes it (`_read_record`, `wire.decode`), and anything else fails that case with
 the course's words, "the sandbox returned a malformed result", never the learner's. A hidden case's
 feedback shows an exception's type and the learner's lines, never its message.
+
+The course's demonstration cells (tagged `demo` in course/) are left out when grading, as demos.py
+decides from the course's text and the submission's names, never from the submission's metadata.
 
 A submission that cannot be graded (no notebook, a file nbformat rejects) still gets a result: its
 status and reason say why, and every exercise scores 0 with that reason. A cell that loops forever
@@ -21,6 +31,7 @@ the rest of the notebook is graded.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
@@ -30,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from autograder import notebooks, registry, sandbox, wire
+from autograder import demos, notebooks, registry, sandbox, wire
 from autograder.check import (CaseResult, Outcome, case_label, explanation_lines, fold_repeated_exception, judge,
                               left_unwritten, name_the_mistake, report)
 from autograder.compare import changed_inputs
@@ -208,6 +219,32 @@ def learner_cells(cells: list[dict], chapter: str) -> tuple[list[dict], list[str
         elif count > 1:
             notes.append(f"the solution cell of {exercise.id} appears {count} times; the last definition counts")
     return run, notes
+
+
+def exercise_names(chapter: str) -> set[str]:
+    """The names grading looks up in a submission's namespace: each graded exercise's, and those it `uses`."""
+    return {name for e in graded_exercises(chapter) for name in (e.name, *e.uses)}
+
+
+RUNNER_MODULES = ["IPython.core.interactiveshell", "autograder.sandbox_runner", "autograder.check",
+                  "autograder.drivers", "autograder.wire"]
+
+
+def warm_modules(chapter: str) -> list[str]:
+    """What a warm sandbox imports before it forks a submission's process: the runner's modules and every
+    module the chapter's notebook in course/ imports (the course's text, never a learner's)."""
+    found = []
+    for cell in notebooks.read(notebooks.chapter_notebook(chapter)).cells:
+        try:
+            tree = ast.parse(_source(cell)) if cell.get("cell_type") == "code" else None
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree) if tree else ():
+            if isinstance(node, ast.Import):
+                found += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return list(dict.fromkeys(RUNNER_MODULES + found))
 
 
 def grading_stages(exercises: list[registry.Exercise]) -> list[list[registry.Exercise]]:
@@ -430,7 +467,8 @@ def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hid
     except ValueError as error:
         return ungraded(student, chapter, Status.UNREADABLE, str(error), notes, sha)
     run_cells, layout_notes = learner_cells(cells, chapter)
-    notebook = Notebook(run_cells, bundle, limits, hide)
+    skipped = demos.cells_to_skip(run_cells, chapter, exercise_names(chapter))
+    notebook = Notebook([cell for cell in run_cells if cell["index"] not in skipped], bundle, limits, hide)
     grades, isolated = {}, True
     for stage in grading_stages(graded_exercises(chapter)):
         jobs, inputs = zip(*(_job_exercise(e) for e in stage))
