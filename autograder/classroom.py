@@ -20,10 +20,12 @@ import sys
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
 from pathlib import Path
 
 from autograder import bundle, notebooks, registry, sandbox
-from autograder.grading import Status, SubmissionGrade, find_notebook, grade_submission, notebook_sha256, ungraded
+from autograder.grading import (Status, SubmissionGrade, find_notebook, grade_submission, notebook_sha256, ungraded,
+                                warm_modules)
 
 
 def work_dir(course_dir: Path) -> Path:
@@ -88,18 +90,21 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"grading {chapter}", unit="submission", disable=not progress)
-    if scheduler:
-        results = _on_dask(scheduler, todo, chapter, limits)
-    else:
-        results = _on_threads(todo, chapter, learner_bundle, hide, limits, workers or os.cpu_count() or 1)
-    for student, outcome in results:
-        if isinstance(outcome, BaseException):  # a fault of the grader's, not the learner's: kept, never a silent 0
-            grade = ungraded(student, chapter, Status.GRADER_ERROR, f"{type(outcome).__name__}: {outcome}")
+    with ExitStack() as stack:
+        if scheduler:
+            results = _on_dask(scheduler, todo, chapter, limits)
         else:
-            grade = outcome
-        _write_result(results_dir / f"{student}.json", grade)
-        grades[student] = grade
-        bar.update()
+            if todo:  # a warm sandbox per worker: the chapter's imports paid once, not once per submission
+                stack.enter_context(sandbox.prewarmed(learner_bundle, hide, warm_modules(chapter), limits))
+            results = _on_threads(todo, chapter, learner_bundle, hide, limits, workers or os.cpu_count() or 1)
+        for student, outcome in results:
+            if isinstance(outcome, BaseException):  # the grader's fault, not the learner's: kept, never a silent 0
+                grade = ungraded(student, chapter, Status.GRADER_ERROR, f"{type(outcome).__name__}: {outcome}")
+            else:
+                grade = outcome
+            _write_result(results_dir / f"{student}.json", grade)
+            grades[student] = grade
+            bar.update()
     bar.close()
     return [grades[student] for student in sorted(grades)]
 

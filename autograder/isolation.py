@@ -20,6 +20,20 @@
    when `unshare` dies, and the grader's death kills `unshare`, so nothing started here outlives
    the grader either.
 
+Warm (`"warm"` in the spec; sandbox.WarmHost): the first process builds the same root, then becomes a
+warm host instead of forking a learner. It imports the heavy modules the chapter's notebook imports
+(numpy, torch, scikit-learn, matplotlib, IPython, the bundle's checks), once, and then serves one job
+at a time from the grader's control socket. It runs no learner code and never sees a job: each job
+arrives as four descriptors (the job's pipe, the events file, stderr, the status pipe) that it only
+hands to a child it forks (`run_job`). That child unshares new mount, PID, network and IPC namespaces,
+mounts a fresh scratch over /tmp, sets the job's limits and forks the job's first process (process 1
+of the new PID namespace, which mounts its own /proc), which forks the learner's process exactly as
+above (`run_learner`: its own session, uid 65534, no capabilities, every other descriptor closed).
+The child ends that first process at the time limit, which ends every process of the job's namespace
+before it writes the status; a learner's process is a copy of the host's memory, so what it changes
+(a module it patches, a file in its scratch) dies with it and the next job starts from the host as
+it was after its imports.
+
 Only the standard library is used: it runs before the new root exists, with the grader's Python.
 """
 from __future__ import annotations
@@ -27,13 +41,19 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import resource
+import select
 import signal
+import socket
 import sys
+import traceback
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 32, 4096, 1024, 2048, 1 << 21
 MNT_DETACH = 2
-CLONE_NEWUSER = 0x10000000
+MS_REC, MS_PRIVATE = 16384, 1 << 18
+CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC = 0x10000000, 0x00020000, 0x08000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
 LEARNER_ID = 65534  # "nobody": owns no file of the grader's
 NEW_ROOT = "/tmp"  # where the fresh root is assembled, inside this mount namespace only
@@ -146,19 +166,21 @@ def _drop_capabilities() -> None:
     _checked(libc.capset(header, data), "drop capabilities")
 
 
-def run_learner(spec: dict) -> None:
+def run_learner(spec: dict, events_fd: int, status_fd: int | None) -> None:
     """The learner's process: its own session, unprivileged, in the scratch, running the runner."""
     os.setsid()
     become_learner(spec["grader_is_root"])
-    os.close(spec["status_fd"])
+    if status_fd is not None:
+        os.close(status_fd)
     os.chdir(SCRATCH)
     if spec.get("probe"):
         return
-    sys.path[:0] = spec["path"]
+    if "warm" not in spec:  # a warm host put them there already
+        sys.path[:0] = spec["path"]
     sys.argv = ["sandbox"]
     from autograder.sandbox_runner import main
 
-    main(spec["events_fd"])
+    main(events_fd)
 
 
 def watch(child: int) -> int:
@@ -173,14 +195,152 @@ def main(spec: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as process 1, ignore signals from inside
     build_root(spec)
     enter_root()
+    if "warm" in spec:
+        return serve(spec)
     child = os.fork()
     if child == 0:
-        return run_learner(spec)  # the learner's process then ends as any Python program does
+        return run_learner(spec, spec["events_fd"], spec["status_fd"])  # then ends as any Python program does
     _checked(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "no tracing")  # the learner may share its uid
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)  # the job is the learner's to read: a writer must see it stop when that process does
     os.close(spec["events_fd"])
     os.write(spec["status_fd"], str(watch(child)).encode())
+
+
+# -- a warm host: imports once, forks one child per job -------------------------------------------
+
+def serve(spec: dict) -> None:
+    """The warm host's loop (see the module docstring): import, say ready, then fork a child per job
+    until the grader closes the control socket, which ends this process and so the whole namespace."""
+    control = socket.socket(fileno=spec["control_fd"])
+    os.chdir("/")
+    sys.path[:0] = spec["path"]
+    warm_up(spec["warm"])
+    _checked(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "no tracing")
+    control.sendall(b"ready")
+    while True:
+        _reap()
+        message, fds, _, _ = socket.recv_fds(control, 65536, 4)
+        if not message:
+            return
+        child = os.fork()
+        if child == 0:
+            status = 1
+            try:
+                control.close()
+                run_job(spec, json.loads(message), *fds)
+                status = 0
+            except BaseException:  # noqa: BLE001 - the grader reads no status and says the job failed
+                traceback.print_exc()
+            finally:
+                os._exit(status)
+        for fd in fds:
+            os.close(fd)
+
+
+def warm_up(modules: list[str]) -> None:
+    """Import what the learners' notebooks will import: the course's modules, never a learner's code."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - a module that does not import here is imported (or not) later
+            pass
+
+
+def _reap() -> None:
+    """Collect the jobs' ended children (and any process handed to this one), without waiting."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def run_job(spec: dict, job: dict, job_fd: int, events_fd: int, stderr_fd: int, status_fd: int) -> None:
+    """One job, in a child of the warm host: fresh namespaces and scratch, the job's limits, its first
+    process (which runs the learner's), and the status written once every process of the job has ended."""
+    _checked(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC), "unshare the job's namespaces")
+    mount(None, "/", flags=MS_REC | MS_PRIVATE)
+    mount("none", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(job['scratch_bytes'])},mode=1777")
+    for kind, value in [(resource.RLIMIT_AS, job["memory_bytes"]), (resource.RLIMIT_FSIZE, job["file_bytes"]),
+                        (resource.RLIMIT_CORE, 0), (resource.RLIMIT_CPU, int(job["seconds"]) + 5)]:
+        resource.setrlimit(kind, (int(value), int(value)))
+    learner_status, status_writer = os.pipe()
+    first = os.fork()
+    if first == 0:
+        try:
+            os.close(learner_status)
+            os.close(status_fd)
+            _job_first_process(spec, job_fd, events_fd, stderr_fd, status_writer)
+        finally:
+            os._exit(0)
+    for fd in (job_fd, events_fd, stderr_fd, status_writer):
+        os.close(fd)
+    timed_out = _wait_at_most(first, float(job["seconds"]))
+    status = os.read(learner_status, 64).decode() or None  # every process of the job has ended
+    os.write(status_fd, json.dumps({"status": status, "timed_out": timed_out}).encode())
+
+
+def _job_first_process(spec: dict, job_fd: int, events_fd: int, stderr_fd: int, status_writer: int) -> None:
+    """Process 1 of the job's PID namespace: its own /proc, the job on standard input, then the learner's
+    process, watched as in a cold sandbox; its end ends every process of the namespace."""
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd, target in [(job_fd, 0), (null, 1), (stderr_fd, 2)]:
+        os.dup2(fd, target)
+        os.close(fd)
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.close(status_writer)
+            os.closerange(3, events_fd)
+            os.closerange(events_fd + 1, 1 << 20)  # the host's control socket, or anything an import opened
+            _checked(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable as in a cold sandbox")  # only its own
+            run_learner(spec, events_fd, None)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:  # noqa: BLE001 - as an uncaught exception ends a Python program
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _checked(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "no tracing")
+    os.dup2(os.open("/dev/null", os.O_RDWR), 0)
+    os.close(events_fd)
+    os.write(status_writer, str(watch(child)).encode())
+
+
+def _wait_at_most(pid: int, seconds: float) -> bool:
+    """Wait for the child `pid` to end, killing it at `seconds`; whether it had to be killed."""
+    timed_out = False
+    try:
+        watcher = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        watcher = None
+    if watcher is not None:
+        if not select.select([watcher], [], [], seconds)[0]:
+            os.kill(pid, signal.SIGKILL)
+            timed_out = True
+        os.close(watcher)
+    else:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                timed_out = True
+                break
+            time.sleep(0.01)
+        else:
+            return timed_out
+    os.waitpid(pid, 0)
+    return timed_out
 
 
 if __name__ == "__main__":

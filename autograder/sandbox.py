@@ -21,6 +21,13 @@ inherited descriptor to an unnamed temporary file, so no run leaves a folder beh
   process of the namespace, `setsid()` daemons included, before `unshare` exits, and only then are
   the events read. If the grader dies, `unshare` dies with it and takes the namespace along
   (`--kill-child`).
+  Warm (`prewarmed`): a class is graded by forks of warm hosts, one per worker, each an isolated
+  sandbox as above whose first process has imported the chapter's modules once and then, per job,
+  forks a child into fresh mount, PID, network and IPC namespaces with a fresh scratch and the job's
+  limits, which runs the learner's process exactly as a cold sandbox does (isolation.py, "Warm").
+  The job and its descriptors reach only that child; the host runs no learner code, and each job
+  starts from the host's memory as it was after its imports, so nothing one learner changes reaches
+  the next. The host's end (Ctrl-C, the grader's death, the end of grading) ends all its jobs.
   Grading records which isolation each submission had. Without it (no Linux namespaces), the code
   runs in a temporary folder with the limits alone: `grade` warns, since processes it starts in a
   session of their own can outlive it there.
@@ -30,8 +37,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -168,15 +177,18 @@ def _start(command: list[str], status_fd: int, **options) -> subprocess.Popen:
         os.close(status_fd)  # only the sandbox's copy stays: its end is the end of the status
 
 
-def _limit(limits: Limits):
+def _limit(limits: Limits, cpu: bool = True):
+    """Limits for a sandbox's processes; a warm host lives on past one job's CPU time (its children set
+    each job's)."""
     def apply():
         os.setsid()
         _die_with_parent()
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        cpu = int(limits.seconds) + 5
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        if cpu:
+            seconds = int(limits.seconds) + 5
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
     return apply
 
 
@@ -207,8 +219,9 @@ _stopping = threading.Event()
 
 
 def stop_all() -> None:
-    """Kill every running sandbox of this process, and start none until `allow_runs`: Ctrl-C on a
-    class must stop within seconds, not after the queue. What they reported is discarded."""
+    """Kill every running sandbox of this process (warm hosts included, and so their jobs), and start none
+    until `allow_runs`: Ctrl-C on a class must stop within seconds, not after the queue. What they
+    reported is discarded."""
     _stopping.set()
     with _running_lock:
         for process, isolated in list(_running.items()):
@@ -220,6 +233,162 @@ def allow_runs() -> None:
     _stopping.clear()
 
 
+class HostFailed(Exception):
+    """A warm host could not start or stopped serving: the job runs in a cold sandbox instead."""
+
+
+class WarmHost:
+    """One warm sandbox (isolation.py, "Warm"): built and warmed once, then one job at a time."""
+
+    READY_SECONDS = 180.0
+
+    def __init__(self, bundle: Path, hide: list[Path], modules: list[str], limits: Limits):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.stderr = tempfile.TemporaryFile()
+        spec = {**_view(bundle, None, hide), "scratch_bytes": limits.scratch_bytes, "control_fd": theirs.fileno(),
+                "warm": list(modules), "path": list(dict.fromkeys([BUNDLE, *map(str, _python_folders()[1:])]))}
+        self.control = ours
+        with _running_lock:
+            if _stopping.is_set():
+                raise Stopped("grading was stopped")
+            try:
+                self.process = subprocess.Popen(_isolated_command(spec), stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.DEVNULL, stderr=self.stderr, cwd="/",
+                                                env=_environment(SCRATCH), pass_fds=(theirs.fileno(),),
+                                                preexec_fn=_limit(limits, cpu=False))
+            finally:
+                theirs.close()
+            _running[self.process] = True
+        ready, _, _ = select.select([ours], [], [], self.READY_SECONDS)
+        if not ready or ours.recv(16) != b"ready":
+            self.close()
+            raise HostFailed(f"the warm sandbox did not start: {' '.join(_tail(self.stderr)[-3:])}")
+
+    def run(self, job: dict, limits: Limits) -> Run:
+        """Run `job` in a fresh child of this host; HostFailed when the host no longer serves."""
+        start = time.monotonic()
+        with ExitStack() as stack:
+            events, stderr = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+            status_reader, status_fd = os.pipe()
+            status = stack.enter_context(open(status_reader, "rb"))
+            job_reader, job_writer = os.pipe()
+            params = {"seconds": limits.seconds, "memory_bytes": limits.memory_bytes,
+                      "file_bytes": limits.file_bytes, "scratch_bytes": limits.scratch_bytes}
+            try:
+                socket.send_fds(self.control, [json.dumps(params).encode()],
+                                [job_reader, events.fileno(), stderr.fileno(), status_fd])
+            except OSError as error:
+                os.close(job_writer)
+                raise HostFailed(f"the warm sandbox stopped serving ({error})") from None
+            finally:
+                os.close(job_reader)
+                os.close(status_fd)
+            data = json.dumps({**job, "output_limit": limits.output_chars}).encode()
+            threading.Thread(target=_write_and_close, args=(job_writer, data), daemon=True).start()
+            ready, _, _ = select.select([status], [], [], limits.seconds + 30)
+            reply = status.read() if ready else b""
+            if _stopping.is_set():
+                raise Stopped("grading was stopped while this sandbox ran")
+            try:
+                reported = json.loads(reply)
+            except ValueError:
+                self.close()  # the host's child never reported: every process of the host ends here
+                raise HostFailed("the warm sandbox's job did not report") from None
+            seconds = time.monotonic() - start
+            # Every process of the job has ended: nothing can write what is read from here on.
+            learner = reported.get("status")
+            returncode = os.waitstatus_to_exitcode(int(learner)) if learner else -signal.SIGKILL
+            return Run(_read_events(events), returncode, bool(reported.get("timed_out")), seconds, True, _tail(stderr))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """End the host and with it every process of its namespace."""
+        with suppress(OSError):
+            self.control.close()
+        _stop(self.process, isolated=True)
+        self.process.wait()
+        with _running_lock:
+            _running.pop(self.process, None)
+        self.stderr.close()
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    try:
+        with open(fd, "wb") as pipe:
+            pipe.write(data)
+    except OSError:  # the learner's process ended before it read its job
+        pass
+
+
+class WarmPool:
+    """The warm hosts of one grading run (`prewarmed`): a host per job running at once, made when first
+    needed and reused; after a host fails to start, jobs run cold."""
+
+    def __init__(self, bundle: Path, hide: list[Path], modules: list[str], limits: Limits):
+        self.bundle, self.hide, self.modules, self.limits = bundle, hide, modules, limits
+        self.idle: list[WarmHost] = []
+        self.hosts: list[WarmHost] = []
+        self.lock = threading.Lock()
+        self.failed = ""
+
+    def run(self, job: dict, limits: Limits) -> Run | None:
+        """The job run by a warm host, or None when it must run cold."""
+        with self.lock:
+            if self.failed:
+                return None
+            host = self.idle.pop() if self.idle else None
+        if host is None:
+            try:
+                host = WarmHost(self.bundle, self.hide, self.modules, self.limits)
+            except HostFailed as error:
+                self.failed = str(error)
+                return None
+            with self.lock:
+                self.hosts.append(host)
+        try:
+            result = host.run(job, limits)
+        except HostFailed:
+            with self.lock:
+                self.hosts.remove(host)
+            host.close()
+            return None
+        with self.lock:
+            self.idle.append(host)
+        return result
+
+    def close(self) -> None:
+        with self.lock:
+            hosts, self.hosts, self.idle = self.hosts, [], []
+        for host in hosts:
+            host.close()
+
+
+_pools: dict[tuple, WarmPool] = {}
+
+
+def _pool_key(bundle: Path, hide: list[Path]) -> tuple:
+    return str(Path(bundle).resolve()), tuple(str(Path(path).resolve()) for path in hide)
+
+
+@contextmanager
+def prewarmed(bundle: Path, hide: list[Path], modules: list[str], limits: Limits = Limits()):
+    """Within this, every isolated `run` on `bundle` with `hide` (and no submission folder) is a fork of a
+    warm host that imported `modules` once; without isolation, runs stay cold. Leaving it ends the hosts."""
+    if not isolation_available():
+        yield None
+        return
+    key = _pool_key(bundle, hide)
+    pool = _pools[key] = WarmPool(bundle, hide, list(modules), limits)
+    try:
+        yield pool
+    finally:
+        if _pools.get(key) is pool:
+            del _pools[key]
+        pool.close()
+
+
 def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: Path | None = None) -> Run:
     """Run the sandbox once on `job` and return what it reported before it finished or was stopped.
 
@@ -228,6 +397,9 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: P
     of the sandbox has ended. Isolated, the sandbox sees `bundle` and `submission` (the learner's
     folder, if given) read-only at /sandbox/bundle and /sandbox/submission, and no folder in `hide`."""
     isolated = isolation_available()
+    pool = _pools.get(_pool_key(bundle, hide)) if isolated and submission is None else None
+    if pool is not None and (warm := pool.run(job, limits)) is not None:
+        return warm
     with ExitStack() as stack:
         events, stderr = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
         status, status_fd = stack.enter_context(_status_pipe())

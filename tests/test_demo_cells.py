@@ -66,10 +66,14 @@ def test_the_tag_reaches_the_learner_form(chapter):
 
 @pytest.fixture(scope="module")
 def warm_bundle(tmp_path_factory):
-    """One bundle of every chapter for the whole module."""
+    """One bundle of every chapter, and warm sandboxes on it for the whole module."""
     course_dir = tmp_path_factory.mktemp("demos")
     learner_bundle = bundle.build(course_dir / "bundle")
-    yield learner_bundle, classroom.hidden_paths(course_dir)
+    hide = classroom.hidden_paths(course_dir)
+    modules = list(dict.fromkeys(name for chapter in GRADED if chapter in CHAPTERS
+                                 for name in grading.warm_modules(chapter)))
+    with sandbox.prewarmed(learner_bundle, hide, modules):
+        yield learner_bundle, hide
 
 
 @pytest.mark.slow

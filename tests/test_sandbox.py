@@ -125,8 +125,31 @@ def output_of(run):
     return run.events[-1]["output"] if run.finished else ""
 
 
+WARM_MODULES = ["numpy", "IPython.core.interactiveshell", "autograder.sandbox_runner", "autograder.check"]
+
+
+@pytest.fixture(params=["cold", "warm"])
+def mode(request, monkeypatch):
+    """Each isolation test runs twice: in a cold sandbox, and forked from a warm host (sandbox.prewarmed),
+    which must keep every property of the cold one."""
+    if request.param == "warm":
+        if not sandbox.isolation_available():
+            pytest.skip("warm sandboxes need Linux user namespaces")
+        cold = sandbox.run
+
+        def warm(job, bundle, limits, hide, submission=None):
+            assert submission is None, "a warm sandbox shows no submission folder"
+            with sandbox.prewarmed(bundle, hide, WARM_MODULES, limits) as pool:
+                result = cold(job, bundle, limits, hide)
+                assert not pool.failed and len(pool.hosts) == 1, pool.failed
+            return result
+
+        monkeypatch.setattr(sandbox, "run", warm)
+    return request.param
+
+
 @needs_isolation
-def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bundle, tmp_path, elsewhere):
+def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bundle, tmp_path, elsewhere, mode):
     """The probe first tries to undo the sandbox (unmount, remount / writable, again from a user
     namespace of its own); then it looks for the course, the repository, another sandbox's folder
     and a copy of the references placed where no deny-list would think of it."""
@@ -147,7 +170,8 @@ def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bu
                           pythonlib=os.path.dirname(os.__file__).encode())
     job = {"cells": [{"index": 0, "source": source}], "exercises": []}
     limits = sandbox.Limits(seconds=30, memory_bytes=3 * 2**30, scratch_bytes=64 * 2**20)
-    run = sandbox.run(job, learner_bundle, limits, classroom.hidden_paths(course), submission=submission)
+    run = sandbox.run(job, learner_bundle, limits, classroom.hidden_paths(course),
+                      submission=submission if mode == "cold" else None)
     text = output_of(run)
     assert run.finished and run.isolated, (run.log, run.events)
     seen = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
@@ -158,17 +182,19 @@ def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bu
     assert seen["others"] == "absent"
     assert seen["copy elsewhere"] == "FileNotFoundError"
     assert seen["references"] == "not importable"
-    assert seen["submission"] == "read"
-    if os.geteuid() == 0:  # the learner is a real unprivileged user: root's own files stay closed
-        assert seen["root-only in submission"] == "PermissionError"
+    if mode == "cold":  # grading shows no submission folder; only a cold sandbox can
+        assert seen["submission"] == "read"
+        if os.geteuid() == 0:  # the learner is a real unprivileged user: root's own files stay closed
+            assert seen["root-only in submission"] == "PermissionError"
     assert seen["network"] == "OSError"  # unreachable: no network at all, not even a refused connection
-    writes = {name: seen[f"write {name}"] for name in ("python", "packages", "root", "bundle", "submission", "dev")}
+    writes = {name: seen[f"write {name}"] for name in ("python", "packages", "root", "bundle", "submission", "dev")
+              if mode == "cold" or name != "submission"}
     assert set(writes.values()) == {"refused"}, writes
     assert seen["write own"] == "allowed" and seen["disk"] == "limited"
     assert seen["imports"] == "ok" and seen["memory"] == "limited"
 
 
-def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_path):
+def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_path, mode):
     job = {"cells": [{"index": 0, "source": "while True:\n    pass"}], "exercises": []}
     run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=3), classroom.hidden_paths(tmp_path))
     assert run.timed_out and not run.finished
@@ -176,7 +202,7 @@ def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_p
     assert run.ending() == "ran past the time limit"
 
 
-def test_printed_output_is_kept_bounded(learner_bundle, tmp_path):
+def test_printed_output_is_kept_bounded(learner_bundle, tmp_path, mode):
     job = {"cells": [{"index": 0, "source": "print('x' * 10_000_000)\nimport sys\nsys.stderr.write('e' * 10_000_000)"}],
            "exercises": []}
     run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=30, output_chars=1000),
@@ -234,7 +260,7 @@ def recorded_events(monkeypatch, tmp_path):
 
 @needs_isolation
 def test_a_session_of_its_own_ends_at_the_time_limit_and_writes_nothing_after(learner_bundle, marker,
-                                                                              recorded_events):
+                                                                              recorded_events, mode):
     """`os.setsid()` in the learner's process and in a forked child leaves the process group a time
     limit kills; the child's child sleeps on, and the child writes to the events 3 s later."""
     start_daemons = "import os, sys, time\n" + EVENTS_FD + dedent(f"""
@@ -260,11 +286,11 @@ def test_a_session_of_its_own_ends_at_the_time_limit_and_writes_nothing_after(le
     assert sandbox_processes(marker, str(learner_bundle)) == []
     time.sleep(max(0.0, started + 3.5 - time.monotonic()))
     assert sandbox_processes(marker, str(learner_bundle)) == []
-    assert b"late" not in recorded_events[0].read_bytes()
+    assert recorded_events and not any(b"late" in path.read_bytes() for path in recorded_events)
 
 
 @needs_isolation
-def test_a_group_kill_then_a_chain_of_forks_ends_with_the_sandbox(learner_bundle, marker):
+def test_a_group_kill_then_a_chain_of_forks_ends_with_the_sandbox(learner_bundle, marker, mode):
     """`os.kill(0, SIGKILL)` once killed the `unshare` the grader waited on, so that grading went on
     while a child in a group of its own went on forking."""
     kill_then_fork = dedent(f"""
@@ -291,14 +317,18 @@ def test_a_group_kill_then_a_chain_of_forks_ends_with_the_sandbox(learner_bundle
 
 GRADER = """
 import json, sys
+from contextlib import nullcontext
 from pathlib import Path
 from autograder import sandbox
-sandbox.run(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), sandbox.Limits(seconds=30), [])
+job, bundle, limits = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), sandbox.Limits(seconds=30)
+with sandbox.prewarmed(bundle, [], ["numpy"], limits) if sys.argv[3] == "warm" else nullcontext():
+    sandbox.run(job, bundle, limits, [])
 """
 
 
 @needs_isolation
-def test_killing_the_grader_ends_its_sandboxes_and_leaves_no_folder(learner_bundle, marker, tmp_path):
+@pytest.mark.parametrize("grader_mode", ["cold", "warm"])
+def test_killing_the_grader_ends_its_sandboxes_and_leaves_no_folder(learner_bundle, marker, tmp_path, grader_mode):
     import subprocess
     import sys
 
@@ -312,7 +342,7 @@ def test_killing_the_grader_ends_its_sandboxes_and_leaves_no_folder(learner_bund
     temp = tmp_path / "grader-temp"
     temp.mkdir()
     (tmp_path / "job.json").write_text(json.dumps(job))  # not in the grader's command line, where the marker is
-    grader = subprocess.Popen([sys.executable, "-c", GRADER, str(tmp_path / "job.json"), str(learner_bundle)],
+    grader = subprocess.Popen([sys.executable, "-c", GRADER, str(tmp_path / "job.json"), str(learner_bundle), grader_mode],
                               cwd=notebooks.ROOT, env={**os.environ, "TMPDIR": str(temp)})
     try:
         deadline = time.monotonic() + 20
@@ -329,7 +359,7 @@ def test_killing_the_grader_ends_its_sandboxes_and_leaves_no_folder(learner_bund
     assert list(temp.iterdir()) == []
 
 
-def test_a_sandbox_leaves_no_folder_behind(learner_bundle, tmp_path, monkeypatch):
+def test_a_sandbox_leaves_no_folder_behind(learner_bundle, tmp_path, monkeypatch, mode):
     monkeypatch.setattr(sandbox.tempfile, "tempdir", str(tmp_path))
     run = sandbox.run({"cells": [{"index": 0, "source": "open('x', 'w').write('x')"}], "exercises": []},
                       learner_bundle, sandbox.Limits(seconds=20), [])
@@ -382,3 +412,104 @@ def test_packages_installed_under_tmp_stay_importable(learner_bundle, tmp_path, 
     run = sandbox.run({"cells": [{"index": 0, "source": source}], "exercises": []}, learner_bundle,
                       sandbox.Limits(seconds=20), [])
     assert run.finished and run.isolated and "42" in output_of(run), run.log
+
+
+# --- warm sandboxes: one host, many learners ------------------------------------------------------------
+
+SPOILS_THE_HOST = """
+import os, sys, numpy
+numpy.mean = lambda *args, **kwargs: 42.0  # a learner's monkeypatch, in the host's own copy of numpy
+numpy.EVIL = True
+sys.modules["json"].loads = lambda *args, **kwargs: {{"cells": [], "exercises": []}}  # how the runner reads its job
+sys.modules["planted"] = type(sys)("planted")
+os.environ["PLANTED"] = "yes"
+open("/tmp/left-behind", "w").write("a previous learner's scratch")
+open("/dev/shm/shared", "w").write("x")
+if os.fork() == 0:
+    os.setsid()
+    {sleeper}
+"""
+LOOKS_AROUND = """
+import os, sys
+print("warm:", "numpy" in sys.modules and "IPython" in sys.modules)
+import numpy
+print("numpy.mean:", numpy.mean([1.0, 2.0]), hasattr(numpy, "EVIL"))
+print("planted:", "planted" in sys.modules, os.environ.get("PLANTED"))
+print("scratch:", sorted(os.listdir("/tmp")), sorted(os.listdir("/dev/shm/")))
+print("processes:", sorted(int(pid) for pid in os.listdir("/proc") if pid.isdigit()))
+"""
+
+
+@needs_isolation
+def test_a_warm_host_gives_every_learner_its_state_after_the_imports_not_the_last_learners(learner_bundle, marker):
+    """A learner patches numpy, json and sys.modules, plants files in its scratch and /dev/shm and leaves a
+    daemon; the next learner forked from the same host sees none of it, and numpy already imported."""
+    spoil = {"cells": [{"index": 0, "source": SPOILS_THE_HOST.format(sleeper=SLEEPER.format(marker=marker))}],
+             "exercises": []}
+    look = {"cells": [{"index": 0, "source": LOOKS_AROUND}], "exercises": []}
+    limits = sandbox.Limits(seconds=20)
+    with sandbox.prewarmed(learner_bundle, [], WARM_MODULES, limits) as pool:
+        first = sandbox.run(spoil, learner_bundle, limits, [])
+        assert first.isolated and {"event": "cell_end", "index": 0, "error": None} in first.events, first.log
+        assert sandbox_processes(marker) == []  # the daemon ended with its job
+        second = sandbox.run(look, learner_bundle, limits, [])
+        assert len(pool.hosts) == 1 and pool.hosts[0].alive()  # the same host served both
+    seen = dict(line.split(": ", 1) for line in output_of(second).splitlines() if ": " in line)
+    assert seen["warm"] == "True"
+    assert seen["numpy.mean"] == "1.5 False"
+    assert seen["planted"] == "False None"
+    assert seen["scratch"] == "['.ipython'] ['.ipython']"  # /dev/shm leads to the scratch
+    assert seen["processes"] == "[1, 2]"  # its own namespace: its first process and itself
+    assert second.finished  # json.loads, which the runner reads its job with, is the real one again
+
+
+@needs_isolation
+def test_a_warm_host_never_sees_a_job_only_limits_and_descriptors(learner_bundle, monkeypatch):
+    """The job (hidden inputs, the references a later stage uses) goes straight to the child's pipe: the
+    host, whose memory every later learner gets a copy of, is sent only the limits."""
+    sent = []
+    real_send = sandbox.socket.send_fds
+
+    def recording(sock, buffers, fds, *args):
+        sent.append((b"".join(buffers), len(fds)))
+        return real_send(sock, buffers, fds, *args)
+
+    monkeypatch.setattr(sandbox.socket, "send_fds", recording)
+    limits = sandbox.Limits(seconds=20)
+    job = {"cells": [{"index": 0, "source": "SECRET = 'a reference that arrives in stage two'"}], "exercises": []}
+    with sandbox.prewarmed(learner_bundle, [], WARM_MODULES, limits):
+        run = sandbox.run(job, learner_bundle, limits, [])
+    assert run.finished and len(sent) == 1
+    message, descriptors = sent[0]
+    assert json.loads(message).keys() == {"seconds", "memory_bytes", "file_bytes", "scratch_bytes"}
+    assert descriptors == 4 and b"SECRET" not in message
+
+
+@needs_isolation
+def test_stop_all_ends_a_warm_host_and_its_running_job_within_seconds(learner_bundle):
+    import threading
+
+    limits = sandbox.Limits(seconds=60)
+    outcome = []
+    with sandbox.prewarmed(learner_bundle, [], WARM_MODULES, limits) as pool:
+        sandbox.run({"cells": [], "exercises": []}, learner_bundle, limits, [])  # the host is up
+        job = {"cells": [{"index": 0, "source": "while True:\n    pass"}], "exercises": []}
+
+        def grade():
+            try:
+                outcome.append(sandbox.run(job, learner_bundle, limits, []))
+            except sandbox.Stopped as stopped:
+                outcome.append(stopped)
+
+        worker = threading.Thread(target=grade)
+        worker.start()
+        time.sleep(1.5)
+        started = time.monotonic()
+        sandbox.stop_all()
+        worker.join(timeout=10)
+        try:
+            assert not worker.is_alive() and time.monotonic() - started < 5
+            assert isinstance(outcome[0], sandbox.Stopped)
+            assert pool.hosts[0].process.wait(timeout=5) is not None  # the host, and so every job of it, ended
+        finally:
+            sandbox.allow_runs()
