@@ -1,0 +1,247 @@
+"""Chapter 08's references against torch: the sharded sampler against DistributedSampler over many (n, world size,
+epoch, shuffle, drop_last, seed); the gradient average against DistributedDataParallel on a real group of 2 gloo
+processes; the training script (2 ranks x batch B against 1 process x batch 2B, and DDP) launched with torchrun;
+accumulation against one backward on the whole batch. And the launches themselves: a rank that raises fails the run
+quickly with that rank's own error, a run past its time limit is stopped, and no process is left behind."""
+import inspect
+import os
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from autograder import drivers
+from solutions import ch08_distributed as ch08
+from solutions.models import mlp
+
+
+def leftovers():
+    """Processes still running below this one (the test's own children and theirs)."""
+    found = []
+    for pid in ch08._descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as file:
+                if file.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+# ---------------------------------------------------------------- the sampler
+
+def test_the_sampler_gives_what_distributed_sampler_gives():
+    for n in (0, 1, 2, 5, 10, 17, 64):
+        for world in (1, 2, 3, 4, 7):
+            for shuffle in (True, False):
+                for drop_last in (False, True):
+                    for seed in (0, 5):
+                        for rank in range(world):
+                            mine = ch08.ShardedSampler(range(n), world, rank, shuffle=shuffle, seed=seed,
+                                                       drop_last=drop_last)
+                            torchs = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=shuffle,
+                                                        seed=seed, drop_last=drop_last)
+                            assert len(mine) == len(torchs), (n, world, rank, shuffle, drop_last)
+                            for epoch in (0, 1, 3):
+                                mine.set_epoch(epoch)
+                                torchs.set_epoch(epoch)
+                                assert list(mine) == list(torchs), (n, world, rank, epoch, shuffle, drop_last, seed)
+
+
+def test_the_ranks_split_each_epoch_and_epochs_differ():
+    samplers = [ch08.ShardedSampler(range(12), 3, rank, seed=1) for rank in range(3)]
+    epochs = []
+    for epoch in (0, 1):
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+        shards = [list(sampler) for sampler in samplers]
+        assert sorted(sum(shards, [])) == list(range(12))  # disjoint, and together every index once
+        epochs.append(shards)
+    assert epochs[0] != epochs[1]
+
+
+# ---------------------------------------------------------------- averaging on a real group
+
+def _train_both(rank_batches):
+    """On each rank: the reference average and DDP, from the same weights on the rank's own batch; returns their
+    gradients after one backward, and their weights after 3 SGD steps."""
+    def run(rank):
+        x, y = rank_batches[rank]
+        torch.manual_seed(0)
+        yours, ddp = mlp([6, 5, 3]), DistributedDataParallel(mlp([6, 5, 3]))
+        opts = [torch.optim.SGD(m.parameters(), lr=0.5) for m in (yours, ddp)]
+        grads = []
+        for step in range(3):
+            for m, opt in zip((yours, ddp), opts):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(m(x), y).backward()
+                if m is yours:
+                    ch08.average_gradients(list(m.parameters()))
+            if step == 0:
+                grads = [[p.grad.clone() for p in m.parameters()] for m in (yours, ddp)]
+            for opt in opts:
+                opt.step()
+        return grads, [[p.detach().clone() for p in m.parameters()] for m in (yours, ddp)]
+    return run
+
+
+def test_average_gradients_equals_ddp_and_one_process_on_twice_the_batch():
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 6, generator=generator, dtype=torch.float64), torch.randint(0, 3, (8,), generator=generator)
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]
+    results = {}
+
+    def fn(rank):
+        results["out"] = _train_both(batches)(rank)
+
+    found = drivers.on_ranks(fn, 2, lambda rank: ({"rank": rank}, lambda: results["out"]))
+    alone = mlp([6, 5, 3])
+    torch.nn.functional.cross_entropy(alone(x), y).backward()
+    for grads, _ in found:
+        for yours, ddp, one in zip(*grads, alone.parameters()):
+            torch.testing.assert_close(yours, ddp, rtol=0, atol=1e-12)
+            torch.testing.assert_close(yours, one.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(found[0][1], found[1][1], rtol=0, atol=0)  # every rank holds the same weights
+    for yours, ddp in zip(*found[0][1]):
+        torch.testing.assert_close(yours, ddp, rtol=0, atol=1e-12)
+    assert not leftovers()
+
+
+@pytest.mark.slow
+def test_the_training_script_under_torchrun(tmp_path):
+    """2 ranks x batch 32 give the gradients and, after 20 steps, the weights of 1 process x batch 64; the reference
+    average gives DDP's; and the bench mode reports its figures."""
+    (tmp_path / "my_ch08.py").write_text("import torch\nimport torch.distributed as dist\n\n\n" +
+                                         inspect.getsource(ch08.average_gradients))
+    (tmp_path / "train_ddp.py").write_text(ch08.TRAINING_SCRIPT)
+    out = ch08.launch(tmp_path / "train_ddp.py", 2, ["check"], timeout=120)
+    assert out.count("below 1e-12: True") == 2 and out.count("below 1e-10: True") == 2, out
+    assert "False" not in out
+    assert not leftovers()
+
+
+# ---------------------------------------------------------------- failures: one rank's error, time limits, cleanup
+
+def _fails_on_rank_1(rank):
+    if rank == 1:
+        raise ValueError("rank 1 has bad data")
+    t = torch.ones(1)
+    dist.all_reduce(t)  # rank 0 waits here for a rank that never comes
+
+
+def test_a_rank_that_raises_fails_the_case_quickly_with_its_own_error():
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="on rank 1 of 2: rank 1 has bad data") as raised:
+        drivers.on_ranks(_fails_on_rank_1, 2, lambda rank: ({"rank": rank}, lambda: None))
+    assert time.monotonic() - start < 5
+    assert "_fails_on_rank_1" in str(raised.value)  # the rank's own traceback comes along
+    assert not leftovers()
+
+
+def test_sys_exit_os_exit_and_hangs_in_a_rank_are_reported_and_cleaned_up():
+    def exits(rank):
+        if rank == 1:
+            sys.exit(3)
+
+    def leaves(rank):
+        if rank == 1:
+            os._exit(0)
+
+    def hangs(rank):
+        if rank == 0:
+            time.sleep(60)
+
+    with pytest.raises(RuntimeError, match="rank 1 of 2 raised SystemExit"):
+        drivers.on_ranks(exits, 2, lambda rank: ({"rank": rank}, lambda: None))
+    with pytest.raises(drivers.RankFailed, match="rank 1 of 2 ended without reporting back"):
+        drivers.on_ranks(leaves, 2, lambda rank: ({"rank": rank}, lambda: None))
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not all finish within 2 s"):
+        drivers.on_ranks(hangs, 2, lambda rank: ({"rank": rank}, lambda: None), seconds=2)
+    assert time.monotonic() - start < 5
+    assert not leftovers()
+
+
+def test_the_stub_is_not_written_and_a_print_in_a_rank_reaches_the_caller(capsys):
+    def stub(parameters):
+        print("hello from a rank")
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        drivers.gradients_averaged_on_ranks(stub, {"shapes": [[1]], "grads": [[torch.ones(1)], [torch.ones(1)]]})
+    assert "rank 0: hello from a rank" in capsys.readouterr().out
+
+
+FAILING = textwrap.dedent("""
+    import os
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    if dist.get_rank() == 1:
+        raise ValueError("rank 1 read a corrupt shard")
+    dist.all_reduce(torch.ones(1))  # rank 0 waits here for rank 1
+""")
+
+
+@pytest.mark.slow
+def test_a_script_whose_rank_1_raises_fails_quickly_with_rank_1s_message(tmp_path):
+    (tmp_path / "fails.py").write_text(FAILING)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="rank 1 read a corrupt shard"):
+        ch08.launch(tmp_path / "fails.py", 2, timeout=60)
+    assert time.monotonic() - start < 30
+    assert not leftovers()
+
+
+@pytest.mark.slow
+def test_a_launch_past_its_time_limit_is_stopped_with_every_worker(tmp_path):
+    (tmp_path / "hangs.py").write_text("import time\ntime.sleep(600)\n")
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="ran past 5 s"):
+        ch08.launch(tmp_path / "hangs.py", 2, timeout=5)
+    assert time.monotonic() - start < 15
+    time.sleep(0.2)
+    assert not leftovers()
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, str(tmp_path))]
+
+
+def _cmdline_has(pid, text):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return text.encode() in file.read()
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- accumulation
+
+@pytest.mark.parametrize("n, k", [(12, 4), (10, 4), (7, 7), (5, 1)])
+def test_accumulated_gradients_are_the_whole_batchs(n, k):
+    generator = torch.Generator().manual_seed(n * 10 + k)
+    x, y = torch.randn(n, 6, generator=generator, dtype=torch.float64), torch.randint(0, 3, (n,), generator=generator)
+    whole, parts = mlp([6, 5, 3]), mlp([6, 5, 3])
+    loss = torch.nn.functional.cross_entropy(whole(x), y)
+    loss.backward()
+    optimizer = torch.optim.SGD(parts.parameters(), lr=0.0)  # lr 0: the gradients are left to compare
+    got = ch08.accumulated_step(parts, optimizer, torch.nn.functional.cross_entropy, x, y, k)
+    assert got == pytest.approx(loss.item(), rel=1e-12)
+    for a, b in zip(whole.parameters(), parts.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_the_notebooks_given_code_is_the_references():
+    """launch and the training script are given code in the notebook (a graded class's bundle has no solutions
+    module to import them from), word for word the solutions' source."""
+    from autograder import notebooks
+
+    notebook = notebooks.read(notebooks.chapter_notebook("ch08"))
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    for fn in (ch08.launch, ch08._failing_rank_output, ch08._kill_tree, ch08._descendants):
+        assert inspect.getsource(fn).rstrip() in code, f"the notebook's {fn.__name__} differs from solutions/"
+    assert f"TRAINING_SCRIPT = '''{ch08.TRAINING_SCRIPT}'''" in code, "the notebook's script differs from solutions/"
