@@ -310,5 +310,6 @@ def bench(batch=int(os.environ.get("BENCH_BATCH", "64")), steps=30, warmup=5, wi
 
 for mode in sys.argv[1:]:  # check, bench, or both in one launch
     {"check": check, "bench": bench}[mode]()
+dist.barrier()  # no rank leaves while another still talks to it
 dist.destroy_process_group()
 '''
