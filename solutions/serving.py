@@ -76,8 +76,10 @@ def create_app(predict_logits, max_batch: int = MAX_BATCH):
 
     app = FastAPI(title="digits", docs_url=None, redoc_url=None)
 
+    # both endpoints are coroutines: FastAPI runs a plain `def` endpoint on a pool of worker threads that
+    # outlive the server by seconds, and the service must be gone, threads included, when it is stopped
     @app.get("/health")
-    def health():
+    async def health():
         return {"status": "ok"}
 
     @app.post("/predict")
