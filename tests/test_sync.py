@@ -90,3 +90,12 @@ def test_execution_times_left_by_a_run_are_named_and_removed(copy_of_course):
     found = sync(write=True, course_dir=course, solutions_dir=solutions, learner_dir=learner)
     assert [d.cell for d in found] == ["(cell metadata)"]
     assert sync(write=False, course_dir=course, solutions_dir=solutions, learner_dir=learner) == []
+
+
+@pytest.mark.parametrize("path", notebooks.all_notebooks(), ids=lambda path: path.parent.name)
+def test_every_course_notebook_is_stored_executed_top_to_bottom(path):
+    """nbval compares each cell's output with the stored one; a notebook stored without outputs is only
+    executed, and nothing it prints is checked. Every code cell has run, in order, in one kernel."""
+    counts = [cell.execution_count for cell in notebooks.read(path).cells if cell.cell_type == "code"]
+    assert None not in counts, f"{path.name}: cells stored unexecuted; run it with nbconvert --execute --inplace"
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: not run top to bottom in one kernel"
