@@ -55,6 +55,7 @@ MS_REC, MS_PRIVATE = 16384, 1 << 18
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC = 0x10000000, 0x00020000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
 LEARNER_ID = 65534  # "nobody": owns no file of the grader's
 NEW_ROOT = "/tmp"  # where the fresh root is assembled, inside this mount namespace only
 SCRATCH = "/tmp"  # inside the fresh root
@@ -183,6 +184,18 @@ def run_learner(spec: dict, events_fd: int, status_fd: int | None) -> None:
     main(events_fd)
 
 
+def loopback_up() -> None:
+    """Bring up the loopback interface of this (new, empty) network namespace: 127.0.0.1 then reaches only
+    this sandbox's own processes, which is what the ranks of a torch.distributed group (chapter 08) need to
+    meet; there is still no other interface, so no route out."""
+    import fcntl
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        flags = struct.unpack("16sh14x", fcntl.ioctl(probe, SIOCGIFFLAGS, struct.pack("16sh14x", b"lo", 0)))[1]
+        fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
+
+
 def watch(child: int) -> int:
     """Reap every process handed to this one until the learner's process ends; its wait status."""
     while True:
@@ -193,6 +206,7 @@ def watch(child: int) -> int:
 
 def main(spec: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # as process 1, ignore signals from inside
+    loopback_up()
     build_root(spec)
     enter_root()
     if "warm" in spec:
@@ -264,6 +278,7 @@ def run_job(spec: dict, job: dict, job_fd: int, events_fd: int, stderr_fd: int, 
     """One job, in a child of the warm host: fresh namespaces and scratch, the job's limits, its first
     process (which runs the learner's), and the status written once every process of the job has ended."""
     _checked(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC), "unshare the job's namespaces")
+    loopback_up()
     mount(None, "/", flags=MS_REC | MS_PRIVATE)
     mount("none", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(job['scratch_bytes'])},mode=1777")
     for kind, value in [(resource.RLIMIT_AS, job["memory_bytes"]), (resource.RLIMIT_FSIZE, job["file_bytes"]),

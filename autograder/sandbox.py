@@ -8,7 +8,7 @@ inherited descriptor to an unnamed temporary file, so no run leaves a folder beh
 - with a clean environment and `python -S`, so that only the standard library, the installed
   third-party packages and the bundle are importable: not the course's own packages;
 - where Linux namespaces allow (`isolation_available()`), isolated by `autograder/isolation.py`
-  inside `unshare`: no network, and a file system built from an allow-list, nothing else: the
+  inside `unshare`: no network but a loopback of its own, and a file system built from an allow-list, nothing else: the
   interpreter's installation, the folders of the packages it imports (a virtual environment's
   site-packages, not the environment or the repository around it), the system's shared libraries
   (/usr/lib*, /lib*), the learner's bundle at /sandbox/bundle and the submission's folder at

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import socket
 import signal
 import time
 import uuid
@@ -57,10 +58,12 @@ try:
     print("references: importable")
 except ImportError:
     print("references: not importable")
-try:
-    socket.create_connection(("127.0.0.1", 9), timeout=1)
-except OSError as error:
-    print("network:", type(error).__name__)
+for name, address in (("host's loopback", ("127.0.0.1", {port})), ("outside", ("192.0.2.1", 9))):
+    try:
+        socket.create_connection(address, timeout=1).close()
+        print(name + ":", "connected")
+    except OSError as error:
+        print(name + ":", type(error).__name__)
 places = [("python", sys.prefix + "/tampered.pth"), ("packages", os.path.dirname(os.__file__) + "/x.py"),
           ("root", "/tampered"), ("bundle", "/sandbox/bundle/x.py"), ("submission", "/sandbox/submission/x"),
           ("dev", "/dev/x"), ("own", "tampered")]
@@ -166,8 +169,9 @@ def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bu
     (submission / "notes.txt").write_text("mine")
     (submission / "secret.txt").write_text("the grader's")
     (submission / "secret.txt").chmod(0o600)
+    host_service = socket.create_server(("127.0.0.1", 0))  # a service on the grader's own loopback
     source = PROBE.format(course=str(course), repo=str(notebooks.ROOT), others=str(others), copy=str(copy),
-                          pythonlib=os.path.dirname(os.__file__).encode())
+                          pythonlib=os.path.dirname(os.__file__).encode(), port=host_service.getsockname()[1])
     job = {"cells": [{"index": 0, "source": source}], "exercises": []}
     limits = sandbox.Limits(seconds=30, memory_bytes=3 * 2**30, scratch_bytes=64 * 2**20)
     run = sandbox.run(job, learner_bundle, limits, classroom.hidden_paths(course),
@@ -186,7 +190,10 @@ def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bu
         assert seen["submission"] == "read"
         if os.geteuid() == 0:  # the learner is a real unprivileged user: root's own files stay closed
             assert seen["root-only in submission"] == "PermissionError"
-    assert seen["network"] == "OSError"  # unreachable: no network at all, not even a refused connection
+    host_service.close()
+    # the sandbox's loopback is its own (where chapter 08's ranks meet): the grader's service there is not reached
+    assert seen["host's loopback"] == "ConnectionRefusedError"
+    assert seen["outside"] == "OSError"  # network unreachable: no interface but the loopback, no route out
     writes = {name: seen[f"write {name}"] for name in ("python", "packages", "root", "bundle", "submission", "dev")
               if mode == "cold" or name != "submission"}
     assert set(writes.values()) == {"refused"}, writes
