@@ -280,7 +280,7 @@ def run_job(spec: dict, job: dict, job_fd: int, events_fd: int, stderr_fd: int, 
     _checked(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC), "unshare the job's namespaces")
     loopback_up()
     mount(None, "/", flags=MS_REC | MS_PRIVATE)
-    mount("none", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(job['scratch_bytes'])},mode=1777")
+    fresh_scratch(spec, int(job["scratch_bytes"]))
     for kind, value in [(resource.RLIMIT_AS, job["memory_bytes"]), (resource.RLIMIT_FSIZE, job["file_bytes"]),
                         (resource.RLIMIT_CORE, 0), (resource.RLIMIT_CPU, int(job["seconds"]) + 5)]:
         resource.setrlimit(kind, (int(value), int(value)))
@@ -298,6 +298,27 @@ def run_job(spec: dict, job: dict, job_fd: int, events_fd: int, stderr_fd: int, 
     timed_out = _wait_at_most(first, float(job["seconds"]))
     status = os.read(learner_status, 64).decode() or None  # every process of the job has ended
     os.write(status_fd, json.dumps({"status": status, "timed_out": timed_out}).encode())
+
+
+def fresh_scratch(spec: dict, size: int) -> None:
+    """Cover the warm host's scratch with an empty one of `size` bytes, for one job. An allow-listed folder
+    may lie under the scratch (a clone under /tmp, its venv's site-packages): those are opened before the
+    new scratch covers them and bound again on top of it, read-only, as build_root lays them out."""
+    def under(path: str) -> bool:
+        return path.startswith(SCRATCH + "/")
+
+    kept = [(os.open(target, os.O_PATH | os.O_CLOEXEC), target) for _, target in spec["binds"] if under(target)]
+    mount("none", SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+    for fd, target in kept:
+        inside = mountpoint(target, _is_folder(fd))
+        mount(f"/proc/self/fd/{fd}", inside, flags=MS_BIND)
+        remount_read_only(inside)
+        os.close(fd)
+    for target in filter(under, spec["hide"]):
+        mount("none", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=755")
+    for link, points_to in spec["links"]:
+        if under(link):
+            os.symlink(points_to, link)
 
 
 def _job_first_process(spec: dict, job_fd: int, events_fd: int, stderr_fd: int, status_writer: int) -> None:

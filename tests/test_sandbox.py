@@ -520,3 +520,27 @@ def test_stop_all_ends_a_warm_host_and_its_running_job_within_seconds(learner_bu
             assert pool.hosts[0].process.wait(timeout=5) is not None  # the host, and so every job of it, ended
         finally:
             sandbox.allow_runs()
+
+
+@needs_isolation
+def test_an_allowed_folder_under_tmp_stays_visible_over_each_warm_jobs_fresh_scratch(learner_bundle, tmp_path,
+                                                                                       monkeypatch, mode):
+    """A clone under /tmp puts its venv's site-packages under the sandbox's scratch folder. The cold sandbox
+    mounts the scratch before the binds; a warm job mounts its fresh scratch after them, and must bind them
+    again, or the learner's interpreter finds none of its packages."""
+    allowed = tmp_path / "site-packages"
+    allowed.mkdir()
+    (allowed / "marker.txt").write_text("seen")
+    assert str(allowed).startswith("/tmp/")
+    python_folders = sandbox._python_folders
+    monkeypatch.setattr(sandbox, "_python_folders", lambda: [*python_folders(), allowed])
+    source = f"print('marker:', open({str(allowed / 'marker.txt')!r}).read())\n" \
+             f"open('/tmp/mine.txt', 'w').write('x')\nprint('scratch:', sorted(__import__('os').listdir('/tmp')))"
+    job = {"cells": [{"index": 0, "source": source}], "exercises": []}
+    limits = sandbox.Limits(seconds=30, memory_bytes=3 * 2**30, scratch_bytes=64 * 2**20)
+    run = sandbox.run(job, learner_bundle, limits, [])
+    text = output_of(run)
+    assert run.finished and run.isolated, (run.log, run.events)
+    assert "marker: seen" in text
+    top = allowed.relative_to("/tmp").parts[0]
+    assert "'mine.txt'" in text and f"'{top}'" in text  # the scratch is writable, the allowed folder's path kept
