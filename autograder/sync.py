@@ -64,14 +64,24 @@ def test_cell_source(exercise: registry.Exercise) -> str:
             f"{call})\n### BEGIN HIDDEN TESTS\n{call}, hidden=True)\n### END HIDDEN TESTS")
 
 
-def colab_cell_source(url: str) -> str:
-    return ("# On Colab, install the course package first. It needs nothing Colab lacks, so Colab's own torch\n"
-            "# (a CUDA build), numpy and Jupyter stay exactly as they are.\n"
-            "import sys\n\n"
+# The extras a chapter's notebook needs beyond the base install, which its Colab cell installs too.
+CHAPTER_EXTRAS = {"ch09": ("deploy",)}
+
+
+def colab_cell_source(url: str, extras: tuple[str, ...] = ()) -> str:
+    if extras:
+        package = f"nncourse[{','.join(extras)}] @ git+{url}"
+        why = (f"# On Colab, install the course package first, with the {', '.join(extras)} extra this chapter uses;\n"
+               "# Colab's own torch (a CUDA build), numpy and Jupyter stay exactly as they are.\n")
+    else:
+        package = f"nncourse @ git+{url}"
+        why = ("# On Colab, install the course package first. It needs nothing Colab lacks, so Colab's own torch\n"
+               "# (a CUDA build), numpy and Jupyter stay exactly as they are.\n")
+    return (why + "import sys\n\n"
             'if "google.colab" in sys.modules:\n'
             "    import subprocess\n\n"
             '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
-            f'                    "nncourse @ git+{url}"], check=True)')
+            f'                    "{package}"], check=True)')
 
 
 def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path = notebooks.SOLUTIONS,
@@ -82,10 +92,10 @@ def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path =
     Returns what differed (and, with write=True, was fixed). Problems that sync cannot fix,
     such as a missing cell, are returned too and are never written over."""
     differences = []
-    colab = colab_cell_source(notebooks.repository_url())
     for chapter, module in notebooks.chapter_modules(solutions_dir).items():
         path = notebooks.chapter_notebook(chapter, course_dir)
         notebook = notebooks.read(path)
+        colab = colab_cell_source(notebooks.repository_url(), CHAPTER_EXTRAS.get(chapter, ()))
         found = _sync_notebook(notebook, path, chapter, solution_sources(module), colab)
         found += _drop_execution_times(notebook, path)
         differences += found

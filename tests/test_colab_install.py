@@ -105,3 +105,21 @@ def test_the_colab_cell_installs_with_dependencies_from_the_repository():
     source = colab_cell_source(notebooks.repository_url())
     assert f"nncourse @ git+{notebooks.repository_url()}" in source
     assert "--no-deps" not in source
+
+
+def test_a_chapter_that_needs_an_extra_installs_it_on_colab():
+    """Chapter 09's serving sections need the deploy extra; its Colab cell asks for it, the others do not."""
+    from autograder.sync import CHAPTER_EXTRAS
+
+    url = notebooks.repository_url()
+    for path in notebooks.all_notebooks():
+        chapter = path.parent.name
+        cell = next(c for c in notebooks.read(path).cells if "colab-setup" in c.metadata.get("tags", []))
+        extras = CHAPTER_EXTRAS.get(chapter, ())
+        package = f"nncourse[{','.join(extras)}] @ git+{url}" if extras else f"nncourse @ git+{url}"
+        assert f'"{package}"' in cell.source, chapter
+    assert CHAPTER_EXTRAS["ch09"] == ("deploy",)
+    import tomllib
+
+    declared = tomllib.loads((notebooks.ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert all(extra in declared for extras in CHAPTER_EXTRAS.values() for extra in extras)
