@@ -20,8 +20,22 @@ from solutions import ch08_distributed as ch08
 from solutions.models import mlp
 
 
+@pytest.fixture(autouse=True)
+def _already_running():
+    """The processes below this one before the test: what earlier tests in this worker keep for good
+    (multiprocessing's resource tracker, started once by Dask) is not this test's leftover."""
+    _BEFORE[:] = _running_below()
+
+
+_BEFORE = []
+
+
 def leftovers():
-    """Processes still running below this one (the test's own children and theirs)."""
+    """Processes still running below this one that the test started (its children and theirs)."""
+    return [pid for pid in _running_below() if pid not in _BEFORE]
+
+
+def _running_below():
     found = []
     for pid in ch08._descendants(os.getpid()):
         try:
