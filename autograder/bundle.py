@@ -18,7 +18,7 @@ from autograder import drivers, notebooks, registry, stored
 LEARNER_MODULES = {
     "autograder": ["__init__.py", "check.py", "compare.py", "display.py", "drivers.py", "registry.py",
                    "stored.py", "wire.py", "sandbox_runner.py"],
-    "solutions": ["__init__.py", "common.py", "data.py", "models.py", "serving.py"],
+    "solutions": ["__init__.py", "common.py", "data.py", "launching.py", "models.py", "serving.py"],
     # concept questions are practice, not graded: their explanations may travel with the learner
     "autograder/questions": sorted(path.name for path in (notebooks.ROOT / "autograder" / "questions").glob("*.py")),
 }

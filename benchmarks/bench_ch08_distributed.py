@@ -16,13 +16,14 @@ from pathlib import Path
 
 from benchmarks.harness import Comparison
 from solutions import ch08_distributed as ch08
+from solutions import launching
 
 BATCHES = (64, 256)
 
 
 def measure(folder, processes, batch):
     """The bench mode's figures (samples_per_s, compute_ms, allreduce_ms, ...) from rank 0, on `processes`."""
-    out = ch08.launch(folder / "train_ddp.py", nproc=processes, args=["bench"], timeout=300,
+    out = launching.launch(folder / "train_ddp.py", nproc=processes, args=["bench"], timeout=300,
                       env={"BENCH_BATCH": str(batch)})
     return next(json.loads(line) for line in out.splitlines() if line.startswith("{"))
 

@@ -17,6 +17,7 @@ from torch.utils.data import DistributedSampler
 
 from autograder import drivers
 from solutions import ch08_distributed as ch08
+from solutions import launching
 from solutions.models import mlp
 
 
@@ -37,7 +38,7 @@ def leftovers():
 
 def _running_below():
     found = []
-    for pid in ch08._descendants(os.getpid()):
+    for pid in launching._descendants(os.getpid()):
         try:
             with open(f"/proc/{pid}/stat") as file:
                 if file.read().rsplit(")", 1)[1].split()[0] != "Z":
@@ -133,7 +134,7 @@ def test_the_training_script_under_torchrun(tmp_path):
     (tmp_path / "my_ch08.py").write_text("import torch\nimport torch.distributed as dist\n\n\n" +
                                          inspect.getsource(ch08.average_gradients))
     (tmp_path / "train_ddp.py").write_text(ch08.TRAINING_SCRIPT)
-    out = ch08.launch(tmp_path / "train_ddp.py", 2, ["check"], timeout=120)
+    out = launching.launch(tmp_path / "train_ddp.py", 2, ["check"], timeout=120)
     assert out.count("below 1e-12: True") == 2 and out.count("below 1e-10: True") == 2, out
     assert "False" not in out
     assert not leftovers()
@@ -208,7 +209,7 @@ def test_a_script_whose_rank_1_raises_fails_quickly_with_rank_1s_message(tmp_pat
     (tmp_path / "fails.py").write_text(FAILING)
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="rank 1 read a corrupt shard"):
-        ch08.launch(tmp_path / "fails.py", 2, timeout=60)
+        launching.launch(tmp_path / "fails.py", 2, timeout=60)
     assert time.monotonic() - start < 30
     assert not leftovers()
 
@@ -218,7 +219,7 @@ def test_a_launch_past_its_time_limit_is_stopped_with_every_worker(tmp_path):
     (tmp_path / "hangs.py").write_text("import time\ntime.sleep(600)\n")
     start = time.monotonic()
     with pytest.raises(TimeoutError, match="ran past 5 s"):
-        ch08.launch(tmp_path / "hangs.py", 2, timeout=5)
+        launching.launch(tmp_path / "hangs.py", 2, timeout=5)
     assert time.monotonic() - start < 15
     time.sleep(0.2)
     assert not leftovers()
@@ -250,12 +251,12 @@ def test_accumulated_gradients_are_the_whole_batchs(n, k):
 
 
 def test_the_notebooks_given_code_is_the_references():
-    """launch and the training script are given code in the notebook (a graded class's bundle has no solutions
-    module to import them from), word for word the solutions' source."""
+    """The notebook teaches the launcher by showing it (solutions/launching.py, which chapter 09 imports) and gives
+    the training script (a graded class's bundle has no chapter module to import it from): each word for word."""
     from autograder import notebooks
 
     notebook = notebooks.read(notebooks.chapter_notebook("ch08"))
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    for fn in (ch08.launch, ch08._failing_rank_output, ch08._kill_tree, ch08._descendants):
+    for fn in (launching.launch, launching._failing_rank_output, launching._kill_tree, launching._descendants):
         assert inspect.getsource(fn).rstrip() in code, f"the notebook's {fn.__name__} differs from solutions/"
     assert f"TRAINING_SCRIPT = '''{ch08.TRAINING_SCRIPT}'''" in code, "the notebook's script differs from solutions/"
