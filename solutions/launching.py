@@ -39,16 +39,23 @@ def launch(script, nproc=2, args=(), timeout=120, env=None):
 
 
 def _failing_rank_output(text):
-    """What the rank that failed first wrote (its traceback), from torchrun's standard error: torchrun names that
-    rank under "Root Cause" and prefixes each line a rank writes with "[rankN]: ". Without those, the last lines."""
+    """What the rank that failed first wrote, from torchrun's standard error: torchrun names that rank under
+    "Root Cause", and a rank's Python traceback comes with each line prefixed "[rankN]: ". A rank that died
+    without one (a signal, an abort inside C++) has no such lines: then what the ranks wrote before torchrun's
+    own report (its log lines start "W1124 ...", "E1124 ..."), and how the rank ended."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("Root Cause")), len(lines))
     rank = next((line.split(":", 1)[1].split()[0] for line in lines[start:] if line.strip().startswith("rank")), None)
     prefix = f"[rank{rank}]: "
     own = [line[len(prefix):] for line in lines if line.startswith(prefix)]
-    if rank is None or not own:
+    if rank is not None and own:
+        return f"rank {rank} failed first:\n" + "\n".join(own[-20:])
+    report = next((i for i, line in enumerate(lines) if line[:1] in "WEI" and line[1:5].isdigit()), len(lines))
+    written = [line for line in lines[:report] if line.strip()][-20:]
+    ended = [line.strip() for line in lines[start:] if line.strip().startswith("exitcode")][:1]
+    if rank is None or not ended:
         return "\n".join(lines[-20:])
-    return f"rank {rank} failed first:\n" + "\n".join(own[-20:])
+    return f"rank {rank} failed first ({ended[0]}), after the ranks wrote:\n" + "\n".join(written)
 
 
 def _kill_tree(process):

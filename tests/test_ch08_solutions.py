@@ -260,3 +260,21 @@ def test_the_notebooks_given_code_is_the_references():
     for fn in (launching.launch, launching._failing_rank_output, launching._kill_tree, launching._descendants):
         assert inspect.getsource(fn).rstrip() in code, f"the notebook's {fn.__name__} differs from solutions/"
     assert f"TRAINING_SCRIPT = '''{ch08.TRAINING_SCRIPT}'''" in code, "the notebook's script differs from solutions/"
+
+
+def test_a_rank_that_aborts_without_a_traceback_is_named_with_how_it_ended_and_what_was_written():
+    """A rank killed by a signal or aborted inside C++ prints no "[rankN]: " traceback; the message then names
+    the rank, its exit, and the last lines the ranks wrote before torchrun's own report, not only the report."""
+    stderr = "\n".join([
+        "terminate called without an active exception",
+        "W1124 11:56:46.453000 1225 api.py:1028] Sending process 1229 closing signal SIGTERM",
+        "E1124 11:56:46.489000 1225 api.py:1002] failed (exitcode: -6) local_rank: 1 (pid: 1230)",
+        "Traceback (most recent call last):",
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:",
+        "Failures:", "[1]:", "  rank      : 0 (local_rank: 0)", "  exitcode  : -15 (pid: 1229)  (SIGTERM)",
+        "Root Cause (first observed failure):", "[0]:", "  rank      : 1 (local_rank: 1)",
+        "  exitcode  : -6 (pid: 1230)  (SIGABRT)", "  traceback : Signal 6 (SIGABRT) received by PID 1230"])
+    message = launching._failing_rank_output(stderr)
+    assert message.startswith("rank 1 failed first (exitcode  : -6 (pid: 1230)  (SIGABRT))")
+    assert message.endswith("terminate called without an active exception")
+    assert "Sending process" not in message and "ChildFailedError" not in message
