@@ -16,15 +16,6 @@ def available_devices():
     return found
 
 
-def default_device():
-    """CUDA when present, else the CPU: the device later chapters' notebooks train on.
-
-    Chapter 06 writes a fuller chooser (MPS too, and an environment override); this one stays minimal.
-    ->  torch.device
-    """
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def make_deterministic(seed=0, threads=1):
     """Seed Python, numpy's legacy global generator and torch, and fix torch's CPU thread count.
 

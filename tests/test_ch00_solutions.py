@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from solutions.ch00_setup import sigmoid
-from solutions.common import available_devices, default_device, make_deterministic
+from solutions.common import available_devices, make_deterministic
 
 
 def test_sigmoid_matches_torch_without_warnings():
@@ -21,7 +21,7 @@ def test_make_deterministic_repeats_numbers():
     assert torch.get_num_threads() == 1
 
 
-def test_default_device_is_one_of_the_available_devices():
-    device = default_device()
-    assert device.type in available_devices() and available_devices()[0] == "cpu"
-    assert torch.zeros(1, device=device).device.type == device.type
+def test_every_available_device_holds_a_tensor_and_the_cpu_comes_first():
+    assert available_devices()[0] == "cpu"
+    for name in available_devices():
+        assert torch.zeros(1, device=name).device.type == name

@@ -29,14 +29,20 @@ lams = st.sampled_from([0.0, 1e-4, 0.01, 0.5, 3.0])
 @s.budget(40)
 @given(weights=weight_lists, lam=lams)
 def test_l2_penalty_is_autograds(fn, weights, lam):
+    assert_penalty_is_autograds(fn, weights, lam, lambda t: lam / 2 * (t * t).sum(), rtol=1e-14)
+
+
+def assert_penalty_is_autograds(fn, weights, lam, torch_term, rtol):
+    """fn(weights, lam) -> (penalty, grads) equals the sum of torch_term over the weights and its autograd
+    gradient (rtol on the gradient); no weights: penalty 0 and no gradients."""
     tensors = [torch.tensor(w, requires_grad=True) for w in weights]
     penalty, grads = fn([w.copy() for w in weights], lam)
     if tensors:
-        theirs = lam / 2 * sum((t * t).sum() for t in tensors)
+        theirs = sum(torch_term(t) for t in tensors)
         theirs.backward()
         assert penalty == pytest.approx(theirs.item(), rel=1e-12, abs=1e-300)
         for g, t in zip(grads, tensors):
-            np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-14, atol=0)
+            np.testing.assert_allclose(g, t.grad.numpy(), rtol=rtol, atol=0)
     else:
         assert penalty == 0 and grads == []
 
@@ -45,16 +51,7 @@ def test_l2_penalty_is_autograds(fn, weights, lam):
 @s.budget(40)
 @given(weights=st.lists(s.with_kinks(st.tuples(st.integers(1, 3), st.integers(1, 4))), max_size=3), lam=lams)
 def test_l1_penalty_is_autograds_zero_at_the_kink(fn, weights, lam):
-    tensors = [torch.tensor(w, requires_grad=True) for w in weights]
-    penalty, grads = fn([w.copy() for w in weights], lam)
-    if tensors:
-        theirs = lam * sum(t.abs().sum() for t in tensors)
-        theirs.backward()
-        assert penalty == pytest.approx(theirs.item(), rel=1e-12, abs=1e-300)
-        for g, t in zip(grads, tensors):
-            np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-15, atol=0)
-    else:
-        assert penalty == 0 and grads == []
+    assert_penalty_is_autograds(fn, weights, lam, lambda t: lam * t.abs().sum(), rtol=1e-15)
 
 
 steps = st.tuples(st.integers(1, 4), st.integers(1, 3)).flatmap(
