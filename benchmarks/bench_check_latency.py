@@ -4,7 +4,8 @@ The peer is the bare work a check cannot avoid: building each visible case's inp
 reference on them once. The ratio is the check's overhead factor (copying inputs to detect
 in-place changes, running the learner's function, comparing, formatting the report).
 """
-from autograder import check, registry
+from autograder import check
+from autograder.learner import registry
 from benchmarks.harness import Comparison, median_time
 
 

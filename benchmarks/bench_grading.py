@@ -19,7 +19,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import bundle, classroom, demos, grading, notebooks, registry, sandbox
+from autograder.instructor import bundle, classroom, demos, grading, notebooks, sandbox
+from autograder.learner import registry
 from benchmarks.harness import Comparison
 
 CHAPTER = "ch02"

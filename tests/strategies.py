@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, settings  # noqa: F401  (assume re-e
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autograder import registry
+from autograder.learner import registry
 
 
 def alternatives(exercise_id):

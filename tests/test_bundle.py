@@ -5,20 +5,20 @@ import sysconfig
 
 import pytest
 
-from autograder import bundle
+from autograder.instructor import bundle
 
 SCRIPT = '''
 import sys
 sys.path[:0] = [{bundle!r}, {site!r}]
 import numpy as np
 from autograder import check
-import autograder.registry as registry
+import autograder.learner.registry as registry
 print("references importable:", any(__import__("importlib").util.find_spec(name) for name in
-      ("solutions.ch02_gradient_descent", "autograder.exercises")))
+      ("solutions.ch02_gradient_descent", "autograder.instructor")))
 print("right:", check("ch02.mse_loss", lambda X, y, w, b: float(np.mean((X @ w + b - y) ** 2)), verbose=False))
 print("hidden cases:", sum(case.hidden for e in registry.all_exercises() for case in e.cases))
 check("ch02.mse_gradient", lambda X, y, w, b: (-2 / len(y) * X.T @ (X @ w + b - y), -2 / len(y) * (X @ w + b - y).sum()))
-from autograder.questions import answer
+from autograder import answer
 answer("ch02.bias_gradient", "a")
 '''
 
@@ -48,19 +48,19 @@ def test_bundle_is_an_installable_package(learner_bundle, tmp_path):
     import zipfile
 
     names = zipfile.ZipFile(next(tmp_path.glob("nncourse_learner-*.whl"))).namelist()
-    assert "autograder/stored_cases/ch02.json" in names and "solutions/data.py" in names
-    assert not [name for name in names if name.startswith(("solutions/ch", "autograder/exercises"))]
+    assert "autograder/learner/stored_cases/ch02.json" in names and "solutions/data.py" in names
+    assert not [name for name in names if name.startswith(("solutions/ch", "autograder/instructor"))]
 
 
 def _course_imports(path):
     """The course modules a notebook's code cells import, as paths relative to the repository:
     `from solutions.models import mlp` -> solutions/models.py, `from solutions import ch04_optimizers`
-    -> solutions/ch04_optimizers.py, `from autograder import check` -> autograder/check.py if that is a module."""
+    -> solutions/ch04_optimizers.py, `from autograder import check` -> autograder/learner/check.py if that is a module."""
     import ast
 
     import nbformat
 
-    from autograder import notebooks
+    from autograder.instructor import notebooks
 
     def module_file(dotted):
         base = notebooks.ROOT.joinpath(*dotted.split("."))
@@ -90,7 +90,7 @@ def _course_imports(path):
 def test_a_notebook_imports_only_what_a_graded_class_bundle_ships(chapter):
     """A notebook that imports a reference module (solutions/chNN_*.py) runs in self-study, where the whole
     package is installed, and fails in a graded class, whose bundle has no references."""
-    shipped = {f"{package}/{name}" for package, names in bundle.LEARNER_MODULES.items() for name in names}
+    shipped = {path.as_posix() for path in bundle.shipped_files()}
     notebook = bundle.notebooks.chapter_notebook(chapter)
     missing = sorted(_course_imports(notebook) - shipped)
     assert not missing, f"{notebook.name} imports {missing}, which a graded class's bundle does not have"
@@ -104,4 +104,45 @@ def test_the_import_finder_sees_a_reference_import(tmp_path):
     path = tmp_path / "n.ipynb"
     nbformat.write(notebook, path)
     assert _course_imports(path) == {"solutions/ch04_optimizers.py", "solutions/models.py", "solutions/__init__.py",
-                                     "autograder/check.py", "autograder/__init__.py"}
+                                     "autograder/__init__.py"}
+
+
+def _imported_modules(path):
+    """Every module `path` imports, by its dotted name (relative imports resolved against the package)."""
+    import ast
+
+    package = ".".join(path.relative_to(bundle.notebooks.ROOT).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            found += [module] + [f"{module}.{alias.name}" for alias in node.names]
+    return found
+
+
+def test_the_learner_half_never_imports_the_instructor_half():
+    """learner/ is shipped whole to a graded class; an import of instructor/ there would fail in the bundle,
+    or worse, work in self-study and hide that it fails."""
+    learner_side = bundle.LEARNER_SIDE
+    offending = {path.relative_to(learner_side).as_posix(): name for path in learner_side.rglob("*.py")
+                 for name in _imported_modules(path) if name.startswith("autograder.instructor")}
+    assert not offending, f"learner modules import the instructor's half: {offending}"
+
+
+def test_the_import_direction_test_sees_an_instructor_import(tmp_path, monkeypatch):
+    fake_root = tmp_path
+    module = fake_root / "autograder" / "learner" / "x.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("from ..instructor import grading\nimport autograder.instructor.sandbox\n")
+    monkeypatch.setattr(bundle.notebooks, "ROOT", fake_root)
+    assert {"autograder.instructor.grading", "autograder.instructor.sandbox"} <= set(_imported_modules(module))
+
+
+def test_the_bundle_ships_the_learner_half_whole_and_nothing_of_the_instructors(learner_bundle):
+    shipped = {path.relative_to(learner_bundle).as_posix() for path in learner_bundle.rglob("*.py")}
+    learner = {path.relative_to(bundle.notebooks.ROOT).as_posix() for path in bundle.LEARNER_SIDE.rglob("*.py")}
+    assert learner <= shipped
+    assert not [name for name in shipped if name.startswith(("autograder/instructor", "solutions/ch"))]

@@ -359,7 +359,7 @@ def test_params_are_the_layers_own_arrays_and_an_optimizer_in_place_trains_like_
 def test_the_graders_torch_layers_compute_what_the_chapters_layers_compute():
     """The check of ch03.Sequential runs it on layers computed by torch (drivers.through_layers): on the same
     weights, they must give what a Sequential of the chapter's own layers gives."""
-    from autograder import drivers, registry
+    from autograder.learner import drivers, registry
 
     exercise = registry.get("ch03.Sequential")
     kinds = {"relu": ch03.ReLU, "sigmoid": ch03.Sigmoid, "tanh": ch03.Tanh}
@@ -383,7 +383,7 @@ def test_the_notebook_gives_the_solutions_code_verbatim():
 
     import nbformat
 
-    from autograder import notebooks
+    from autograder.instructor import notebooks
 
     notebook = nbformat.read(notebooks.chapter_notebook("ch03"), as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")

@@ -160,7 +160,7 @@ def test_the_notebook_gives_the_optimizer_class_verbatim_over_the_learners_steps
 
     import nbformat
 
-    from autograder import notebooks
+    from autograder.instructor import notebooks
 
     notebook = nbformat.read(notebooks.chapter_notebook("ch04"), as_version=4)
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")

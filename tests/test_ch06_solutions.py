@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import drivers
+from autograder.learner import drivers
 from solutions import ch06_devices as ch06
 from solutions.common import available_devices
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from autograder import drivers
+from autograder.learner import drivers
 from solutions import ch08_distributed as ch08
 from solutions import launching
 from solutions.models import mlp
@@ -253,7 +253,7 @@ def test_accumulated_gradients_are_the_whole_batchs(n, k):
 def test_the_notebooks_given_code_is_the_references():
     """The notebook teaches the launcher by showing it (solutions/launching.py, which chapter 09 imports) and gives
     the training script (a graded class's bundle has no chapter module to import it from): each word for word."""
-    from autograder import notebooks
+    from autograder.instructor import notebooks
 
     notebook = notebooks.read(notebooks.chapter_notebook("ch08"))
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")

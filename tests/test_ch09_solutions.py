@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 import torch.nn.utils.prune as prune
 
-from autograder import drivers
+from autograder.learner import drivers
 from solutions import ch09_deployment as ch09
 from solutions import models
 from solutions.data import digits
@@ -110,7 +110,7 @@ def test_distillation_loss_matches_kl_div_and_its_soft_gradient_keeps_its_size_a
     ([64, 32, 10], 8, "adam", 4), ([64, 128, 64, 10], 100, "momentum", 8), ([5, 3], 1, "sgd", 4),
     ([784, 256, 10], 64, "adam", 4)])
 def test_training_memory_matches_what_torch_holds(sizes, batch, optimizer, dtype_bytes):
-    from autograder.exercises.ch09 import _memory_measured
+    from autograder.instructor.exercises.ch09 import _memory_measured
 
     assert ch09.training_memory(sizes, batch, optimizer, dtype_bytes) == \
         _memory_measured(sizes, batch, optimizer, dtype_bytes)
@@ -118,7 +118,7 @@ def test_training_memory_matches_what_torch_holds(sizes, batch, optimizer, dtype
 
 @pytest.mark.parametrize("model", ["softmax regression", "two-layer tanh"])
 def test_dp_sgd_matches_a_per_sample_loop_and_its_noise_has_the_stated_size(model):
-    from autograder.exercises.ch09 import _dp_case, _dp_loop
+    from autograder.instructor.exercises.ch09 import _dp_case, _dp_loop
 
     args = _dp_case(7, model, 12, max_norm=0.2, noise_multiplier=1.5)()
     ours = drivers.dp_sgd_on_a_model(ch09.dp_sgd_gradient, args)

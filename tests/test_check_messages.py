@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import check, registry, sync
-from autograder.check import ExerciseFailed
-from autograder.compare import differences
-from autograder.display import show, show_pair
+from autograder import check
+from autograder.instructor import sync
+from autograder.learner import registry
+from autograder.learner.check import ExerciseFailed
+from autograder.learner.compare import differences
+from autograder.learner.display import show, show_pair
 from solutions import ch02_gradient_descent as ref
 
 
@@ -215,8 +217,9 @@ def test_the_grading_sandbox_swaps_by_the_same_rule():
 
     from sklearn.preprocessing import OneHotEncoder
 
-    from autograder import grading, sandbox_runner
-    from autograder.check import judge
+    from autograder.instructor import grading
+    from autograder.learner import in_sandbox as sandbox_runner
+    from autograder.learner.check import judge
 
     exercise = registry.get("ch01.prepare_features")
     job, inputs = grading._job_exercise(exercise)
@@ -413,8 +416,8 @@ def test_the_learners_bundle_names_mistakes_by_the_same_rule(tmp_path):
     """Stored cases keep which inputs a mistake changes in place and which exception it raises."""
     import json
 
-    from autograder import stored
-    from autograder.check import report, run_cases
+    from autograder.learner import stored
+    from autograder.learner.check import report, run_cases
 
     for exercise_id, fn, name in [
             ("ch03.numerical_gradient", numerical_gradient_without_restoring(work_on_a_copy=True),
@@ -535,7 +538,7 @@ def test_an_imputer_with_wrong_indicator_features_fails_though_its_transform_is_
 
 
 def test_every_fit_then_transform_case_compares_every_attribute_its_docstring_promises():
-    from autograder.drivers import fit_then_transform
+    from autograder.learner.drivers import fit_then_transform
 
     for exercise in registry.all_exercises():
         if exercise.call is not fit_then_transform:

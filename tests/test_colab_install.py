@@ -19,8 +19,8 @@ import zipfile
 
 import pytest
 
-from autograder import notebooks
-from autograder.sync import colab_cell_source
+from autograder.instructor import notebooks
+from autograder.instructor.sync import colab_cell_source
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def test_the_colab_cell_installs_with_dependencies_from_the_repository():
 
 def test_a_chapter_that_needs_an_extra_installs_it_on_colab():
     """Chapter 09's serving sections need the deploy extra; its Colab cell asks for it, the others do not."""
-    from autograder.sync import CHAPTER_EXTRAS
+    from autograder.instructor.sync import CHAPTER_EXTRAS
 
     url = notebooks.repository_url()
     for path in notebooks.all_notebooks():

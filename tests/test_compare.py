@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from autograder.compare import Tolerance, differences
+from autograder.learner.compare import Tolerance, differences
 
 
 def test_equal_values_have_no_differences():
@@ -60,7 +60,7 @@ def test_numpy_expected_but_tensor_returned():
 # ---------------------------------------------------------------- inputs changed in place, leaf by leaf
 
 def test_every_leaf_is_compared_by_value():
-    from autograder.compare import same_values
+    from autograder.learner.compare import same_values
 
     assert not same_values(["The cat", "A dog"], ["the cat", "A dog"])
     assert not same_values({"city": "Paris"}, {"city": "paris"})
@@ -71,7 +71,7 @@ def test_every_leaf_is_compared_by_value():
 
 
 def test_an_object_is_compared_by_its_attributes_to_a_depth_bound():
-    from autograder.compare import same_values
+    from autograder.learner.compare import same_values
 
     class Config:
         def __init__(self, lr, names):
@@ -86,7 +86,7 @@ def test_an_object_is_compared_by_its_attributes_to_a_depth_bound():
 
 
 def test_an_object_that_raises_when_compared_never_crashes_and_counts_as_changed_only_if_it_shows():
-    from autograder.compare import same_values
+    from autograder.learner.compare import same_values
 
     class Touchy:
         def __eq__(self, other):

@@ -8,8 +8,9 @@ a learner's tag counts for nothing, and a demonstration whose names a learner's 
 import nbformat
 import pytest
 
-from autograder import bundle, classroom, demos, grading, notebooks, registry, sandbox
-from autograder.learner_copy import learner_path
+from autograder.instructor import bundle, classroom, demos, grading, notebooks, sandbox
+from autograder.learner import registry
+from autograder.instructor.learner_copy import learner_path
 
 CHAPTERS = [path.parent.name for path in notebooks.all_notebooks()]
 GRADED = sorted({e.chapter for e in registry.all_exercises() if e.points > 0})

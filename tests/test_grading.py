@@ -11,8 +11,9 @@ import shutil
 import nbformat
 import pytest
 
-from autograder import classroom, notebooks, registry, reports, sandbox
-from autograder.grading import graded_exercises
+from autograder.instructor import classroom, notebooks, reports, sandbox
+from autograder.learner import registry
+from autograder.instructor.grading import graded_exercises
 
 pytestmark = pytest.mark.slow
 
@@ -117,9 +118,9 @@ except MemoryError:
                                                        "def gradient_step(w, b, grad_w, grad_b, lr):\n    import os\n    os._exit(3)")),
         "segfault_at_top_level": edited(release, reference, add_code_cell("import ctypes\nctypes.string_at(0)", at=1)),
         "patches_check": edited(release, None, add_code_cell(
-            "import autograder, autograder.check, autograder.compare\n"
-            "autograder.check = autograder.check.check = lambda *a, **k: True\n"
-            "autograder.compare.differences = lambda *a, **k: []", at=1)),
+            "import autograder, autograder.learner.check, autograder.learner.compare\n"
+            "autograder.learner.check = autograder.learner.check.check = lambda *a, **k: True\n"
+            "autograder.learner.compare.differences = lambda *a, **k: []", at=1)),
         "lying_objects": edited(release, {**reference, "ch02-mse_loss": (
             "class Anything(float):\n    def __eq__(self, other):\n        return True\n\n"
             "def mse_loss(X, y, w, b):\n    return Anything(0.0)"),
@@ -182,8 +183,8 @@ def exercise(graded, student, exercise_id):
 def test_learner_bundle_has_no_references_and_no_hidden_cases(graded):
     _, learner_bundle, _, _ = graded
     files = {path.relative_to(learner_bundle).as_posix() for path in learner_bundle.rglob("*") if path.is_file()}
-    assert not any(name.startswith("solutions/ch") or name.startswith("autograder/exercises") for name in files)
-    stored = (learner_bundle / "autograder" / "stored_cases" / f"{CHAPTER}.json").read_text()
+    assert not any(name.startswith(("solutions/ch", "autograder/instructor")) for name in files)
+    stored = (learner_bundle / "autograder" / "learner" / "stored_cases" / f"{CHAPTER}.json").read_text()
     for e in graded_exercises(CHAPTER):
         for case in e.cases:
             assert (f'"name": {json.dumps(case.name)}' in stored) == (not case.hidden)
@@ -281,7 +282,7 @@ def test_learner_code_cannot_import_or_read_the_references(graded):
 
 
 def test_hidden_cases_catch_an_answer_fitted_to_the_visible_ones_without_revealing_them(graded):
-    from autograder.display import show
+    from autograder.learner.display import show
 
     assert score(graded, "fits_only_the_visible_cases") == FULL - points("ch02.mse_loss")
     feedback = exercise(graded, "fits_only_the_visible_cases", "ch02.mse_loss").feedback
@@ -375,7 +376,7 @@ def test_the_grade_command_end_to_end(graded, tmp_path):
     course_dir = graded[0]
     for student in ("reference", "invalid_json"):
         shutil.copytree(course_dir / "submitted" / student, tmp_path / "submitted" / student)
-    result = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
+    result = subprocess.run([sys.executable, "-m", "autograder.instructor.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
                              "--workers", "2", "--timeout", "30"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "2 submissions, 1 graded, 1 unreadable notebook" in result.stdout
@@ -392,12 +393,12 @@ def test_the_release_command(tmp_path):
 
     shutil.copy(notebooks.ROOT / "nbgrader_config.py", tmp_path)
     shutil.copytree(notebooks.COURSE, tmp_path / "course")
-    result = subprocess.run([sys.executable, "-m", "autograder.cli", "release", CHAPTER, "--course-dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "autograder.instructor.cli", "release", CHAPTER, "--course-dir", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     released = nbformat.read(tmp_path / "release" / CHAPTER / NOTEBOOK, as_version=4)
     assert "BEGIN SOLUTION" not in json.dumps(released)
-    assert (tmp_path / "release" / "nncourse-learner" / "autograder" / "stored_cases" / f"{CHAPTER}.json").exists()
+    assert (tmp_path / "release" / "nncourse-learner" / "autograder" / "learner" / "stored_cases" / f"{CHAPTER}.json").exists()
     assert not list((tmp_path / "release" / "nncourse-learner" / "solutions").glob("ch*.py"))
 
 
@@ -415,7 +416,7 @@ def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resum
         folder.mkdir(parents=True)
         nbformat.write(edited(lean(release), answers(), add_code_cell("import time\ntime.sleep(300)", at=1)),
                        folder / NOTEBOOK)
-    grade = subprocess.Popen([sys.executable, "-m", "autograder.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
+    grade = subprocess.Popen([sys.executable, "-m", "autograder.instructor.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
                               "--workers", "1", "--timeout", "300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     kept = tmp_path / "nncourse" / "grades" / CHAPTER

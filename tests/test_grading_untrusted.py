@@ -16,9 +16,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import classroom, grading, notebooks, registry, sandbox, wire
-from autograder.check import INDENT
-from autograder.grading import graded_exercises
+from autograder.instructor import classroom, grading, notebooks, sandbox
+from autograder.learner import registry, wire
+from autograder.learner.check import INDENT
+from autograder.instructor.grading import graded_exercises
 from tests.test_grading import add_code_cell, answers, edited, lean, with_answer
 
 CHAPTER = "ch02"
@@ -84,7 +85,7 @@ def mse_loss(X, y, w, b):
 # would reseed numpy.
 FORGES_RECORDS = '''
 import gc
-from autograder.sandbox_runner import Events
+from autograder.learner.in_sandbox import Events
 WORDS = "I WAS ROBBED " + "BY THE GRADER"
 for events in [value for value in gc.get_objects() if isinstance(value, Events)]:
     for case in CASES:
@@ -123,7 +124,7 @@ def bad_notebooks(release) -> dict:
 
 
 def grade_command(course_dir):
-    return subprocess.run([sys.executable, "-m", "autograder.cli", "grade", CHAPTER, "--course-dir", str(course_dir),
+    return subprocess.run([sys.executable, "-m", "autograder.instructor.cli", "grade", CHAPTER, "--course-dir", str(course_dir),
                            "--workers", "2", "--timeout", "30"], capture_output=True, text=True)
 
 
@@ -391,7 +392,7 @@ def test_the_export_says_what_happened_to_each_exercise(monkeypatch, submission,
 
 
 def test_statuses_and_event_kinds_are_enums_whose_values_stay_the_strings_on_disk():
-    from autograder.sandbox_runner import Event
+    from autograder.learner.in_sandbox import Event
 
     grade = grading.ungraded("someone", CHAPTER, grading.Status.UNREADABLE, "not JSON")
     stored = json.loads(json.dumps(grade.to_json()))

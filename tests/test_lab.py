@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from autograder import notebooks
+from autograder.instructor import notebooks
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ class Lab:
         env = {**os.environ, "PATH": os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
                                                      if not p.startswith(sys.prefix))}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.cli", "lab", *options, "--no-browser", f"--port={self.port}",
+            [sys.executable, "-m", "autograder.instructor.cli", "lab", *options, "--no-browser", f"--port={self.port}",
              "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", "--ServerApp.open_browser=False"],
             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         deadline = time.monotonic() + 90

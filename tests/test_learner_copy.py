@@ -8,10 +8,12 @@ import sys
 import nbformat
 import pytest
 
-from autograder import check, notebooks, registry
-from autograder.learner_copy import (MANIFEST, NEW_VERSION_SUFFIX, MarkerError, learner_form, learner_path,
+from autograder import check
+from autograder.instructor import notebooks
+from autograder.learner import registry
+from autograder.instructor.learner_copy import (MANIFEST, NEW_VERSION_SUFFIX, MarkerError, learner_form, learner_path,
                                      update_workspace)
-from autograder.sync import sync
+from autograder.instructor.sync import sync
 
 CHAPTERS = list(notebooks.chapter_modules())
 
@@ -158,7 +160,7 @@ def test_a_deleted_copy_is_restored_and_an_unknown_copy_is_kept(upstream, tmp_pa
 SOLUTION_WITHOUT_NBFORMAT = '''
 import sys
 sys.modules["nbformat"] = None  # Colab's base install of the course has no nbformat
-from autograder.cli import main
+from autograder.instructor.cli import main
 sys.exit(main(["solution", {exercise!r}]))
 '''
 

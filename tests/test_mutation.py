@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from autograder import registry
-from autograder.compare import same_values
+from autograder.learner import registry
+from autograder.learner.compare import same_values
 from benchmarks.mutation.inputs import perturbed_cases
 from benchmarks.mutation.mutants import mutants_of
 from benchmarks.mutation.report import main

@@ -10,8 +10,9 @@ import shutil
 import nbformat
 import pytest
 
-from autograder import notebooks, registry
-from autograder.classroom import nbgrader
+from autograder.instructor import notebooks
+from autograder.learner import registry
+from autograder.instructor.classroom import nbgrader
 
 pytestmark = pytest.mark.slow
 

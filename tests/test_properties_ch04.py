@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder import registry
+from autograder.learner import registry
 from solutions import ch04_optimizers as ch04
 from tests import strategies as s
 

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder import drivers, registry
+from autograder.learner import drivers, registry
 from solutions import ch05_regularization as ch05
 from tests import strategies as s
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from autograder import registry
+from autograder.learner import registry
 from tests import strategies as s
 
 

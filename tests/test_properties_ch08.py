@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.data import DistributedSampler
 
-from autograder import registry
+from autograder.learner import registry
 from solutions import ch08_distributed as ch08
 from tests import strategies as s
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograder import drivers
+from autograder.learner import drivers
 from solutions import ch09_deployment as ch09
 from tests import strategies as s
 
@@ -70,7 +70,7 @@ def test_distillation_is_at_least_its_hard_term_and_equals_it_at_alpha_0(distill
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 8), max_norm=st.sampled_from([1e-3, 0.1, 1.0, 100.0]),
        model=st.sampled_from(["softmax regression", "two-layer tanh"]))
 def test_dp_sgd_without_noise_is_a_mean_of_gradients_each_clipped_to_c(dp, seed, n, max_norm, model):
-    from autograder.exercises.ch09 import _dp_case
+    from autograder.instructor.exercises.ch09 import _dp_case
 
     args = _dp_case(seed, model, n, max_norm=max_norm, noise_multiplier=0.0)()
     mean = drivers.dp_sgd_on_a_model(dp, args)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import precision_score, recall_score
 
-from autograder import notebooks
-from autograder.questions import Question, all_questions, answer, feedback, get
+from autograder.instructor import notebooks
+from autograder.learner.questions import Question, all_questions, answer, feedback, get
 from solutions import ch02_gradient_descent as ch02
 from solutions import ch03_backpropagation as ch03
 from solutions.common import make_deterministic

@@ -15,10 +15,11 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 
-from autograder import grading, registry, reports
-from autograder.check import KNOWN_MISTAKE, run_cases
-from autograder.display import show
-from autograder.grading import ExerciseGrade, SubmissionGrade, graded_exercises, ungraded
+from autograder.instructor import grading, reports
+from autograder.learner import registry
+from autograder.learner.check import KNOWN_MISTAKE, run_cases
+from autograder.learner.display import show
+from autograder.instructor.grading import ExerciseGrade, SubmissionGrade, graded_exercises, ungraded
 
 CHAPTER = "ch02"
 SCRIPT = "<script>alert('x')</script>"

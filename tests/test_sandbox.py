@@ -12,7 +12,7 @@ from textwrap import dedent
 
 import pytest
 
-from autograder import bundle, classroom, notebooks, sandbox
+from autograder.instructor import bundle, classroom, notebooks, sandbox
 
 pytestmark = pytest.mark.slow
 needs_isolation = pytest.mark.skipif(not sandbox.isolation_available(), reason="needs Linux user namespaces")
@@ -89,7 +89,7 @@ except MemoryError:
 """
 # A process of the sandbox that would keep running: it names itself with the test's marker.
 SLEEPER = "os.execv(sys.executable, [sys.executable, '-S', '-c', 'import time; time.sleep(60)', {marker!r}])"
-EVENTS_FD = ("import gc\nfrom autograder.sandbox_runner import Events\n"
+EVENTS_FD = ("import gc\nfrom autograder.learner.in_sandbox import Events\n"
              "events_fd = next(o for o in gc.get_objects() if isinstance(o, Events)).file.fileno()\n")
 WAIT_FOR_IT = """
 def seen(marker):
@@ -128,7 +128,7 @@ def output_of(run):
     return run.events[-1]["output"] if run.finished else ""
 
 
-WARM_MODULES = ["numpy", "IPython.core.interactiveshell", "autograder.sandbox_runner", "autograder.check"]
+WARM_MODULES = ["numpy", "IPython.core.interactiveshell", "autograder.learner.in_sandbox", "autograder.learner.check"]
 
 
 @pytest.fixture(params=["cold", "warm"])
@@ -326,7 +326,7 @@ GRADER = """
 import json, sys
 from contextlib import nullcontext
 from pathlib import Path
-from autograder import sandbox
+from autograder.instructor import sandbox
 job, bundle, limits = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), sandbox.Limits(seconds=30)
 with sandbox.prewarmed(bundle, [], ["numpy"], limits) if sys.argv[3] == "warm" else nullcontext():
     sandbox.run(job, bundle, limits, [])
@@ -383,7 +383,7 @@ def test_without_user_namespaces_it_still_runs_unisolated(learner_bundle, monkey
 def test_a_sandbox_that_cannot_start_is_a_grader_error_not_a_zero(tmp_path):
     import nbformat
 
-    from autograder import grading
+    from autograder.instructor import grading
 
     broken_bundle = tmp_path / "empty-bundle"
     broken_bundle.mkdir()

@@ -10,7 +10,8 @@ import io
 
 import pytest
 
-from autograder import check, registry
+from autograder import check
+from autograder.learner import registry
 
 EXERCISES = registry.all_exercises()
 IDS = [exercise.id for exercise in EXERCISES]
@@ -60,7 +61,7 @@ def test_every_known_mistake_fails_and_is_named(exercise):
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_cases_are_fresh_and_deterministic(exercise):
     """make_args builds equal inputs every time, so the learner and the reference see the same."""
-    from autograder.compare import same_values
+    from autograder.learner.compare import same_values
 
     for case in exercise.cases:
         first, second = case.make_args(), case.make_args()
@@ -80,8 +81,8 @@ def test_ids_points_and_references_line_up():
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_call_is_a_shared_driver(exercise):
-    """The learner's bundle and the grading sandbox run exercises through autograder/drivers.py only."""
-    from autograder.drivers import DRIVERS
+    """The learner's bundle and the grading sandbox run exercises through autograder/learner/drivers.py only."""
+    from autograder.learner.drivers import DRIVERS
 
     assert DRIVERS.get(exercise.call.__name__) is exercise.call
 
@@ -92,8 +93,8 @@ def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
     import builtins
     import dis
 
-    from autograder.grading import _job_exercise
-    from autograder.sandbox_runner import reference_namespace
+    from autograder.instructor.grading import _job_exercise
+    from autograder.learner.in_sandbox import reference_namespace
 
     namespace = reference_namespace(_job_exercise(exercise)[0]["uses"])
     for name in exercise.uses:
@@ -106,12 +107,12 @@ def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_grading_judges_as_the_inline_check_after_the_sandbox_round_trip(exercise):
-    """In grading, inputs go to the sandbox and outputs come back through autograder.wire; every
+    """In grading, inputs go to the sandbox and outputs come back through autograder.learner.wire; every
     answer (reference, alternatives, known mistakes) must get the same verdicts and the same named
     mistake there as in the inline check."""
-    from autograder import wire
-    from autograder.check import judge, name_the_mistake, run_here
-    from autograder.compare import same_values
+    from autograder.learner import wire
+    from autograder.learner.check import judge, name_the_mistake, run_here
+    from autograder.learner.compare import same_values
 
     for case in exercise.cases:
         args = case.make_args()

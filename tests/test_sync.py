@@ -5,13 +5,14 @@ import sys
 
 import pytest
 
-from autograder import notebooks, registry
+from autograder.instructor import notebooks
+from autograder.learner import registry
 from nbval.plugin import comment_markers as NBVAL_MARKERS
-from autograder.sync import solution_sources, sync
+from autograder.instructor.sync import solution_sources, sync
 
 
 def nncourse(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "autograder.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "autograder.instructor.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_repository_notebooks_are_in_sync():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import wire
+from autograder.learner import wire
 
 
 @pytest.mark.parametrize("value", [

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from autograder.registry import Case, Exercise
+from autograder.learner.registry import Case, Exercise
 
 NOISE_SCALES = (0.01, 0.3, 3.0)
 ARRAY_SCALES = (1000.0, 0.001, -1.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from autograder import registry
+from autograder.learner import registry
 from benchmarks.harness import machine
 from benchmarks.mutation.runner import EQUIVALENT, KILLED, NOT_EQUIVALENT, TIME_LIMIT_S, ExerciseResult, \
     mutation_score, run_exercise

@@ -1,0 +1,526 @@
+"""Grade one submitted notebook: run it in the sandbox, judge its outputs here, explain each score.
+
+The learner's code runs only in the sandbox, which reports raw outputs; the pass/fail decision is
+made in this process, by the same `judge` as the inline check, against references the sandbox
+cannot see. The notebook's own test cells are never run (a learner may have edited them), and
+points come from the registry, never from the notebook's metadata.
+
+The exercises are graded in stages (`grading_stages`), each in sandboxes of its own started after
+the earlier stages' cases are decided here: an exercise that `uses` others gets their references in
+its sandbox, and by then nothing learner code does with them can change a decided score. Each stage
+runs the notebook's cells again, but not its demonstrations (`demos.cells_to_skip`) and, in a class,
+in a fork of a warm sandbox that has the imports done (sandbox.prewarmed): for chapter 02 that second
+run costs about a tenth of a second. Taking the second stage from a copy of the first stage's process
+after its cells ran would save that much, at the cost of the stages' separation: that copy would be
+made by, and hold whatever was left by, the learner's code (a process it started, a hook it registered
+to run at fork), and only the kernel, ending a PID namespace, can vouch that no process of the first
+stage lives on when the references arrive, which it cannot do for a namespace the copy shares.
+
+Everything a sandbox writes is untrusted data: a case's record is read only in the form
+sandbox_runner writes it (`_read_record`, `wire.decode`), and anything else fails that case with
+the course's words, "the sandbox returned a malformed result", never the learner's. A hidden case's
+feedback shows an exception's type and the learner's lines, never its message.
+
+The course's demonstration cells (tagged `demo` in course/) are left out when grading, as demos.py
+decides from the course's text and the submission's names, never from the submission's metadata.
+
+A submission that cannot be graded (no notebook, a file nbformat rejects) still gets a result: its
+status and reason say why, and every exercise scores 0 with that reason. A cell that loops forever
+or kills the process is skipped on a fresh start; an exercise case that does so fails alone, and
+the rest of the notebook is graded.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from autograder.instructor import demos, notebooks, sandbox
+from autograder.learner import registry, wire
+from autograder.learner.check import (CaseResult, Outcome, case_label, explanation_lines, fold_repeated_exception, judge,
+                              left_unwritten, name_the_mistake, report)
+from autograder.learner.compare import changed_inputs
+from autograder.learner.in_sandbox import Event
+
+MAX_RESTARTS = 12
+
+
+@dataclass(frozen=True)
+class CaseGrade:
+    """One case of a graded exercise, as the learner may see it."""
+
+    name: str
+    hidden: bool
+    passed: bool
+    lines: list[str]  # the explanation under the case in the feedback; a hidden case's are free of its values
+
+    @property
+    def label(self) -> str:
+        """The case as the feedback names it, "(hidden)" included."""
+        return case_label(self.name, self.hidden)
+
+
+@dataclass
+class ExerciseGrade:
+    id: str
+    points: int
+    score: int
+    cases_passed: int
+    cases: int
+    feedback: str  # for the learner: which cases failed and why, never a hidden case's values
+    mistakes: list[str] = field(default_factory=list)
+    reason: str = ""  # for the export: what happened when not full marks ("time limit; 2 of 5 cases failed")
+    case_grades: list[CaseGrade] = field(default_factory=list)  # the feedback's cases, as data; none when not graded
+    not_written: bool = False  # the feedback says the exercise is not written yet (the untouched stub)
+
+
+class Status(StrEnum):
+    """Whether a submission was graded, and if not, why; the values are the words of the export, the stored
+    results and the summary."""
+
+    GRADED = "graded"
+    NO_NOTEBOOK = "no notebook"  # no notebook file in the submission folder
+    UNREADABLE = "unreadable notebook"  # a file that is not a notebook nbformat accepts
+    GRADER_ERROR = "grader error"  # the grader's fault, not the learner's: flagged for manual grading
+
+
+@dataclass
+class SubmissionGrade:
+    student: str
+    chapter: str
+    status: Status
+    reason: str
+    exercises: list[ExerciseGrade]
+    notes: list[str]
+    isolated: bool
+    seconds: float
+    notebook_sha256: str = ""
+
+    @property
+    def score(self) -> int:
+        return sum(e.score for e in self.exercises)
+
+    @property
+    def max_score(self) -> int:
+        return sum(e.points for e in self.exercises)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "score": self.score, "max_score": self.max_score}
+
+    @staticmethod
+    def from_json(data: dict) -> "SubmissionGrade":
+        """The grade `to_json` stored; KeyError for one stored before exercises kept their cases as data, so
+        that it is graded again."""
+        fields = {k: v for k, v in data.items() if k not in ("score", "max_score")}
+        fields["exercises"] = [ExerciseGrade(**{**e, "case_grades": [CaseGrade(**c) for c in e["case_grades"]]})
+                               for e in fields["exercises"]]
+        fields["status"] = Status(fields["status"])
+        return SubmissionGrade(**fields)
+
+
+def graded_exercises(chapter: str) -> list[registry.Exercise]:
+    return [e for e in registry.all_exercises() if e.chapter == chapter and e.points > 0]
+
+
+def ungraded(student, chapter, status: Status, reason, notes=(), sha="") -> SubmissionGrade:
+    exercises = [ExerciseGrade(e.id, e.points, 0, 0, len(e.cases), f"not graded: {reason}", [], f"not graded: {reason}")
+                 for e in graded_exercises(chapter)]
+    return SubmissionGrade(student, chapter, status, reason, exercises, list(notes), False, 0.0, sha)
+
+
+def find_notebook(folder: Path, chapter: str) -> tuple[Path | None, list[str]]:
+    """The submitted notebook in `folder` (a file, never a folder named like one), with notes about
+    anything unusual there."""
+    expected = notebooks.chapter_notebook(chapter).name
+    if (folder / expected).is_file():
+        others = [p.name for p in folder.iterdir() if p.name != expected]
+        return folder / expected, [f"extra files ignored: {', '.join(sorted(others)[:5])}"] if others else []
+    candidates = sorted(p for p in folder.glob("*.ipynb") if p.is_file()) if folder.is_dir() else []
+    if len(candidates) == 1:
+        return candidates[0], [f"the notebook was renamed to {candidates[0].name}; graded it anyway"]
+    return None, []
+
+
+def no_notebook_reason(folder: Path, chapter: str) -> str:
+    """Why `find_notebook` found nothing, in the instructor's words."""
+    expected = notebooks.chapter_notebook(chapter).name
+    if (folder / expected).is_dir():
+        return f"{expected} in the submission folder is a folder, not a notebook"
+    return f"no {expected} in the submission folder"
+
+
+def notebook_sha256(path: Path | None) -> str:
+    """The notebook file's SHA-256, or "" when there is none or it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
+    except OSError:
+        return ""
+
+
+def read_cells(path: Path) -> list[dict]:
+    """The notebook's cells as plain dicts; ValueError with a readable reason if it is not a notebook
+    that nbformat (and so nbgrader) accepts."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as error:
+        raise ValueError(f"the notebook could not be read ({error.strerror or error})") from error
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"the notebook is not valid JSON ({str(error)[:200]})") from error
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise ValueError("the file has no list of cells: it is not a Jupyter notebook")
+    _validate(data)
+    return cells
+
+
+def _validate(data: dict) -> None:
+    """ValueError unless nbformat accepts the notebook: nbgrader's gradebook and formgrader read it with
+    nbformat, which rejects, for one, an unknown format version or a cell without metadata."""
+    import nbformat
+
+    if data.get("nbformat") != 4:
+        raise ValueError(f"nbformat rejects the notebook (format version {str(data.get('nbformat'))[:20]}; "
+                         "Jupyter notebooks of this course are version 4)")
+    try:
+        nbformat.validate(nbformat.from_dict(data))
+    except Exception as error:  # nbformat raises several kinds (ValidationError, NBFormatError, KeyError, ...)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"nbformat rejects the notebook ({first_line[:200]})") from error
+
+
+def _source(cell) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def learner_cells(cells: list[dict], chapter: str) -> tuple[list[dict], list[str]]:
+    """The code cells to run (every code cell but the graded test cells) and notes on the layout."""
+    test_ids = {f"{e.grade_id}-test" for e in graded_exercises(chapter)}
+    notes, seen, run = [], {}, []
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        nbgrader = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
+        grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+        if grade_id:
+            seen[grade_id] = seen.get(grade_id, 0) + 1
+        if grade_id in test_ids or (isinstance(nbgrader, dict) and nbgrader.get("grade") and not nbgrader.get("solution")):
+            continue
+        run.append({"index": index, "source": _source(cell)})
+    for exercise in graded_exercises(chapter):
+        count = seen.get(exercise.grade_id, 0)
+        if count == 0:
+            notes.append(f"the solution cell of {exercise.id} is missing; graded whatever defines {exercise.name}")
+        elif count > 1:
+            notes.append(f"the solution cell of {exercise.id} appears {count} times; the last definition counts")
+    return run, notes
+
+
+def exercise_names(chapter: str) -> set[str]:
+    """The names grading looks up in a submission's namespace: each graded exercise's, and those it `uses`."""
+    return {name for e in graded_exercises(chapter) for name in (e.name, *e.uses)}
+
+
+RUNNER_MODULES = ["IPython.core.interactiveshell", "autograder.learner.in_sandbox", "autograder.learner.check",
+                  "autograder.learner.drivers", "autograder.learner.wire"]
+
+
+def warm_modules(chapter: str) -> list[str]:
+    """What a warm sandbox imports before it forks a submission's process: the runner's modules and every
+    module the chapter's notebook in course/ imports (the course's text, never a learner's)."""
+    found = []
+    for cell in notebooks.read(notebooks.chapter_notebook(chapter)).cells:
+        try:
+            tree = ast.parse(_source(cell)) if cell.get("cell_type") == "code" else None
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree) if tree else ():
+            if isinstance(node, ast.Import):
+                found += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return list(dict.fromkeys(RUNNER_MODULES + found))
+
+
+def grading_stages(exercises: list[registry.Exercise]) -> list[list[registry.Exercise]]:
+    """The exercises in the order of the sandboxes that grade them: first every exercise that uses no other
+    graded one, then those whose `uses` are all graded in an earlier stage, and so on. A stage's sandbox
+    holds the references of the exercises its exercises use, so it starts only after their cases are
+    decided: no reference code is inside a sandbox before the cases of its own exercise are decided."""
+    stages, pending = [], list(exercises)
+    while pending:
+        undecided = {e.name for e in pending}
+        ready = [e for e in pending if not undecided.intersection(e.uses)] or pending  # a cycle: all at once
+        stages.append(ready)
+        pending = [e for e in pending if e not in ready]
+    return stages
+
+
+def _job_exercise(exercise: registry.Exercise) -> tuple[dict, dict]:
+    """The sandbox's part of an exercise (its name, driver, encoded inputs, and the source of the references
+    it uses) and the inputs kept here."""
+    inputs, cases = {}, []
+    for case in exercise.cases:
+        args = case.make_args()
+        inputs[case.name] = args
+        cases.append({"name": case.name, "args": wire.encode(args)})
+    uses = {name: inspect.getsource(exercise.reference.__globals__[name]) for name in exercise.uses}
+    return {"id": exercise.id, "name": exercise.name, "driver": exercise.call.__name__, "uses": uses,
+            "cases": cases}, inputs
+
+
+MALFORMED = "the sandbox returned a malformed result"
+MAX_TRACE_LINES = 40  # a longer traceback keeps its first and last half of these
+MAX_LINE_CHARS = 300
+EXCEPTION_KIND = re.compile(r"[A-Za-z_][\w.]{0,119}")
+RECORD_KEYS = {"event", "exercise", "case", "missing", "not_written", "trace", "exception", "message", "unsupported",
+               "output", "args_after", "warnings"}
+
+
+class Malformed(ValueError):
+    """A record from the sandbox that is not what sandbox_runner writes: forged or cut short."""
+
+
+@dataclass
+class NotJudged:
+    """A case decided without an output to judge; `why` is the course's words, never the learner's."""
+
+    why: str
+    cause: str = ""  # for the export: "time limit", "crash", "malformed result", or "" (not run)
+
+
+@dataclass
+class Sandboxed:
+    """What the sandbox runs of one stage gave: each case's records as the sandbox wrote them, the cases
+    the grader itself decided (stopped, not run, malformed), and whether every run was isolated."""
+
+    records: dict = field(default_factory=dict)  # (exercise id, case name) -> [case_end records]
+    decided: dict = field(default_factory=dict)  # (exercise id, case name) -> NotJudged
+    isolated: bool = True
+    failure: str = ""  # why the sandbox could not run the notebook at all: the grader's fault
+
+
+class Notebook:
+    """A submission's code cells, run in one fresh sandbox per grading stage; a cell that stopped a sandbox
+    is skipped in every later one."""
+
+    def __init__(self, cells: list[dict], bundle: Path, limits: sandbox.Limits, hide: list[Path]):
+        self.cells, self.bundle, self.limits, self.hide = cells, bundle, limits, hide
+        self.skip: set[int] = set()
+        self.notes: list[str] = []
+
+    def runnable(self) -> set[int]:
+        """The indices of the cells a sandbox still runs."""
+        return {cell["index"] for cell in self.cells} - self.skip
+
+    def run_stage(self, jobs: list[dict]) -> Sandboxed:
+        """Run the exercises of `jobs` on the learner's code, in a fresh sandbox after a case or a cell stops
+        one, and keep every case record the sandbox wrote for a case of these exercises."""
+        known = [(job["id"], case["name"]) for job in jobs for case in job["cases"]]
+        result, position = Sandboxed(), [0, 0]
+        for _ in range(MAX_RESTARTS):
+            run = sandbox.run({"cells": self.cells, "skip_cells": sorted(self.skip), "exercises": jobs,
+                               "start": position}, self.bundle, self.limits, self.hide)
+            result.isolated &= run.isolated
+            for event in run.events:
+                if event.get("event") == Event.CASE_END and _case_key(event) in known:
+                    result.records.setdefault(_case_key(event), []).append(event)
+            if run.finished:
+                break
+            if not run.events:  # the sandbox never reached the learner's code: the grader's fault, not theirs
+                result.failure = f"the sandbox could not start ({run.ending()}): {' '.join(run.log[-3:])}"
+                break
+            position = self._restart_position(run, position, known, result)
+            if position is None:
+                break
+        return result
+
+    def _restart_position(self, run: sandbox.Run, position: list[int], known: list, result: Sandboxed):
+        """Where the next sandbox starts after `run` stopped early, from its last event; None when nothing is
+        left to run. A last event that names no cell or case of this stage is a malformed result."""
+        last = run.events[-1]
+        kind, key = last.get("event"), _case_key(last)
+        index = last.get("index")
+        if kind in (Event.CELL_START, Event.CELL_END) and type(index) is int and index in self.runnable():
+            self.skip.add(last["index"])
+            self.notes.append(f"cell {last['index']} was skipped: it {run.ending()}")
+            return position
+        if kind == Event.CASE_END and key in known:
+            return _position_of(known, known.index(key) + 1)
+        if kind == Event.CASE_START and key in known:
+            cause = "time limit" if run.timed_out else "crash"
+            result.decided[key] = NotJudged(f"your code {run.ending()} on this case", cause)
+            rest = [later for later in known[known.index(key) + 1:] if later[0] == key[0]]
+            for later in rest:
+                result.decided[later] = NotJudged(f"not run: an earlier case of this exercise {run.ending()}", cause)
+            return _position_of(known, known.index(key) + 1 + len(rest))
+        for pending in known:
+            if pending not in result.records:
+                result.decided.setdefault(pending, NotJudged(MALFORMED, "malformed result"))
+        return None
+
+
+def _case_key(event: dict) -> tuple[str, str] | None:
+    """(exercise id, case name) of a case event, or None when it does not name them as strings."""
+    exercise, case = event.get("exercise"), event.get("case")
+    return (exercise, case) if type(exercise) is str and type(case) is str else None
+
+
+def _position_of(known: list, index: int) -> list[int] | None:
+    """[exercise, case] positions in the job of the index-th case of `known`, None past the last."""
+    if index >= len(known):
+        return None
+    exercise_ids = list(dict.fromkeys(key[0] for key in known))
+    exercise = known[index][0]
+    return [exercise_ids.index(exercise), index - next(i for i, key in enumerate(known) if key[0] == exercise)]
+
+
+def _outcome(records: list[dict], inputs: dict, hidden: bool) -> Outcome | NotJudged:
+    """The outcome a case's one record describes, read as untrusted data: anything but exactly one record in
+    the form sandbox_runner writes is a malformed result. A hidden case's outcome keeps an exception's type
+    and the learner's lines, never its message, and a warning's category, never its text."""
+    if len(records) != 1:
+        return NotJudged("not run: the grading stopped before this case" if not records else MALFORMED,
+                         "" if not records else "malformed result")
+    try:
+        return _read_record(records[0], inputs, hidden)
+    except Malformed:
+        return NotJudged(MALFORMED, "malformed result")
+
+
+def _read_record(record: dict, inputs: dict, hidden: bool) -> Outcome:
+    _check(set(record) <= RECORD_KEYS)
+    if "missing" in record:
+        _check(record["missing"] is True)
+        return Outcome(trace=["NameError: no function or class of this name is defined "
+                              "(was its cell deleted or renamed?)"])
+    if "not_written" in record:
+        _check(record["not_written"] is True)
+        return Outcome(not_written=True)
+    notes = [f"note: your code warned {warning}" for warning in _warnings(record.get("warnings", []), hidden)]
+    if "exception" in record:
+        return Outcome(trace=_trace(record, hidden), notes=notes)
+    if "unsupported" in record:
+        _check(type(record["unsupported"]) is str)
+        what = "a value" if hidden else _line(record["unsupported"])
+        return Outcome(trace=[f"returned {what}, which the grader does not accept"], notes=notes)
+    _check("output" in record and "args_after" in record)
+    try:
+        got, after = wire.decode(record["output"]), wire.decode(record["args_after"])
+    except wire.DecodeError as error:
+        raise Malformed(str(error)) from None
+    _check(type(after) is dict and after.keys() == inputs.keys())
+    return Outcome(got, changed=changed_inputs(inputs, after), notes=notes)
+
+
+def _check(condition: bool) -> None:
+    if not condition:
+        raise Malformed(MALFORMED)
+
+
+def _lines(value) -> list[str]:
+    _check(type(value) is list and all(type(line) is str for line in value))
+    if len(value) > MAX_TRACE_LINES:
+        half = MAX_TRACE_LINES // 2
+        value = value[:half] + [f"... {len(value) - 2 * half} lines left out ..."] + value[-half:]
+    return [_line(line) for line in value]
+
+
+def _line(text: str) -> str:
+    return text if len(text) <= MAX_LINE_CHARS else text[:MAX_LINE_CHARS] + " ..."
+
+
+def _trace(record: dict, hidden: bool) -> list[str]:
+    """The learner's traceback: their frames, then the exception's message lines, or its type alone in a
+    hidden case (a message can carry the case's inputs)."""
+    kind = record["exception"]
+    _check(type(kind) is str and EXCEPTION_KIND.fullmatch(kind) is not None)
+    frames, message = _lines(record.get("trace", [])), _lines(record.get("message", []))
+    _check(bool(message) or hidden)
+    return frames + ([kind] if hidden else message)
+
+
+def _warnings(warnings: list, hidden: bool) -> list[str]:
+    """The learner's warnings, "Category: text" as the sandbox wrote them; a hidden case keeps the category."""
+    lines = _lines(warnings)[:3]
+    return [line.split(":", 1)[0] for line in lines] if hidden else lines
+
+
+def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hide: list[Path],
+                     limits: sandbox.Limits = sandbox.Limits()) -> SubmissionGrade:
+    """Grade the notebook in `folder` (nbgrader's submitted/<student>/<chapter>/).
+
+    Each grading stage (`grading_stages`) runs in sandboxes of its own, started only after the earlier
+    stages' cases are decided here."""
+    start = time.monotonic()
+    path, notes = find_notebook(folder, chapter)
+    if path is None:
+        return ungraded(student, chapter, Status.NO_NOTEBOOK, no_notebook_reason(folder, chapter), notes)
+    sha = notebook_sha256(path)
+    try:
+        cells = read_cells(path)
+    except ValueError as error:
+        return ungraded(student, chapter, Status.UNREADABLE, str(error), notes, sha)
+    run_cells, layout_notes = learner_cells(cells, chapter)
+    skipped = demos.cells_to_skip(run_cells, chapter, exercise_names(chapter))
+    notebook = Notebook([cell for cell in run_cells if cell["index"] not in skipped], bundle, limits, hide)
+    grades, isolated = {}, True
+    for stage in grading_stages(graded_exercises(chapter)):
+        jobs, inputs = zip(*(_job_exercise(e) for e in stage))
+        sandboxed = notebook.run_stage(list(jobs))
+        if sandboxed.failure:
+            return ungraded(student, chapter, Status.GRADER_ERROR, sandboxed.failure, notes + notebook.notes, sha)
+        isolated &= sandboxed.isolated
+        grades.update({e.id: _grade_exercise(e, sandboxed, case_inputs) for e, case_inputs in zip(stage, inputs)})
+    exercises = [grades[e.id] for e in graded_exercises(chapter)]
+    return SubmissionGrade(student, chapter, Status.GRADED, "", exercises, notes + notebook.notes + layout_notes,
+                           isolated, round(time.monotonic() - start, 2), sha)
+
+
+def _grade_exercise(exercise: registry.Exercise, sandboxed: Sandboxed, inputs: dict) -> ExerciseGrade:
+    """Judge each case of `exercise` here, as the inline check does, and explain the score."""
+    results: list[CaseResult] = []
+    causes: list[str] = []
+    for case in exercise.cases:
+        key = (exercise.id, case.name)
+        outcome = sandboxed.decided.get(key) or _outcome(sandboxed.records.get(key, []), inputs[case.name],
+                                                         case.hidden)
+        if isinstance(outcome, NotJudged):
+            causes.append(outcome.cause)
+            results.append(CaseResult(case, False, [outcome.why]))
+            continue
+        causes.append("memory limit" if outcome.trace and outcome.trace[-1].startswith("MemoryError") else "")
+        results.append(fold_repeated_exception(results, judge(exercise, case, outcome, inputs[case.name])))
+    return grade_from_results(exercise, name_the_mistake(exercise, results), causes)
+
+
+def grade_from_results(exercise: registry.Exercise, results: list[CaseResult],
+                       causes: tuple[str, ...] | list[str] = ()) -> ExerciseGrade:
+    """An exercise's grade from its judged cases (their known mistake already named): full points only when
+    every case passed, the feedback and each case as the learner may see them, and the export's reason.
+    `causes` are what stopped each case ("time limit", ...), when grading knows."""
+    passed = sum(r.passed for r in results)
+    score = exercise.points if passed == len(exercise.cases) else 0
+    mistakes = sorted({r.mistake.name for r in results if r.mistake})
+    cases = [CaseGrade(r.case.name, r.case.hidden, r.passed, explanation_lines(r)) for r in results]
+    return ExerciseGrade(exercise.id, exercise.points, score, passed, len(exercise.cases),
+                         report(exercise, results), mistakes, _what_happened(results, causes, mistakes),
+                         cases, left_unwritten(results))
+
+
+def _what_happened(results: list[CaseResult], causes: list[str], mistakes: list[str]) -> str:
+    """The export's one-line reason for an exercise's score: "" at full marks, else what stopped its cases
+    (time limit, memory limit, crash, malformed result), how many failed, and any known mistake."""
+    failed = sum(not r.passed for r in results)
+    if not failed:
+        return ""
+    if any(r.not_written for r in results):
+        return "not written"
+    what = list(dict.fromkeys(cause for cause in causes if cause))
+    return "; ".join(what + [f"{failed} of {len(results)} cases failed"] + mistakes)

@@ -1,0 +1,494 @@
+"""Start the sandbox that runs one learner's code: limits, isolation, and reading what it reported.
+
+The job (hidden cases' inputs included) goes in through a pipe; the events come back through an
+inherited descriptor to an unnamed temporary file, so no run leaves a folder behind. The process runs
+
+- with limits: wall-clock seconds, address space (a runaway allocation raises MemoryError in the
+  learner's cell), file size and no core dumps;
+- with a clean environment and `python -S`, so that only the standard library, the installed
+  third-party packages and the bundle are importable: not the course's own packages;
+- where Linux namespaces allow (`isolation_available()`), isolated by `autograder/instructor/isolation.py`
+  inside `unshare`: no network but a loopback of its own, and a file system built from an allow-list, nothing else: the
+  interpreter's installation, the folders of the packages it imports (a virtual environment's
+  site-packages, not the environment or the repository around it), the system's shared libraries
+  (/usr/lib*, /lib*), the learner's bundle at /sandbox/bundle and the submission's folder at
+  /sandbox/submission, all read-only, with the instructor's packages covered where they lie inside
+  those; a minimal /dev, the /proc of its own PID namespace, and a size-limited tmpfs at /tmp (also
+  HOME and TMPDIR), the only place it can write. The learner's code runs as uid 65534 without
+  capabilities, so the grader's root-only files stay closed even where they are visible.
+  Process lifetime: the learner's code runs under a first process it cannot signal; when that
+  process ends (the learner's process ended, or the time limit killed it), the kernel ends every
+  process of the namespace, `setsid()` daemons included, before `unshare` exits, and only then are
+  the events read. If the grader dies, `unshare` dies with it and takes the namespace along
+  (`--kill-child`).
+  Warm (`prewarmed`): a class is graded by forks of warm hosts, one per worker, each an isolated
+  sandbox as above whose first process has imported the chapter's modules once and then, per job,
+  forks a child into fresh mount, PID, network and IPC namespaces with a fresh scratch and the job's
+  limits, which runs the learner's process exactly as a cold sandbox does (isolation.py, "Warm").
+  The job and its descriptors reach only that child; the host runs no learner code, and each job
+  starts from the host's memory as it was after its imports, so nothing one learner changes reaches
+  the next. The host's end (Ctrl-C, the grader's death, the end of grading) ends all its jobs.
+  Grading records which isolation each submission had. Without it (no Linux namespaces), the code
+  runs in a temporary folder with the limits alone: `grade` warns, since processes it starts in a
+  session of their own can outlive it there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
+        "from autograder.learner.in_sandbox import main; main(int(sys.argv[1]))")
+MAX_EVENTS_BYTES = 64 * 2**20
+ISOLATION = Path(__file__).with_name("isolation.py")
+# New mount, network, IPC and process-ID namespaces (and a user namespace where the grader is not
+# root, to be allowed the rest); `--kill-child` ends the namespace when `unshare` dies.
+NAMESPACES = ["--mount", "--net", "--ipc", "--pid", "--fork", "--kill-child"]
+# Where the system's shared libraries live, whichever layout the distribution has (folders or links).
+SYSTEM_LIBRARIES = ["/lib", "/lib32", "/lib64", "/libx32", "/usr/lib", "/usr/lib32", "/usr/lib64"]
+# Where the learner's bundle and submission appear inside; the scratch is /tmp, also HOME.
+BUNDLE, SUBMISSION, SCRATCH = "/sandbox/bundle", "/sandbox/submission", "/tmp"
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float = 60.0  # wall clock for one sandbox process
+    memory_bytes: int = 6 * 2**30  # address space; torch alone maps over 1 GiB
+    file_bytes: int = MAX_EVENTS_BYTES  # any one file the process writes
+    output_chars: int = 20000  # the learner's printed output that is kept
+    scratch_bytes: int = 256 * 2**20  # the learner's writable working folder (a tmpfs, where isolated)
+
+
+@dataclass
+class Run:
+    events: list[dict]
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    isolated: bool
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.events) and self.events[-1].get("event") == "done"
+
+    def ending(self) -> str:
+        """Why the process stopped early, as what the code did: "ran past the time limit", "killed
+        the process (SIGSEGV)", "stopped the process (exit code 3)"."""
+        if self.timed_out:
+            return "ran past the time limit"
+        if self.returncode is not None and self.returncode < 0:
+            try:
+                return f"killed the process ({signal.Signals(-self.returncode).name})"
+            except ValueError:
+                return f"killed the process (signal {-self.returncode})"
+        return f"stopped the process (exit code {self.returncode})"
+
+
+@lru_cache(maxsize=1)
+def isolation_available() -> bool:
+    """Whether this machine lets a sandbox start in its own namespaces, on its allow-listed root, as an
+    unprivileged user: tried once, for real, with the same code as every sandbox."""
+    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
+        return False
+    with _status_pipe() as (status, status_fd), tempfile.TemporaryFile() as events:
+        spec = {**_view(None, None, []), "probe": True, "scratch_bytes": 2**20, "status_fd": status_fd,
+                "events_fd": events.fileno(), "path": []}
+        try:
+            probe = _start(_isolated_command(spec), status_fd, env=_environment(SCRATCH), cwd="/",
+                           pass_fds=(status_fd, events.fileno()), stdin=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, preexec_fn=_limit(Limits(seconds=10)))
+        except OSError:
+            return False
+        try:
+            probe.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _stop(probe, isolated=True)
+            probe.wait()
+            return False
+        return probe.returncode == 0 and status.read() == b"0"
+
+
+def _outermost(paths) -> list[Path]:
+    """The existing folders among `paths` (absolute, links not followed) not inside another one."""
+    folders = sorted({Path(path).absolute() for path in paths if Path(path).is_dir()}, key=lambda p: (len(p.parts), p))
+    kept = []
+    for folder in folders:
+        if not any(folder.is_relative_to(outer) for outer in kept):
+            kept.append(folder)
+    return kept
+
+
+def _python_folders() -> list[Path]:
+    """The interpreter's installation and the folders of the packages it imports: a virtual
+    environment's site-packages, never the environment's folder (in development, the repository)."""
+    paths = sysconfig.get_paths()
+    return [Path(sys.base_prefix), Path(paths["purelib"]), Path(paths["platlib"])]
+
+
+def _view(bundle: Path | None, submission: Path | None, hide: list[Path]) -> dict:
+    """The allow-list, as the sandbox's first process takes it: read-only binds (source, target),
+    links to recreate, and the folders inside those binds to cover (the instructor's packages)."""
+    links = [(path, os.readlink(path)) for path in SYSTEM_LIBRARIES if os.path.islink(path)]
+    system = [path for path in SYSTEM_LIBRARIES if not os.path.islink(path)]
+    binds = [(str(folder), str(folder)) for folder in _outermost([*_python_folders(), *system])]
+    binds += [(str(folder.resolve()), target) for folder, target in [(bundle, BUNDLE), (submission, SUBMISSION)]
+              if folder is not None]
+    covered = [(Path(source).resolve(), target) for source, target in binds]
+    hidden = [str(Path(target) / folder.relative_to(source)) for folder in map(Path.resolve, hide)
+              for source, target in covered if folder != source and folder.is_relative_to(source)]
+    return {"binds": binds, "links": links, "hide": hidden, "grader_is_root": os.geteuid() == 0}
+
+
+def _isolated_command(spec: dict) -> list[str]:
+    user = [] if spec["grader_is_root"] else ["--user", "--map-root-user"]
+    python = getattr(sys, "_base_executable", sys.executable)  # the one inside the interpreter's folder
+    return [shutil.which("unshare"), *user, *NAMESPACES, python, "-S", str(ISOLATION), json.dumps(spec)]
+
+
+@contextmanager
+def _status_pipe():
+    """A pipe for the learner process's wait status: the reading end as a file, and the writing end,
+    which `_start` hands to the sandbox and closes here."""
+    reader, writer = os.pipe()
+    with open(reader, "rb") as status:
+        yield status, writer
+
+
+def _start(command: list[str], status_fd: int, **options) -> subprocess.Popen:
+    try:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, **options)
+    finally:
+        os.close(status_fd)  # only the sandbox's copy stays: its end is the end of the status
+
+
+def _limit(limits: Limits, cpu: bool = True):
+    """Limits for a sandbox's processes; a warm host lives on past one job's CPU time (its children set
+    each job's)."""
+    def apply():
+        os.setsid()
+        _die_with_parent()
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if cpu:
+            seconds = int(limits.seconds) + 5
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+    return apply
+
+
+def _die_with_parent():
+    """Ask Linux to kill this process if the grader dies, so that no sandbox outlives its grader."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _environment(scratch: str) -> dict:
+    keep = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    return {**keep, "HOME": scratch, "TMPDIR": scratch, "MPLBACKEND": "Agg", "MPLCONFIGDIR": scratch,
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "JUPYTER_PLATFORM_DIRS": "1",
+            **{key: os.environ[key] for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if key in os.environ}}
+
+
+class Stopped(Exception):
+    """Grading was stopped (`stop_all`): no sandbox starts, and none that was running has a result."""
+
+
+_running: dict[subprocess.Popen, bool] = {}  # every sandbox process now running, and whether it is isolated
+_running_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every running sandbox of this process (warm hosts included, and so their jobs), and start none
+    until `allow_runs`: Ctrl-C on a class must stop within seconds, not after the queue. What they
+    reported is discarded."""
+    _stopping.set()
+    with _running_lock:
+        for process, isolated in list(_running.items()):
+            _stop(process, isolated)
+
+
+def allow_runs() -> None:
+    """Let sandboxes start again after `stop_all` (a new grading run)."""
+    _stopping.clear()
+
+
+class HostFailed(Exception):
+    """A warm host could not start or stopped serving: the job runs in a cold sandbox instead."""
+
+
+class WarmHost:
+    """One warm sandbox (isolation.py, "Warm"): built and warmed once, then one job at a time."""
+
+    READY_SECONDS = 180.0
+
+    def __init__(self, bundle: Path, hide: list[Path], modules: list[str], limits: Limits):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.stderr = tempfile.TemporaryFile()
+        spec = {**_view(bundle, None, hide), "scratch_bytes": limits.scratch_bytes, "control_fd": theirs.fileno(),
+                "warm": list(modules), "path": list(dict.fromkeys([BUNDLE, *map(str, _python_folders()[1:])]))}
+        self.control = ours
+        with _running_lock:
+            if _stopping.is_set():
+                raise Stopped("grading was stopped")
+            try:
+                self.process = subprocess.Popen(_isolated_command(spec), stdin=subprocess.DEVNULL,
+                                                stdout=subprocess.DEVNULL, stderr=self.stderr, cwd="/",
+                                                env=_environment(SCRATCH), pass_fds=(theirs.fileno(),),
+                                                preexec_fn=_limit(limits, cpu=False))
+            finally:
+                theirs.close()
+            _running[self.process] = True
+        ready, _, _ = select.select([ours], [], [], self.READY_SECONDS)
+        if not ready or ours.recv(16) != b"ready":
+            self.close()
+            raise HostFailed(f"the warm sandbox did not start: {' '.join(_tail(self.stderr)[-3:])}")
+
+    def run(self, job: dict, limits: Limits) -> Run:
+        """Run `job` in a fresh child of this host; HostFailed when the host no longer serves."""
+        start = time.monotonic()
+        with ExitStack() as stack:
+            events, stderr = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+            status_reader, status_fd = os.pipe()
+            status = stack.enter_context(open(status_reader, "rb"))
+            job_reader, job_writer = os.pipe()
+            params = {"seconds": limits.seconds, "memory_bytes": limits.memory_bytes,
+                      "file_bytes": limits.file_bytes, "scratch_bytes": limits.scratch_bytes}
+            try:
+                socket.send_fds(self.control, [json.dumps(params).encode()],
+                                [job_reader, events.fileno(), stderr.fileno(), status_fd])
+            except OSError as error:
+                os.close(job_writer)
+                raise HostFailed(f"the warm sandbox stopped serving ({error})") from None
+            finally:
+                os.close(job_reader)
+                os.close(status_fd)
+            data = json.dumps({**job, "output_limit": limits.output_chars}).encode()
+            threading.Thread(target=_write_and_close, args=(job_writer, data), daemon=True).start()
+            ready, _, _ = select.select([status], [], [], limits.seconds + 30)
+            reply = status.read() if ready else b""
+            if _stopping.is_set():
+                raise Stopped("grading was stopped while this sandbox ran")
+            try:
+                reported = json.loads(reply)
+            except ValueError:
+                self.close()  # the host's child never reported: every process of the host ends here
+                raise HostFailed("the warm sandbox's job did not report") from None
+            seconds = time.monotonic() - start
+            # Every process of the job has ended: nothing can write what is read from here on.
+            learner = reported.get("status")
+            returncode = os.waitstatus_to_exitcode(int(learner)) if learner else -signal.SIGKILL
+            return Run(_read_events(events), returncode, bool(reported.get("timed_out")), seconds, True, _tail(stderr))
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """End the host and with it every process of its namespace."""
+        with suppress(OSError):
+            self.control.close()
+        _stop(self.process, isolated=True)
+        self.process.wait()
+        with _running_lock:
+            _running.pop(self.process, None)
+        self.stderr.close()
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    try:
+        with open(fd, "wb") as pipe:
+            pipe.write(data)
+    except OSError:  # the learner's process ended before it read its job
+        pass
+
+
+class WarmPool:
+    """The warm hosts of one grading run (`prewarmed`): a host per job running at once, made when first
+    needed and reused; after a host fails to start, jobs run cold."""
+
+    def __init__(self, bundle: Path, hide: list[Path], modules: list[str], limits: Limits):
+        self.bundle, self.hide, self.modules, self.limits = bundle, hide, modules, limits
+        self.idle: list[WarmHost] = []
+        self.hosts: list[WarmHost] = []
+        self.lock = threading.Lock()
+        self.failed = ""
+
+    def run(self, job: dict, limits: Limits) -> Run | None:
+        """The job run by a warm host, or None when it must run cold."""
+        with self.lock:
+            if self.failed:
+                return None
+            host = self.idle.pop() if self.idle else None
+        if host is None:
+            try:
+                host = WarmHost(self.bundle, self.hide, self.modules, self.limits)
+            except HostFailed as error:
+                self.failed = str(error)
+                return None
+            with self.lock:
+                self.hosts.append(host)
+        try:
+            result = host.run(job, limits)
+        except HostFailed:
+            with self.lock:
+                self.hosts.remove(host)
+            host.close()
+            return None
+        with self.lock:
+            self.idle.append(host)
+        return result
+
+    def close(self) -> None:
+        with self.lock:
+            hosts, self.hosts, self.idle = self.hosts, [], []
+        for host in hosts:
+            host.close()
+
+
+_pools: dict[tuple, WarmPool] = {}
+
+
+def _pool_key(bundle: Path, hide: list[Path]) -> tuple:
+    return str(Path(bundle).resolve()), tuple(str(Path(path).resolve()) for path in hide)
+
+
+@contextmanager
+def prewarmed(bundle: Path, hide: list[Path], modules: list[str], limits: Limits = Limits()):
+    """Within this, every isolated `run` on `bundle` with `hide` (and no submission folder) is a fork of a
+    warm host that imported `modules` once; without isolation, runs stay cold. Leaving it ends the hosts."""
+    if not isolation_available():
+        yield None
+        return
+    key = _pool_key(bundle, hide)
+    pool = _pools[key] = WarmPool(bundle, hide, list(modules), limits)
+    try:
+        yield pool
+    finally:
+        if _pools.get(key) is pool:
+            del _pools[key]
+        pool.close()
+
+
+def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: Path | None = None) -> Run:
+    """Run the sandbox once on `job` and return what it reported before it finished or was stopped.
+
+    The job (hidden cases' inputs included) goes in through a pipe and never touches the disk; the
+    events come back through an inherited descriptor to an unnamed file, read once every process
+    of the sandbox has ended. Isolated, the sandbox sees `bundle` and `submission` (the learner's
+    folder, if given) read-only at /sandbox/bundle and /sandbox/submission, and no folder in `hide`."""
+    isolated = isolation_available()
+    pool = _pools.get(_pool_key(bundle, hide)) if isolated and submission is None else None
+    if pool is not None and (warm := pool.run(job, limits)) is not None:
+        return warm
+    with ExitStack() as stack:
+        events, stderr = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+        status, status_fd = stack.enter_context(_status_pipe())
+        if isolated:
+            spec = {**_view(bundle, submission, hide), "scratch_bytes": limits.scratch_bytes,
+                    "status_fd": status_fd, "events_fd": events.fileno(),
+                    "path": list(dict.fromkeys([BUNDLE, *map(str, _python_folders()[1:])]))}
+            command, scratch = _isolated_command(spec), SCRATCH
+        else:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="nncourse-sandbox-"))
+            paths = list(dict.fromkeys([str(bundle), *map(str, _python_folders()[1:])]))
+            command = [sys.executable, "-S", "-c", BOOT.format(paths=paths), str(events.fileno())]
+        start = time.monotonic()
+        inherited = (events.fileno(), status_fd) if isolated else (events.fileno(),)
+        with _running_lock:
+            if _stopping.is_set():
+                raise Stopped("grading was stopped")
+            process = _start(command, status_fd, cwd="/" if isolated else scratch, env=_environment(scratch),
+                             stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
+            _running[process] = isolated
+        try:
+            timed_out = _send_and_wait(process, json.dumps({**job, "output_limit": limits.output_chars}).encode(),
+                                       limits.seconds, isolated)
+        finally:
+            with _running_lock:
+                del _running[process]
+        if _stopping.is_set():
+            raise Stopped("grading was stopped while this sandbox ran")
+        seconds = time.monotonic() - start
+        # Every process of the sandbox has ended: nothing can write what is read from here on.
+        return Run(_read_events(events), _returncode(process, status.read()), timed_out, seconds, isolated,
+                   _tail(stderr))
+
+
+def _send_and_wait(process: subprocess.Popen, job: bytes, seconds: float, isolated: bool) -> bool:
+    """Give the sandbox its job and wait until it and every process it started have ended, for at
+    most `seconds`; whether it had to be stopped at that deadline."""
+    try:
+        process.communicate(job, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        _stop(process, isolated)
+        process.wait()
+        return True
+    except BrokenPipeError:  # it stopped before reading its job; its return code says how
+        process.wait()
+    return False
+
+
+def _stop(process: subprocess.Popen, isolated: bool) -> None:
+    """Kill the sandbox now. Isolated, that is the namespace's first process (the kernel then ends
+    every other one before `unshare` sees it end); otherwise the whole process group."""
+    first = _children(process.pid) if isolated else []
+    for pid in first:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if not first:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _returncode(process: subprocess.Popen, status: bytes) -> int | None:
+    """The learner process's return code as its watcher reported it, else the sandbox's own."""
+    try:
+        return os.waitstatus_to_exitcode(int(status))
+    except ValueError:
+        return process.returncode
+
+
+def _tail(stderr) -> list[str]:
+    stderr.seek(0, os.SEEK_END)
+    stderr.seek(max(stderr.tell() - 2000, 0))
+    return stderr.read().decode(errors="replace").splitlines()
+
+
+def _read_events(file) -> list[dict]:
+    file.seek(0)
+    events = []
+    for line in file.read(MAX_EVENTS_BYTES).splitlines():
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):
+            continue  # a line the learner's code wrote (nested past the parser's depth too), or one cut short
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events

@@ -1,0 +1,160 @@
+"""Runs a learner's notebook code inside the grading sandbox and reports raw outputs, never a grade.
+
+    (started by autograder.instructor.sandbox with the job on standard input and an inherited file descriptor
+    for the events)
+
+The grader starts this in a separate process with limits (time, memory, file size), without the
+network and, where the system allows, without sight of the instructor's files; only the learner's
+bundle (no references) is importable. It runs the notebook's code cells, then calls each exercise's
+function on the job's case inputs and appends one JSON line per event to the events file: cells
+started and finished, cases started and finished with their encoded output. Whether an output is
+right is decided by the grader, outside this process, so nothing the learner's code does in here
+can change how it is judged; at worst it can spoil its own outputs. An exercise that `uses` earlier
+ones gets their references, rebuilt from source (`reference_namespace`), only in a sandbox the
+grader starts after those exercises' cases are decided (grading.grading_stages).
+
+Only the standard library, numpy, IPython and the learner's bundle (`autograder.learner.wire`, `drivers`,
+`check`) are used here.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+import traceback
+import warnings
+from enum import StrEnum
+
+class Event(StrEnum):
+    """The kinds of event this runner reports, one JSON line each under the key "event"; the grader reads
+    them with the same names (grading), and the values are the strings on the wire."""
+
+    CELL_START = "cell_start"  # a notebook cell began: {"index"}
+    CELL_END = "cell_end"  # ... and ended: {"index", "error"}
+    CASE_START = "case_start"  # an exercise's case began: {"exercise", "case"}
+    CASE_END = "case_end"  # ... and ended, with its record: the output, or how it failed
+    DONE = "done"  # everything ran: {"output"}, the learner's printed output, bounded
+
+
+class BoundedText(io.TextIOBase):
+    """A stdout/stderr stand-in that keeps the first `limit` characters and counts the rest."""
+
+    def __init__(self, limit):
+        self.limit, self.parts, self.kept, self.dropped = limit, [], 0, 0
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        text = str(text)
+        room = self.limit - self.kept
+        self.parts.append(text[:max(room, 0)])
+        self.kept += min(len(text), max(room, 0))
+        self.dropped += max(len(text) - max(room, 0), 0)
+        return len(text)
+
+    def text(self):
+        tail = f"\n[... {self.dropped} more characters not kept]" if self.dropped else ""
+        return "".join(self.parts) + tail
+
+
+class Events:
+    """Appends one JSON line per event to the file descriptor the grader passed in."""
+
+    def __init__(self, fd: int):
+        self.file = os.fdopen(fd, "a", buffering=1)
+
+    def __call__(self, **event):
+        self.file.write(json.dumps(event) + "\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+
+def run_cells(shell, cells, skip, events, output):
+    for cell in cells:
+        if cell["index"] in skip:
+            continue
+        events(event=Event.CELL_START, index=cell["index"])
+        result = shell.run_cell(cell["source"], store_history=False, silent=False)
+        error = result.error_in_exec or result.error_before_exec
+        events(event=Event.CELL_END, index=cell["index"],
+               error=None if error is None else f"{type(error).__name__}: {str(error)[:300]}")
+
+
+def reference_namespace(uses: dict) -> dict:
+    """The references of earlier exercises that this one may call, built from their source."""
+    import numpy as np
+
+    namespace = {"np": np, "math": math}
+    for source in uses.values():
+        exec(compile(source, "<reference>", "exec"), namespace)
+    return namespace
+
+
+def error_record(error: BaseException, trace: list[str]) -> dict:
+    """The learner's traceback in three parts: the frames of their own code (`trace`, as
+    check.learner_traceback gives it, without its last lines), the exception's type as a traceback
+    names it, and its message lines, which the grader leaves out of a hidden case's feedback."""
+    message = len(traceback.format_exception_only(type(error), error))
+    kind = type(error).__qualname__
+    if type(error).__module__ not in ("builtins", "__main__"):
+        kind = f"{type(error).__module__}.{kind}"
+    return {"trace": trace[:-message], "exception": kind, "message": trace[-message:]}
+
+
+def run_exercise(shell, exercise, start_case, events):
+    from autograder.learner import drivers, wire
+    from autograder.learner.check import learner_traceback, references_in_place_of_own_code
+
+    driver = drivers.DRIVERS[exercise["driver"]]
+    built = reference_namespace(exercise["uses"])
+    references = {name: built[name] for name in exercise["uses"]}
+    for position, case in enumerate(exercise["cases"]):
+        if position < start_case:
+            continue
+        events(event=Event.CASE_START, exercise=exercise["id"], case=case["name"])
+        fn = shell.user_ns.get(exercise["name"])
+        if fn is None:
+            events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], missing=True)
+            continue
+        args = wire.decode(case["args"])
+        record = {}
+        with references_in_place_of_own_code(fn, references), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                got = driver(fn, args)
+            except NotImplementedError:
+                record["not_written"] = True
+            except Exception as error:
+                record.update(error_record(error, learner_traceback(error)))
+            else:
+                try:
+                    record["output"] = wire.encode(got)
+                except wire.EncodeError as refused:
+                    record["unsupported"] = str(refused)
+                record["args_after"] = wire.encode(args)
+        record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:3]
+        events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], **record)
+
+
+def main(events_fd: int):
+    job = json.load(sys.stdin)  # through a pipe: the hidden cases' inputs never touch the disk
+    events = Events(events_fd)
+    output = BoundedText(job.get("output_limit", 20000))
+    sys.stdout = sys.stderr = output
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    run_cells(shell, job["cells"], set(job.get("skip_cells", [])), events, output)
+    start_exercise, start_case = job.get("start", [0, 0])
+    for position, exercise in enumerate(job["exercises"]):
+        if position >= start_exercise:
+            run_exercise(shell, exercise, start_case if position == start_exercise else 0, events)
+    events(event=Event.DONE, output=output.text())
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
