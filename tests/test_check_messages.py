@@ -218,14 +218,14 @@ def test_the_grading_sandbox_swaps_by_the_same_rule():
     from sklearn.preprocessing import OneHotEncoder
 
     from autograder.instructor import grading
-    from autograder.learner import in_sandbox as sandbox_runner
-    from autograder.learner.check import judge
+    from autograder.learner import in_sandbox
+    from autograder.learner.judge import judge
 
     exercise = registry.get("ch01.prepare_features")
     job, inputs = grading._job_exercise(exercise)
     namespace = notebook("class Imputer:\n    pass", LEARNER_PREPARE_FEATURES_WITH_SKLEARN)
     events = []
-    sandbox_runner.run_exercise(SimpleNamespace(user_ns=namespace), job, 0, lambda **event: events.append(event))
+    in_sandbox.run_exercise(SimpleNamespace(user_ns=namespace), job, 0, lambda **event: events.append(event))
     records = [event for event in events if event["event"] == "case_end"]
     assert len(records) == len(exercise.cases)
     for case, record in zip(exercise.cases, records):
@@ -417,7 +417,8 @@ def test_the_learners_bundle_names_mistakes_by_the_same_rule(tmp_path):
     import json
 
     from autograder.learner import stored
-    from autograder.learner.check import report, run_cases
+    from autograder.learner.check import report
+    from autograder.learner.judge import run_cases
 
     for exercise_id, fn, name in [
             ("ch03.numerical_gradient", numerical_gradient_without_restoring(work_on_a_copy=True),

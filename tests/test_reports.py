@@ -17,7 +17,8 @@ import pytest
 
 from autograder.instructor import grading, reports
 from autograder.learner import registry
-from autograder.learner.check import KNOWN_MISTAKE, run_cases
+from autograder.learner.check import KNOWN_MISTAKE
+from autograder.learner.judge import run_cases
 from autograder.learner.display import show
 from autograder.instructor.grading import ExerciseGrade, SubmissionGrade, graded_exercises, ungraded
 

@@ -106,28 +106,43 @@ def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
-def test_grading_judges_as_the_inline_check_after_the_sandbox_round_trip(exercise):
-    """In grading, inputs go to the sandbox and outputs come back through autograder.learner.wire; every
-    answer (reference, alternatives, known mistakes) must get the same verdicts and the same named
-    mistake there as in the inline check."""
-    from autograder.learner import wire
-    from autograder.learner.check import judge, name_the_mistake, run_here
+def test_grading_judges_as_the_inline_check(exercise):
+    """One path for both: every answer (reference, alternatives, known mistakes) run by the sandbox's own code
+    (in_sandbox.run_exercise, here in this process), sent as protocol records through the wire and judged by
+    the grader gets the same verdict per case, the same named mistakes and, on visible cases, the same words
+    as in the inline check."""
+    from types import SimpleNamespace
+
+    from autograder.instructor import grading
+    from autograder.learner import in_sandbox, wire
+    from autograder.learner.check import explanation_lines
     from autograder.learner.compare import same_values
+    from autograder.learner.judge import run_cases
+    from autograder.learner.protocol import Event, case_key
 
     for case in exercise.cases:
         args = case.make_args()
         assert same_values(args, wire.decode(wire.encode(args))), f"{case.name}: the inputs change on the wire"
+    job, inputs = grading._job_exercise(exercise)
     for fn in [exercise.reference, *exercise.alternatives, *(m.fn for m in exercise.mistakes)]:
-        inline, graded = [], []
-        for case in exercise.cases:
-            here = run_here(exercise, fn, case.make_args())
-            inline.append(judge(exercise, case, here, case.make_args()))
-            if here.trace is None and not here.not_written:
-                here.got = wire.decode(wire.encode(here.got))
-            graded.append(judge(exercise, case, here, case.make_args()))
-        name_the_mistake(exercise, inline), name_the_mistake(exercise, graded)
-        assert [(r.passed, r.mistake) for r in graded] == [(r.passed, r.mistake) for r in inline], \
-            f"{getattr(fn, '__name__', fn)}: {[r.lines for r in inline]} became {[r.lines for r in graded]}"
+        inline = run_cases(exercise, fn, hidden=True)
+        events = []
+        in_sandbox.run_exercise(SimpleNamespace(user_ns={exercise.name: fn}), job, 0, lambda **e: events.append(e))
+        records = {case_key(event): [event] for event in events if event["event"] == Event.CASE_END}
+        graded = grading._grade_exercise(exercise, grading.Sandboxed(records=records), inputs)
+        name = getattr(fn, "__name__", fn)
+        assert [case.passed for case in graded.case_grades] == [result.passed for result in inline], \
+            f"{name}: {[r.lines for r in inline]} became {[c.lines for c in graded.case_grades]}"
+        assert graded.mistakes == sorted({result.mistake.name for result in inline if result.mistake}), name
+        for result, case in zip(inline, graded.case_grades):
+            if not result.case.hidden:
+                assert without_notes(case.lines) == without_notes(explanation_lines(result)), f"{name}, {case.name}"
+
+
+def without_notes(lines: list[str]) -> list[str]:
+    """A case's explanation less the warnings it notes: torch raises some warnings once per process, so the
+    second run of an answer in one process (here, unlike a sandbox) can lack them."""
+    return [line for line in lines if not line.startswith("note: your code warned")]
 
 
 def _parameters_with_defaults(exercise) -> list[str]:

@@ -17,7 +17,7 @@ to run at fork), and only the kernel, ending a PID namespace, can vouch that no 
 stage lives on when the references arrive, which it cannot do for a namespace the copy shares.
 
 Everything a sandbox writes is untrusted data: a case's record is read only in the form
-sandbox_runner writes it (`_read_record`, `wire.decode`), and anything else fails that case with
+the sandbox writes it (`protocol.CaseRecord.read`, `wire.decode`), and anything else fails that case with
 the course's words, "the sandbox returned a malformed result", never the learner's. A hidden case's
 feedback shows an exception's type and the learner's lines, never its message.
 
@@ -43,10 +43,10 @@ from pathlib import Path
 
 from autograder.instructor import demos, notebooks, sandbox
 from autograder.learner import registry, wire
-from autograder.learner.check import (CaseResult, Outcome, case_label, explanation_lines, fold_repeated_exception, judge,
-                              left_unwritten, name_the_mistake, report)
+from autograder.learner.check import case_label, explanation_lines, left_unwritten, report
 from autograder.learner.compare import changed_inputs
-from autograder.learner.in_sandbox import Event
+from autograder.learner.judge import CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake, warning_notes
+from autograder.learner.protocol import MALFORMED, CaseRecord, Event, Malformed, case_key
 
 MAX_RESTARTS = 12
 
@@ -227,8 +227,9 @@ def exercise_names(chapter: str) -> set[str]:
     return {name for e in graded_exercises(chapter) for name in (e.name, *e.uses)}
 
 
-RUNNER_MODULES = ["IPython.core.interactiveshell", "autograder.learner.in_sandbox", "autograder.learner.check",
-                  "autograder.learner.drivers", "autograder.learner.wire"]
+RUNNER_MODULES = ["IPython.core.interactiveshell", "autograder.learner.in_sandbox", "autograder.learner.protocol",
+                  "autograder.learner.judge", "autograder.learner.check", "autograder.learner.drivers",
+                  "autograder.learner.wire"]
 
 
 def warm_modules(chapter: str) -> list[str]:
@@ -275,18 +276,6 @@ def _job_exercise(exercise: registry.Exercise) -> tuple[dict, dict]:
             "cases": cases}, inputs
 
 
-MALFORMED = "the sandbox returned a malformed result"
-MAX_TRACE_LINES = 40  # a longer traceback keeps its first and last half of these
-MAX_LINE_CHARS = 300
-EXCEPTION_KIND = re.compile(r"[A-Za-z_][\w.]{0,119}")
-RECORD_KEYS = {"event", "exercise", "case", "missing", "not_written", "trace", "exception", "message", "unsupported",
-               "output", "args_after", "warnings"}
-
-
-class Malformed(ValueError):
-    """A record from the sandbox that is not what sandbox_runner writes: forged or cut short."""
-
-
 @dataclass
 class NotJudged:
     """A case decided without an output to judge; `why` is the course's words, never the learner's."""
@@ -329,8 +318,8 @@ class Notebook:
                                "start": position}, self.bundle, self.limits, self.hide)
             result.isolated &= run.isolated
             for event in run.events:
-                if event.get("event") == Event.CASE_END and _case_key(event) in known:
-                    result.records.setdefault(_case_key(event), []).append(event)
+                if event.get("event") == Event.CASE_END and case_key(event) in known:
+                    result.records.setdefault(case_key(event), []).append(event)
             if run.finished:
                 break
             if not run.events:  # the sandbox never reached the learner's code: the grader's fault, not theirs
@@ -345,7 +334,7 @@ class Notebook:
         """Where the next sandbox starts after `run` stopped early, from its last event; None when nothing is
         left to run. A last event that names no cell or case of this stage is a malformed result."""
         last = run.events[-1]
-        kind, key = last.get("event"), _case_key(last)
+        kind, key = last.get("event"), case_key(last)
         index = last.get("index")
         if kind in (Event.CELL_START, Event.CELL_END) and type(index) is int and index in self.runnable():
             self.skip.add(last["index"])
@@ -366,12 +355,6 @@ class Notebook:
         return None
 
 
-def _case_key(event: dict) -> tuple[str, str] | None:
-    """(exercise id, case name) of a case event, or None when it does not name them as strings."""
-    exercise, case = event.get("exercise"), event.get("case")
-    return (exercise, case) if type(exercise) is str and type(case) is str else None
-
-
 def _position_of(known: list, index: int) -> list[int] | None:
     """[exercise, case] positions in the job of the index-th case of `known`, None past the last."""
     if index >= len(known):
@@ -383,7 +366,7 @@ def _position_of(known: list, index: int) -> list[int] | None:
 
 def _outcome(records: list[dict], inputs: dict, hidden: bool) -> Outcome | NotJudged:
     """The outcome a case's one record describes, read as untrusted data: anything but exactly one record in
-    the form sandbox_runner writes is a malformed result. A hidden case's outcome keeps an exception's type
+    the form the sandbox writes is a malformed result. A hidden case's outcome keeps an exception's type
     and the learner's lines, never its message, and a warning's category, never its text."""
     if len(records) != 1:
         return NotJudged("not run: the grading stopped before this case" if not records else MALFORMED,
@@ -394,62 +377,29 @@ def _outcome(records: list[dict], inputs: dict, hidden: bool) -> Outcome | NotJu
         return NotJudged(MALFORMED, "malformed result")
 
 
-def _read_record(record: dict, inputs: dict, hidden: bool) -> Outcome:
-    _check(set(record) <= RECORD_KEYS)
-    if "missing" in record:
-        _check(record["missing"] is True)
+def _read_record(event: dict, inputs: dict, hidden: bool) -> Outcome:
+    """The outcome of the case-end `event`, read as a `CaseRecord`; `Malformed` when it is not one."""
+    record = CaseRecord.read(event)
+    if record.missing:
         return Outcome(trace=["NameError: no function or class of this name is defined "
                               "(was its cell deleted or renamed?)"])
-    if "not_written" in record:
-        _check(record["not_written"] is True)
+    if record.not_written:
         return Outcome(not_written=True)
-    notes = [f"note: your code warned {warning}" for warning in _warnings(record.get("warnings", []), hidden)]
-    if "exception" in record:
-        return Outcome(trace=_trace(record, hidden), notes=notes)
-    if "unsupported" in record:
-        _check(type(record["unsupported"]) is str)
-        what = "a value" if hidden else _line(record["unsupported"])
+    notes = warning_notes([warning.split(":", 1)[0] for warning in record.warnings] if hidden else record.warnings)
+    if record.exception:  # a hidden case keeps the exception's type, never its message: it can carry the inputs
+        if not (record.message or hidden):
+            raise Malformed(MALFORMED)
+        return Outcome(trace=record.trace + ([record.exception] if hidden else record.message), notes=notes)
+    if record.unsupported:
+        what = "a value" if hidden else record.unsupported
         return Outcome(trace=[f"returned {what}, which the grader does not accept"], notes=notes)
-    _check("output" in record and "args_after" in record)
     try:
-        got, after = wire.decode(record["output"]), wire.decode(record["args_after"])
+        got, after = wire.decode(record.output), wire.decode(record.args_after)
     except wire.DecodeError as error:
         raise Malformed(str(error)) from None
-    _check(type(after) is dict and after.keys() == inputs.keys())
-    return Outcome(got, changed=changed_inputs(inputs, after), notes=notes)
-
-
-def _check(condition: bool) -> None:
-    if not condition:
+    if type(after) is not dict or after.keys() != inputs.keys():
         raise Malformed(MALFORMED)
-
-
-def _lines(value) -> list[str]:
-    _check(type(value) is list and all(type(line) is str for line in value))
-    if len(value) > MAX_TRACE_LINES:
-        half = MAX_TRACE_LINES // 2
-        value = value[:half] + [f"... {len(value) - 2 * half} lines left out ..."] + value[-half:]
-    return [_line(line) for line in value]
-
-
-def _line(text: str) -> str:
-    return text if len(text) <= MAX_LINE_CHARS else text[:MAX_LINE_CHARS] + " ..."
-
-
-def _trace(record: dict, hidden: bool) -> list[str]:
-    """The learner's traceback: their frames, then the exception's message lines, or its type alone in a
-    hidden case (a message can carry the case's inputs)."""
-    kind = record["exception"]
-    _check(type(kind) is str and EXCEPTION_KIND.fullmatch(kind) is not None)
-    frames, message = _lines(record.get("trace", [])), _lines(record.get("message", []))
-    _check(bool(message) or hidden)
-    return frames + ([kind] if hidden else message)
-
-
-def _warnings(warnings: list, hidden: bool) -> list[str]:
-    """The learner's warnings, "Category: text" as the sandbox wrote them; a hidden case keeps the category."""
-    lines = _lines(warnings)[:3]
-    return [line.split(":", 1)[0] for line in lines] if hidden else lines
+    return Outcome(got, changed=changed_inputs(inputs, after), notes=notes)
 
 
 def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hide: list[Path],

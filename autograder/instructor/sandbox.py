@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from autograder.learner.protocol import Event
+
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
         "from autograder.learner.in_sandbox import main; main(int(sys.argv[1]))")
 MAX_EVENTS_BYTES = 64 * 2**20
@@ -85,7 +87,7 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return bool(self.events) and self.events[-1].get("event") == "done"
+        return bool(self.events) and self.events[-1].get("event") == Event.DONE
 
     def ending(self) -> str:
         """Why the process stopped early, as what the code did: "ran past the time limit", "killed

@@ -729,7 +729,7 @@ def _run_rank(fn, make_args, rank, world_size, store_path, fd):
             fn(**fn_args)
             message = {"output": read_back()}
         except BaseException as error:  # noqa: BLE001 - sys.exit and KeyboardInterrupt too: reported, not obeyed
-            from autograder.learner.check import learner_traceback
+            from autograder.learner.judge import learner_traceback
 
             message = {"error": type(error).__name__, "builtin": type(error).__module__ == "builtins",
                        "lines": learner_traceback(error)}

@@ -23,20 +23,8 @@ import json
 import math
 import os
 import sys
-import traceback
-import warnings
-from enum import StrEnum
 
-class Event(StrEnum):
-    """The kinds of event this runner reports, one JSON line each under the key "event"; the grader reads
-    them with the same names (grading), and the values are the strings on the wire."""
-
-    CELL_START = "cell_start"  # a notebook cell began: {"index"}
-    CELL_END = "cell_end"  # ... and ended: {"index", "error"}
-    CASE_START = "case_start"  # an exercise's case began: {"exercise", "case"}
-    CASE_END = "case_end"  # ... and ended, with its record: the output, or how it failed
-    DONE = "done"  # everything ran: {"output"}, the learner's printed output, bounded
-
+from autograder.learner.protocol import Event
 
 class BoundedText(io.TextIOBase):
     """A stdout/stderr stand-in that keeps the first `limit` characters and counts the rest."""
@@ -93,20 +81,12 @@ def reference_namespace(uses: dict) -> dict:
     return namespace
 
 
-def error_record(error: BaseException, trace: list[str]) -> dict:
-    """The learner's traceback in three parts: the frames of their own code (`trace`, as
-    check.learner_traceback gives it, without its last lines), the exception's type as a traceback
-    names it, and its message lines, which the grader leaves out of a hidden case's feedback."""
-    message = len(traceback.format_exception_only(type(error), error))
-    kind = type(error).__qualname__
-    if type(error).__module__ not in ("builtins", "__main__"):
-        kind = f"{type(error).__module__}.{kind}"
-    return {"trace": trace[:-message], "exception": kind, "message": trace[-message:]}
-
-
 def run_exercise(shell, exercise, start_case, events):
+    """Each case of `exercise` from `start_case` on, through `judge.run_one_case` as the inline check runs it,
+    reported as a case-end event with its `CaseRecord`."""
     from autograder.learner import drivers, wire
-    from autograder.learner.check import learner_traceback, references_in_place_of_own_code
+    from autograder.learner.judge import run_one_case
+    from autograder.learner.protocol import CaseRecord
 
     driver = drivers.DRIVERS[exercise["driver"]]
     built = reference_namespace(exercise["uses"])
@@ -117,26 +97,11 @@ def run_exercise(shell, exercise, start_case, events):
         events(event=Event.CASE_START, exercise=exercise["id"], case=case["name"])
         fn = shell.user_ns.get(exercise["name"])
         if fn is None:
-            events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], missing=True)
-            continue
-        args = wire.decode(case["args"])
-        record = {}
-        with references_in_place_of_own_code(fn, references), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                got = driver(fn, args)
-            except NotImplementedError:
-                record["not_written"] = True
-            except Exception as error:
-                record.update(error_record(error, learner_traceback(error)))
-            else:
-                try:
-                    record["output"] = wire.encode(got)
-                except wire.EncodeError as refused:
-                    record["unsupported"] = str(refused)
-                record["args_after"] = wire.encode(args)
-        record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})[:3]
-        events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], **record)
+            record = CaseRecord(missing=True)
+        else:
+            args = wire.decode(case["args"])
+            record = CaseRecord.of(run_one_case(driver, fn, args, references), args)
+        events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], **record.event())
 
 
 def main(events_fd: int):

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.learner.check import check, judge, run_here
+from autograder.learner.check import check
+from autograder.learner.judge import judge, run_here
 from autograder.learner.registry import Case, Exercise
 from benchmarks.mutation.inputs import perturbed_cases, summary
 from benchmarks.mutation.mutants import Mutant, mutants_of
