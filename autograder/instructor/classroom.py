@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from autograder.instructor import bundle, notebooks, sandbox
+from autograder.instructor.errors import CourseError
 from autograder.learner import registry
 from autograder.instructor.grading import (Status, SubmissionGrade, find_notebook, grade_submission, notebook_sha256, ungraded,
                                 warm_modules)
@@ -193,7 +194,7 @@ def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionG
         try:
             gradebook.find_assignment(chapter)
         except MissingEntry:
-            raise RuntimeError(f"{chapter} is not in {course_dir / 'gradebook.db'}: run `nncourse release {chapter}` "
+            raise CourseError(f"{chapter} is not in {course_dir / 'gradebook.db'}: run `nncourse release {chapter}` "
                                "(or nbgrader generate_assignment) in the course directory first") from None
         recorded = 0
         for grade in grades:
@@ -263,7 +264,7 @@ def nbgrader(course_dir: Path, *args: str, check: bool = True) -> subprocess.Com
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
                             capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise CourseError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result
 
 

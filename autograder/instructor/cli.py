@@ -23,21 +23,19 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from pathlib import Path
 
 from autograder.instructor import notebooks
+from autograder.instructor.errors import CourseError
 from autograder.learner import registry
 
 
 def _sync(args) -> int:
     from autograder.instructor.sync import sync
 
-    try:
-        differences = sync(write=not args.check)
-    except notebooks.CourseLayoutError as error:
-        print(f"nncourse sync: {error}", file=sys.stderr)
-        return 2
+    differences = sync(write=not args.check)
     unfixable = [d for d in differences if not d.what.startswith("differs")]
     for difference in differences:
         print(difference, file=sys.stderr if args.check or difference in unfixable else sys.stdout)
@@ -80,17 +78,15 @@ def _solution(args) -> int:
 def _lab(args, jupyter_args) -> int:
     from autograder.instructor import lab
 
-    try:
-        return lab.run(Path(args.course_dir) if args.course_dir else None, Path(args.work_dir), jupyter_args)
-    except lab.LabError as error:
-        print(f"nncourse lab: {error}", file=sys.stderr)
-        return 2
+    return lab.run(Path(args.course_dir) if args.course_dir else None, Path(args.work_dir), jupyter_args)
 
 
 def _release(args) -> int:
     from autograder.instructor import classroom
 
     chapters = args.chapters or list(notebooks.chapter_modules())
+    for chapter in chapters:
+        notebooks.chapter_notebook(chapter)  # a chapter the course does not have: say so before nbgrader does
     path = classroom.release(Path(args.course_dir), chapters)
     print(f"released {', '.join(chapters)} into {Path(args.course_dir) / 'release'}; learner bundle: {path}")
     return 0
@@ -100,6 +96,7 @@ def _grade(args) -> int:
     from autograder.instructor import classroom, reports, sandbox
 
     course_dir = Path(args.course_dir)
+    notebooks.chapter_notebook(args.chapter)  # a chapter the course does not have: say so, not a traceback
     if not classroom.submissions(course_dir, args.chapter):
         print(f"nncourse grade: no submissions in {course_dir / 'submitted'}/*/{args.chapter}/", file=sys.stderr)
         return 1
@@ -155,11 +152,16 @@ def main(argv=None) -> int:
     solution.add_argument("exercise", help="e.g. ch02.mse_loss")
     solution.set_defaults(run=_solution)
     args, rest = parser.parse_known_args(argv)
-    if args.command == "lab":
-        return _lab(args, rest)
-    if rest:
+    if rest and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return args.run(args)
+    try:
+        return _lab(args, rest) if args.command == "lab" else args.run(args)
+    except CourseError as error:
+        print(f"nncourse {args.command}: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `nncourse list | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import sysconfig
 from pathlib import Path
 
 from autograder.instructor import notebooks
+from autograder.instructor.errors import CourseError
 from autograder.instructor.learner_copy import update_workspace
 
 WORK = notebooks.ROOT / "work"
@@ -32,7 +33,7 @@ NEWS_PLUGIN = "@jupyterlab/apputils-extension:announcements"  # asks to fetch Ju
 NBGRADER_SERVER_EXTENSIONS = ("formgrader", "validate_assignment", "assignment_list", "course_list")
 
 
-class LabError(Exception):
+class LabError(CourseError):
     """`nncourse lab` cannot start; the message says why and what to do."""
 
 

@@ -29,6 +29,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.instructor.errors import CourseError
+
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # nbgrader's, as nbgrader_config.py sets it
 SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
@@ -36,7 +38,7 @@ MANIFEST = ".nncourse-workspace.json"
 NEW_VERSION_SUFFIX = ".new.ipynb"
 
 
-class MarkerError(ValueError):
+class MarkerError(CourseError, ValueError):
     """A cell whose BEGIN and END markers do not pair up."""
 
 

@@ -9,6 +9,8 @@ import re
 import tomllib
 from pathlib import Path
 
+from autograder.instructor.errors import CourseError
+
 ROOT = Path(__file__).resolve().parents[2]
 COURSE = ROOT / "course"
 LEARNER = ROOT / "learner"  # the course in learner form (see learner_copy.py), written by `nncourse sync`
@@ -16,7 +18,7 @@ SOLUTIONS = ROOT / "solutions"
 CHAPTER_MODULE = re.compile(r"^ch(\d\d)_\w+\.py$")
 
 
-class CourseLayoutError(Exception):
+class CourseLayoutError(CourseError):
     """The repository's files do not have the shape the course expects; the message says how to fix it."""
 
 
@@ -29,6 +31,9 @@ def chapter_modules(solutions_dir: Path = SOLUTIONS) -> dict[str, Path]:
 def chapter_notebook(chapter: str, course_dir: Path = COURSE) -> Path:
     """The one notebook of a chapter, `course/chNN/chNN_*.ipynb`."""
     found = sorted((course_dir / chapter).glob(f"{chapter}_*.ipynb"))
+    if not found and not (course_dir / chapter).is_dir():
+        chapters = sorted(path.name for path in course_dir.glob("ch[0-9][0-9]") if path.is_dir())
+        raise CourseLayoutError(f"the course has no chapter {chapter!r}; its chapters are {', '.join(chapters)}")
     if len(found) != 1:
         raise CourseLayoutError(f"expected one notebook {course_dir / chapter}/{chapter}_*.ipynb, found {len(found)}")
     return found[0]
