@@ -423,3 +423,17 @@ def test_stored_grades_keep_each_case_as_data_and_an_older_result_is_graded_agai
         del exercise["case_grades"], exercise["not_written"]
     path.write_text(json.dumps(older))
     assert classroom._current(path, submission) is None  # stored before cases were data: graded again
+
+
+def test_a_sandbox_that_stops_between_two_exercises_goes_on_with_the_one_it_asked_for(tmp_path):
+    """A process that ends after asking for an exercise's cases (a thread of the learner's killed it) is
+    restarted at that exercise's first undecided case, not judged malformed."""
+    notebook = grading.Notebook([{"index": 0, "source": "pass"}], tmp_path, sandbox.Limits(), [])
+    run = sandbox.Run([{"event": "cell_start", "index": 0}, {"event": "cell_end", "index": 0, "error": None},
+                       {"event": "case_start", "exercise": "ch02.a", "case": "one"},
+                       {"event": "case_end", "exercise": "ch02.a", "case": "one", "output": 1, "args_after": {}},
+                       {"event": "cases_wanted", "exercise": "ch02.b"}], -9, False, 1.0, True)
+    known = [("ch02.a", "one"), ("ch02.b", "one"), ("ch02.b", "two")]
+    result = grading.Sandboxed(records={("ch02.a", "one"): [run.events[3]]})
+    assert notebook._restart_position(run, [0, 0], known, result) == [1, 0]
+    assert not result.decided and not notebook.skip

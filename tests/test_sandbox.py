@@ -549,3 +549,56 @@ def test_an_allowed_folder_under_tmp_stays_visible_over_each_warm_jobs_fresh_scr
     assert "marker: seen" in text
     top = allowed.relative_to("/tmp").parts[0]
     assert "'mine.txt'" in text and f"'{top}'" in text  # the scratch is writable, the allowed folder's path kept
+
+
+LOOKS_AHEAD = '''
+import gc, os
+
+def look(x):
+    """What of the next exercise's cases this exercise's code can find: in the process's memory, or waiting
+    unread in the job's pipe."""
+    marker = "SECRET" + "-B"
+    in_memory = any(marker in value for o in gc.get_objects() if isinstance(o, dict)
+                    for value in list(o.values()) if isinstance(value, str))
+    os.set_blocking(0, False)
+    try:
+        waiting = os.read(0, 1 << 20)
+    except BlockingIOError:
+        waiting = b""
+    finally:
+        os.set_blocking(0, True)
+    return [in_memory, marker.encode() in waiting]
+
+def double(x):
+    return 2 * x
+'''
+
+
+def test_an_exercises_inputs_arrive_only_when_its_cases_run(learner_bundle, mode):
+    """The job's first line holds the cells and the exercises' names; each exercise's inputs come when the
+    sandbox asks for them, after the earlier exercises ran: the first exercise's code finds nothing of the
+    second's case, neither in memory nor waiting in the pipe, and the second still gets its inputs."""
+    from autograder.learner import wire
+
+    job = {"cells": [{"index": 0, "source": LOOKS_AHEAD}], "exercises": [
+        {"id": "ch99.look", "name": "look", "driver": "keywords", "uses": {},
+         "cases": [{"name": "first", "args": wire.encode({"x": 1})}]},
+        {"id": "ch99.double", "name": "double", "driver": "keywords", "uses": {},
+         "cases": [{"name": "SECRET-B case", "args": wire.encode({"x": 3})}]}]}
+    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=30), [])
+    assert run.finished, run.log
+    outputs = {event["case"]: wire.decode(event["output"]) for event in run.events if event["event"] == "case_end"}
+    assert outputs == {"first": [False, False], "SECRET-B case": 6}
+    asked = [event["exercise"] for event in run.events if event["event"] == "cases_wanted"]
+    assert asked == ["ch99.look", "ch99.double"]
+
+
+def test_the_jobs_first_line_holds_no_inputs_and_no_reference():
+    from autograder.learner.protocol import job_lines
+
+    job = {"cells": [], "exercises": [{"id": "ch99.a", "name": "a", "driver": "keywords", "uses": {"r": "def r(): 1"},
+                                       "cases": [{"name": "c", "args": {"SECRET": 1}}]}]}
+    first, per_exercise = job_lines(job)
+    assert json.loads(first) == {"cells": [], "exercises": [{"id": "ch99.a", "name": "a", "driver": "keywords"}]}
+    assert json.loads(per_exercise["ch99.a"]) == {"id": "ch99.a", "uses": {"r": "def r(): 1"},
+                                                  "cases": [{"name": "c", "args": {"SECRET": 1}}]}

@@ -342,6 +342,11 @@ class Notebook:
             return position
         if kind == Event.CASE_END and key in known:
             return _position_of(known, known.index(key) + 1)
+        if kind == Event.CASES_WANTED:  # it stopped between two exercises: go on with the one it asked for
+            waiting = [i for i, pending in enumerate(known) if pending[0] == last.get("exercise")
+                       and pending not in result.records and pending not in result.decided]
+            if waiting:
+                return _position_of(known, waiting[0])
         if kind == Event.CASE_START and key in known:
             cause = "time limit" if run.timed_out else "crash"
             result.decided[key] = NotJudged(f"your code {run.ending()} on this case", cause)

@@ -1,7 +1,10 @@
 """Start the sandbox that runs one learner's code: limits, isolation, and reading what it reported.
 
-The job (hidden cases' inputs included) goes in through a pipe; the events come back through an
-inherited descriptor to an unnamed temporary file, so no run leaves a folder behind. The process runs
+The job goes in through a pipe, one line at a time (protocol.job_lines): the cells and the exercises'
+names first, then each exercise's case inputs and the references it uses only when the sandbox asks
+for that exercise, after the earlier ones ran. The events come back through an inherited descriptor
+to an unnamed temporary file, so no run leaves a folder behind; while the sandbox runs, the grader
+looks in that file only for those requests. The process runs
 
 - with limits: wall-clock seconds, address space (a runaway allocation raises MemoryError in the
   learner's cell), file size and no core dumps;
@@ -52,11 +55,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from autograder.learner.protocol import Event
+from autograder.learner.protocol import Event, job_lines, wanted_exercise
 
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
         "from autograder.learner.in_sandbox import main; main(int(sys.argv[1]))")
 MAX_EVENTS_BYTES = 64 * 2**20
+FEED_POLL_SECONDS = 0.002  # how often the events file is looked at for a request of an exercise's cases
 ISOLATION = Path(__file__).with_name("isolation.py")
 # New mount, network, IPC and process-ID namespaces (and a user namespace where the grader is not
 # root, to be allowed the rest); `--kill-child` ends the namespace when `unshare` dies.
@@ -285,10 +289,11 @@ class WarmHost:
             finally:
                 os.close(job_reader)
                 os.close(status_fd)
-            data = json.dumps({**job, "output_limit": limits.output_chars}).encode()
-            threading.Thread(target=_write_and_close, args=(job_writer, data), daemon=True).start()
+            ended = stack.enter_context(_feeding(open(job_writer, "wb"), {**job, "output_limit": limits.output_chars},
+                                                  events.fileno()))
             ready, _, _ = select.select([status], [], [], limits.seconds + 30)
             reply = status.read() if ready else b""
+            ended.set()
             if _stopping.is_set():
                 raise Stopped("grading was stopped while this sandbox ran")
             try:
@@ -316,11 +321,41 @@ class WarmHost:
         self.stderr.close()
 
 
-def _write_and_close(fd: int, data: bytes) -> None:
+@contextmanager
+def _feeding(pipe, job: dict, events_fd: int):
+    """While the block runs, give the sandbox its job through `pipe`: the first line at once, then each
+    exercise's cases when the sandbox asks for them in its events file (protocol.job_lines), each at most
+    once. Yields an Event to set once the sandbox has ended; the feeder stops then, or at the block's end."""
+    first, per_exercise = job_lines(job)
+    ended = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(pipe, first, per_exercise, events_fd, ended), daemon=True)
+    feeder.start()
     try:
-        with open(fd, "wb") as pipe:
-            pipe.write(data)
-    except OSError:  # the learner's process ended before it read its job
+        yield ended
+    finally:
+        ended.set()
+        feeder.join()
+
+
+def _feed(pipe, first: bytes, per_exercise: dict[str, bytes], events_fd: int, ended: threading.Event) -> None:
+    offset, partial = 0, b""
+    try:
+        with pipe:
+            pipe.write(first)
+            pipe.flush()
+            while per_exercise and not ended.is_set():
+                chunk = os.pread(events_fd, 1 << 16, offset)
+                if not chunk:
+                    ended.wait(FEED_POLL_SECONDS)
+                    continue
+                offset += len(chunk)
+                *lines, partial = (partial + chunk).split(b"\n")
+                partial = partial[-4096:]  # a request is a short line; a longer one is not a request
+                for line in lines:
+                    if (wanted := wanted_exercise(line)) in per_exercise:
+                        pipe.write(per_exercise.pop(wanted))
+                        pipe.flush()
+    except OSError:  # the sandbox ended, or stopped reading its job
         pass
 
 
@@ -394,9 +429,9 @@ def prewarmed(bundle: Path, hide: list[Path], modules: list[str], limits: Limits
 def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: Path | None = None) -> Run:
     """Run the sandbox once on `job` and return what it reported before it finished or was stopped.
 
-    The job (hidden cases' inputs included) goes in through a pipe and never touches the disk; the
-    events come back through an inherited descriptor to an unnamed file, read once every process
-    of the sandbox has ended. Isolated, the sandbox sees `bundle` and `submission` (the learner's
+    The job (hidden cases' inputs included) goes in through a pipe, an exercise's inputs when the sandbox
+    asks for them (`_feeding`), and never touches the disk; the events come back through an inherited
+    descriptor to an unnamed file, read once every process of the sandbox has ended. Isolated, the sandbox sees `bundle` and `submission` (the learner's
     folder, if given) read-only at /sandbox/bundle and /sandbox/submission, and no folder in `hide`."""
     isolated = isolation_available()
     pool = _pools.get(_pool_key(bundle, hide)) if isolated and submission is None else None
@@ -423,8 +458,9 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: P
                              stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
             _running[process] = isolated
         try:
-            timed_out = _send_and_wait(process, json.dumps({**job, "output_limit": limits.output_chars}).encode(),
-                                       limits.seconds, isolated)
+            pipe, process.stdin = process.stdin, None  # the feeder's alone, which closes it
+            with _feeding(pipe, {**job, "output_limit": limits.output_chars}, events.fileno()):
+                timed_out = _wait(process, limits.seconds, isolated)
         finally:
             with _running_lock:
                 del _running[process]
@@ -436,17 +472,15 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: P
                    _tail(stderr))
 
 
-def _send_and_wait(process: subprocess.Popen, job: bytes, seconds: float, isolated: bool) -> bool:
-    """Give the sandbox its job and wait until it and every process it started have ended, for at
-    most `seconds`; whether it had to be stopped at that deadline."""
+def _wait(process: subprocess.Popen, seconds: float, isolated: bool) -> bool:
+    """Wait until the sandbox and every process it started have ended, for at most `seconds`; whether it
+    had to be stopped at that deadline."""
     try:
-        process.communicate(job, timeout=seconds)
+        process.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         _stop(process, isolated)
         process.wait()
         return True
-    except BrokenPipeError:  # it stopped before reading its job; its return code says how
-        process.wait()
     return False
 
 

@@ -5,16 +5,17 @@
 
 The grader starts this in a separate process with limits (time, memory, file size), without the
 network and, where the system allows, without sight of the instructor's files; only the learner's
-bundle (no references) is importable. It runs the notebook's code cells, then calls each exercise's
-function on the job's case inputs and appends one JSON line per event to the events file: cells
-started and finished, cases started and finished with their encoded output. Whether an output is
+bundle (no references) is importable. It runs the notebook's code cells, then, one exercise at a
+time, asks for that exercise's case inputs (`protocol.job_lines`), calls the learner's function on
+them through `judge.run_one_case` and appends one JSON line per event to the events file: cells
+started and finished, cases started and finished with their `protocol.CaseRecord`. Whether an output is
 right is decided by the grader, outside this process, so nothing the learner's code does in here
 can change how it is judged; at worst it can spoil its own outputs. An exercise that `uses` earlier
 ones gets their references, rebuilt from source (`reference_namespace`), only in a sandbox the
 grader starts after those exercises' cases are decided (grading.grading_stages).
 
-Only the standard library, numpy, IPython and the learner's bundle (`autograder.learner.wire`, `drivers`,
-`check`) are used here.
+Only the standard library, numpy, IPython and the learner's bundle (`autograder.learner.protocol`,
+`judge`, `wire`, `drivers`) are used here.
 """
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def run_exercise(shell, exercise, start_case, events):
 
 
 def main(events_fd: int):
-    job = json.load(sys.stdin)  # through a pipe: the hidden cases' inputs never touch the disk
+    requests = sys.stdin  # through a pipe: the hidden cases' inputs never touch the disk
+    job = json.loads(requests.readline())  # the cells and the exercises' names; their cases come one by one
     events = Events(events_fd)
     output = BoundedText(job.get("output_limit", 20000))
     sys.stdout = sys.stderr = output
@@ -116,8 +118,13 @@ def main(events_fd: int):
     run_cells(shell, job["cells"], set(job.get("skip_cells", [])), events, output)
     start_exercise, start_case = job.get("start", [0, 0])
     for position, exercise in enumerate(job["exercises"]):
-        if position >= start_exercise:
-            run_exercise(shell, exercise, start_case if position == start_exercise else 0, events)
+        if position < start_exercise:
+            continue
+        events(event=Event.CASES_WANTED, exercise=exercise["id"])
+        given = json.loads(requests.readline() or "{}")
+        if given.get("id") != exercise["id"]:  # the job's lines were taken or asked for out of turn
+            break
+        run_exercise(shell, {**exercise, **given}, start_case if position == start_exercise else 0, events)
     events(event=Event.DONE, output=output.text())
 
 

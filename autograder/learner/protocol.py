@@ -12,6 +12,7 @@ executes anything and raises only `wire.DecodeError`.
 """
 from __future__ import annotations
 
+import json
 import re
 import traceback
 from dataclasses import dataclass, field, fields
@@ -27,6 +28,7 @@ class Event(StrEnum):
 
     CELL_START = "cell_start"  # a notebook cell began: {"index"}
     CELL_END = "cell_end"  # ... and ended: {"index", "error"}
+    CASES_WANTED = "cases_wanted"  # ready for an exercise's cases, which the grader sends only now: {"exercise"}
     CASE_START = "case_start"  # an exercise's case began: {"exercise", "case"}
     CASE_END = "case_end"  # ... and ended: {"exercise", "case"} and the fields of its CaseRecord
     DONE = "done"  # everything ran: {"output"}, the learner's printed output, bounded
@@ -36,6 +38,38 @@ MALFORMED = "the sandbox returned a malformed result"
 MAX_LINES = 40  # a longer traceback keeps the first and last half of these
 MAX_LINE_CHARS = 300
 EXCEPTION_KIND = re.compile(r"[A-Za-z_][\w.]{0,119}")
+
+
+PER_EXERCISE = ("uses", "cases")  # what of an exercise the sandbox receives only when it asks for that exercise
+
+
+def job_lines(job: dict) -> tuple[bytes, dict[str, bytes]]:
+    """The job as the sandbox receives it, one JSON line at a time: a first line with the cells and each
+    exercise's name and driver, then, per exercise, a line with its cases' inputs and the source of the
+    references it uses, which the grader writes only when the sandbox asks for that exercise
+    (`Event.CASES_WANTED`). So an exercise's inputs arrive when its cases are about to run, one exercise at
+    a time. Returns the first line and {exercise id: its line}."""
+    exercises = job.get("exercises", [])
+    first = {**job, "exercises": [{k: v for k, v in e.items() if k not in PER_EXERCISE} for e in exercises]}
+    per_exercise = {e["id"]: {"id": e["id"], **{k: e[k] for k in PER_EXERCISE}} for e in exercises}
+    return _line(first), {key: _line(value) for key, value in per_exercise.items()}
+
+
+def _line(value) -> bytes:
+    return (json.dumps(value) + "\n").encode()
+
+
+def wanted_exercise(line: bytes) -> str | None:
+    """The exercise an events-file line asks the cases of, or None: the grader reads these while the
+    sandbox runs, as untrusted data like every other line."""
+    if b"cases_wanted" not in line or len(line) > 4096:
+        return None
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    wanted = event.get("exercise") if isinstance(event, dict) and event.get("event") == Event.CASES_WANTED else None
+    return wanted if type(wanted) is str else None
 
 
 class Malformed(ValueError):
