@@ -364,6 +364,11 @@ def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path
                                           dashboard_address=None) as cluster:
                 grades = classroom.grade_class(small, CHAPTER, limits=LIMITS, progress=False,
                                                scheduler=cluster.scheduler_address)
+                with distributed.Client(cluster) as client:
+                    warm = client.run(lambda: [(chapter, bool(pool and pool.hosts and not pool.failed))
+                                               for (chapter, _), (_, pool) in classroom._WARM.items()])
+            if sandbox.isolation_available():  # each worker that graded did so in warm sandboxes of its own
+                assert {tuple(pools) for pools in warm.values()} <= {((CHAPTER, True),), ()} and any(warm.values())
         exports[engine] = reports.export_csv(small, CHAPTER, grades).read_text()
     assert exports["dask"] == exports["local"]
     assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in exports["dask"]
@@ -402,11 +407,14 @@ def test_the_release_command(tmp_path):
     assert not list((tmp_path / "release" / "nncourse-learner" / "solutions").glob("ch*.py"))
 
 
-def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resume(graded, tmp_path):
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resume(graded, tmp_path, engine):
+    """On the local pool and on a Dask cluster alike; on the cluster, the tasks not finished are cancelled too."""
     import signal
     import subprocess
     import sys
     import time
+    from contextlib import ExitStack
 
     course_dir = graded[0]
     shutil.copytree(course_dir / "submitted" / "reference", tmp_path / "submitted" / "a_quick")
@@ -416,22 +424,36 @@ def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resum
         folder.mkdir(parents=True)
         nbformat.write(edited(lean(release), answers(), add_code_cell("import time\ntime.sleep(300)", at=1)),
                        folder / NOTEBOOK)
-    grade = subprocess.Popen([sys.executable, "-m", "autograder.instructor.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
-                              "--workers", "1", "--timeout", "300"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-    kept = tmp_path / "nncourse" / "grades" / CHAPTER
-    try:
-        deadline = time.monotonic() + 120
-        while not (kept / "a_quick.json").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert (kept / "a_quick.json").exists(), "the quick submission was never graded"
-        time.sleep(3)  # b_slow's sandbox is now running its endless cell
-        stopped_at = time.monotonic()
-        grade.send_signal(signal.SIGINT)
-        _, stderr = grade.communicate(timeout=30)
-        assert time.monotonic() - stopped_at < 15
-    finally:
-        grade.kill()
+    with ExitStack() as stack:
+        engine_options = ["--workers", "1"]
+        if engine == "dask":
+            distributed = pytest.importorskip("distributed")
+            cluster = stack.enter_context(distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                                                   dashboard_address=None))
+            engine_options = ["--scheduler", cluster.scheduler_address]
+        grade = subprocess.Popen([sys.executable, "-m", "autograder.instructor.cli", "grade", CHAPTER, "--course-dir",
+                                  str(tmp_path), "--timeout", "300", *engine_options], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        kept = tmp_path / "nncourse" / "grades" / CHAPTER
+        try:
+            deadline = time.monotonic() + 120
+            while not (kept / "a_quick.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert (kept / "a_quick.json").exists(), "the quick submission was never graded"
+            time.sleep(3)  # b_slow's sandbox is now running its endless cell
+            stopped_at = time.monotonic()
+            grade.send_signal(signal.SIGINT)
+            _, stderr = grade.communicate(timeout=30)
+            assert time.monotonic() - stopped_at < 15
+        finally:
+            grade.kill()
+        if engine == "dask":  # the cluster keeps no task of the stopped run, queued or running
+            with distributed.Client(cluster) as client:
+                deadline = time.monotonic() + 10
+                while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
     assert grade.returncode == 130
     assert "run `nncourse grade ch02` again" in stderr and str(kept) in stderr
     assert sorted(path.name for path in kept.iterdir()) == ["a_quick.json"]  # nothing recorded from a killed sandbox

@@ -148,34 +148,51 @@ def grade_files(student: str, chapter: str, files: dict[str, bytes], limits: san
     with tempfile.TemporaryDirectory(prefix="nncourse-submission-") as folder:
         for name, data in files.items():
             (Path(folder) / Path(name).name).write_bytes(data)
-        learner_bundle = _worker_bundle(chapter)
+        learner_bundle = _worker_bundle(chapter, limits)
         grade = grade_submission(Path(folder), student, chapter, learner_bundle,
                                  hidden_paths(learner_bundle.parent), limits)
     return grade.to_json()
 
 
 _BUNDLES: dict[str, Path] = {}
+_WARM: dict[tuple[str, sandbox.Limits], tuple[ExitStack, sandbox.WarmPool | None]] = {}
 
 
-def _worker_bundle(chapter: str) -> Path:
+def _worker_bundle(chapter: str, limits: sandbox.Limits) -> Path:
+    """This worker's bundle of `chapter`, built once, and its warm sandboxes for these limits (as the local
+    pool has them), kept for the worker's life: their hosts end with the worker's process."""
     if chapter not in _BUNDLES:
         _BUNDLES[chapter] = bundle.build(Path(tempfile.mkdtemp(prefix="nncourse-bundle-")) / "bundle", {chapter})
+    if (chapter, limits) not in _WARM:
+        learner_bundle, kept = _BUNDLES[chapter], ExitStack()
+        pool = kept.enter_context(sandbox.prewarmed(learner_bundle, hidden_paths(learner_bundle.parent),
+                                                    warm_modules(chapter), limits))
+        _WARM[(chapter, limits)] = kept, pool
     return _BUNDLES[chapter]
 
 
 def _on_dask(scheduler: str, todo, chapter, limits):
-    """The same tasks on a Dask cluster: each submission's files travel with its task."""
+    """The same tasks on a Dask cluster: each submission's files travel with its task, and each worker grades
+    in warm sandboxes of its own (`_worker_bundle`). When the caller stops early (Ctrl-C), every task not
+    finished is cancelled at once; a task already running on a worker ends at its sandbox's time limit,
+    and its result is never recorded, so the next run grades it again."""
     from distributed import Client, as_completed as completed
 
     with Client(scheduler) as client:
         futures = {client.submit(grade_files, student, chapter, submission_files(folder), limits, pure=False): student
                    for student, folder in todo}
-        for future in completed(futures):
-            student = futures[future]
-            if future.status == "error":
-                yield student, future.exception()
-            else:
-                yield student, SubmissionGrade.from_json(future.result())
+        finished = False
+        try:
+            for future in completed(futures):
+                student = futures[future]
+                if future.status == "error":
+                    yield student, future.exception()
+                else:
+                    yield student, SubmissionGrade.from_json(future.result())
+            finished = True
+        finally:
+            if not finished:
+                client.cancel(list(futures))
 
 
 def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> int:
