@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.instructor import bundle, classroom, demos, grading, notebooks, sandbox
+from autograder.instructor import bundle, classroom, demos, grading, intake, nbgrader_bridge, notebooks, results, sandbox
 from autograder.learner import registry
 from benchmarks.harness import Comparison
 
@@ -31,7 +31,7 @@ MISTAKE = ("ch02.mse_gradient", "def mse_gradient(X, y, w, b):\n    r = y - (X @
 def make_class(course_dir: Path, count: int, kinds=("right", "right", "mistake", "broken")) -> None:
     shutil.copy(notebooks.ROOT / "nbgrader_config.py", course_dir)
     shutil.copytree(notebooks.COURSE, course_dir / "course")
-    classroom.release(course_dir, [CHAPTER])
+    nbgrader_bridge.release(course_dir, [CHAPTER])
     name = notebooks.chapter_notebook(CHAPTER).name
     release = nbformat.read(course_dir / "release" / CHAPTER / name, as_version=4)
     source = nbformat.read(notebooks.chapter_notebook(CHAPTER), as_version=4)
@@ -68,7 +68,7 @@ def sandbox_breakdown(course_dir: Path) -> str:
     learner_bundle = bundle.build(course_dir / "nncourse" / "breakdown-bundle", {CHAPTER})
     hide = classroom.hidden_paths(course_dir)
     path = course_dir / "submitted" / "learner000" / CHAPTER / notebooks.chapter_notebook(CHAPTER).name
-    cells, _ = grading.learner_cells(grading.read_cells(path), CHAPTER)
+    cells, _ = intake.learner_cells(intake.read_cells(path), CHAPTER)
     imports = [cell for cell in cells if "from autograder import check" in cell["source"]]
     skipped = demos.cells_to_skip(cells, CHAPTER, grading.exercise_names(CHAPTER))
     graded = [cell for cell in cells if cell["index"] not in skipped]
@@ -85,7 +85,7 @@ def sandbox_breakdown(course_dir: Path) -> str:
         warm_start = _seconds(lambda: sandbox.run({"cells": [], "exercises": []}, learner_bundle, sandbox.Limits(),
                                                   hide))
         warm = min(_seconds(grade) for _ in range(3))
-    stages = len(grading.grading_stages(grading.graded_exercises(CHAPTER)))
+    stages = len(grading.grading_stages(results.graded_exercises(CHAPTER)))
     return (f"one right submission, cold sandbox: start-up {timings['start-up']:.2f} s, with the notebook's imports "
             f"{timings['imports']:.2f} s, with all {len(cells)} cells {timings['all cells']:.2f} s, with the "
             f"{len(graded)} cells grading runs (demonstrations left out) {timings['graded cells']:.2f} s; graded whole "
@@ -95,7 +95,7 @@ def sandbox_breakdown(course_dir: Path) -> str:
 
 
 def _grade(course_dir: Path, count: int) -> tuple[float, float, set]:
-    nbgrader_seconds = _seconds(lambda: classroom.nbgrader(course_dir, "autograde", CHAPTER, "--create", check=False))
+    nbgrader_seconds = _seconds(lambda: nbgrader_bridge.nbgrader(course_dir, "autograde", CHAPTER, "--create", check=False))
     start = time.perf_counter()
     grades = classroom.grade_class(course_dir, CHAPTER, progress=False)
     ours_seconds = time.perf_counter() - start

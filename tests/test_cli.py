@@ -4,7 +4,6 @@ import sys
 
 import pytest
 
-from autograder.instructor import notebooks
 from autograder.instructor.cli import main
 
 
@@ -18,12 +17,12 @@ def test_a_chapter_the_course_lacks_is_named_with_the_chapters_it_has(command, t
 
 
 def test_a_failing_nbgrader_step_is_a_message(tmp_path, monkeypatch, capsys):
-    from autograder.instructor import classroom
+    from autograder.instructor import nbgrader_bridge
 
     def failing(course_dir, *args, check=True):
-        raise classroom.CourseError("nbgrader generate_assignment ch02 --force failed:\nno nbgrader_config.py")
+        raise nbgrader_bridge.CourseError("nbgrader generate_assignment ch02 --force failed:\nno nbgrader_config.py")
 
-    monkeypatch.setattr(classroom, "nbgrader", failing)
+    monkeypatch.setattr(nbgrader_bridge, "nbgrader", failing)
     assert main(["release", "ch02", "--course-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("nncourse release: nbgrader generate_assignment ch02 --force failed:\n"
                                        "no nbgrader_config.py\n")

@@ -8,7 +8,7 @@ a learner's tag counts for nothing, and a demonstration whose names a learner's 
 import nbformat
 import pytest
 
-from autograder.instructor import bundle, classroom, demos, grading, notebooks, sandbox
+from autograder.instructor import bundle, classroom, demos, grading, intake, nbgrader_bridge, notebooks, sandbox
 from autograder.learner import registry
 from autograder.instructor.learner_copy import learner_path
 
@@ -36,7 +36,7 @@ def filled(chapter):
 
 
 def run_cells(notebook, chapter):
-    cells, _ = grading.learner_cells([dict(cell) for cell in notebook.cells], chapter)
+    cells, _ = intake.learner_cells([dict(cell) for cell in notebook.cells], chapter)
     return cells
 
 
@@ -184,7 +184,7 @@ def test_the_tag_survives_nbgrader_release(tmp_path):
 
     shutil.copy(notebooks.ROOT / "nbgrader_config.py", tmp_path)
     shutil.copytree(notebooks.COURSE / CHAPTER, tmp_path / "course" / CHAPTER)
-    classroom.nbgrader(tmp_path, "generate_assignment", CHAPTER, "--force")
+    nbgrader_bridge.nbgrader(tmp_path, "generate_assignment", CHAPTER, "--force")
     released = nbformat.read(tmp_path / "release" / CHAPTER / notebooks.chapter_notebook(CHAPTER).name, as_version=4)
     assert all_demo_ids(released) == all_demo_ids(course(CHAPTER)) != set()
 

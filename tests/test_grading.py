@@ -11,9 +11,9 @@ import shutil
 import nbformat
 import pytest
 
-from autograder.instructor import classroom, notebooks, reports, sandbox
+from autograder.instructor import classroom, nbgrader_bridge, notebooks, reports, sandbox
 from autograder.learner import registry
-from autograder.instructor.grading import graded_exercises
+from autograder.instructor.results import graded_exercises
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def graded(tmp_path_factory):
     course_dir = tmp_path_factory.mktemp("class")
     shutil.copy(notebooks.ROOT / "nbgrader_config.py", course_dir)
     shutil.copytree(notebooks.COURSE, course_dir / "course")
-    learner_bundle = classroom.release(course_dir, [CHAPTER])
+    learner_bundle = nbgrader_bridge.release(course_dir, [CHAPTER])
     release = nbformat.read(course_dir / "release" / CHAPTER / NOTEBOOK, as_version=4)
     for student, notebook in submissions(release).items():
         folder = course_dir / "submitted" / student / CHAPTER
@@ -328,8 +328,8 @@ def test_grading_again_resumes_without_regrading(graded):
 
 def test_scores_reach_nbgrader_gradebook_and_its_export(graded):
     course_dir, _, grades, _ = graded
-    classroom.record_in_gradebook(course_dir, CHAPTER, list(grades.values()))
-    classroom.nbgrader(course_dir, "export", "--to", "nbgrader_grades.csv")
+    nbgrader_bridge.record_in_gradebook(course_dir, CHAPTER, list(grades.values()))
+    nbgrader_bridge.nbgrader(course_dir, "export", "--to", "nbgrader_grades.csv")
     with open(course_dir / "nbgrader_grades.csv") as file:
         exported = {row["student_id"]: row for row in csv.DictReader(file) if row["assignment"] == CHAPTER}
     assert float(exported["reference"]["score"]) == FULL
@@ -340,7 +340,7 @@ def test_scores_reach_nbgrader_gradebook_and_its_export(graded):
         broken = gradebook.find_submission(CHAPTER, "invalid_json")
         assert broken.needs_manual_grade  # not a plain 0: nbgrader flags it for the instructor
 
-    classroom.nbgrader(course_dir, "generate_feedback", CHAPTER)
+    nbgrader_bridge.nbgrader(course_dir, "generate_feedback", CHAPTER)
     page = (course_dir / "feedback" / "edited_tests_right" / CHAPTER / NOTEBOOK.replace(".ipynb", ".html")).read_text()
     assert f"Score: {FULL}" in page.replace(".0", "") and "all 5 passed" in page
     assert "BEGIN HIDDEN TESTS" not in page and "hidden=True" not in page

@@ -16,10 +16,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder.instructor import classroom, grading, notebooks, sandbox
+from autograder.instructor import classroom, grading, intake, nbgrader_bridge, notebooks, results, sandbox
 from autograder.learner import registry, wire
 from autograder.learner.check import INDENT
-from autograder.instructor.grading import graded_exercises
+from autograder.instructor.results import graded_exercises
 from tests.test_grading import add_code_cell, answers, edited, lean, with_answer
 
 CHAPTER = "ch02"
@@ -135,7 +135,7 @@ def graded_class(tmp_path_factory):
     course_dir = tmp_path_factory.mktemp("untrusted")
     shutil.copy(notebooks.ROOT / "nbgrader_config.py", course_dir)
     shutil.copytree(notebooks.COURSE, course_dir / "course")
-    classroom.release(course_dir, [CHAPTER])
+    nbgrader_bridge.release(course_dir, [CHAPTER])
     release = lean(nbformat.read(course_dir / "release" / CHAPTER / NOTEBOOK, as_version=4))
     reference = answers()
     good = {"a_reference": edited(release, reference), "s_stashes_references": stashing(release, reference),
@@ -155,11 +155,11 @@ def graded_class(tmp_path_factory):
         else:
             path.write_bytes(data)
     result = grade_command(course_dir)
-    results = {path.stem: grading.SubmissionGrade.from_json(json.loads(path.read_text()))
-               for path in (classroom.work_dir(course_dir) / "grades" / CHAPTER).glob("*.json")}
+    stored = {path.stem: results.SubmissionGrade.from_json(json.loads(path.read_text()))
+              for path in (classroom.work_dir(course_dir) / "grades" / CHAPTER).glob("*.json")}
     with open(classroom.work_dir(course_dir) / f"{CHAPTER}_grades.csv") as file:
         rows = list(csv.DictReader(file))
-    return course_dir, result, results, rows
+    return course_dir, result, stored, rows
 
 
 def exercise(results, student, exercise_id):
@@ -394,11 +394,11 @@ def test_the_export_says_what_happened_to_each_exercise(monkeypatch, submission,
 def test_statuses_and_event_kinds_are_enums_whose_values_stay_the_strings_on_disk():
     from autograder.learner.in_sandbox import Event
 
-    grade = grading.ungraded("someone", CHAPTER, grading.Status.UNREADABLE, "not JSON")
+    grade = results.ungraded("someone", CHAPTER, results.Status.UNREADABLE, "not JSON")
     stored = json.loads(json.dumps(grade.to_json()))
     assert stored["status"] == "unreadable notebook"
-    assert grading.SubmissionGrade.from_json(stored).status is grading.Status.UNREADABLE
-    assert [status.value for status in grading.Status] == ["graded", "no notebook", "unreadable notebook",
+    assert results.SubmissionGrade.from_json(stored).status is results.Status.UNREADABLE
+    assert [status.value for status in results.Status] == ["graded", "no notebook", "unreadable notebook",
                                                            "grader error"]
     assert json.dumps({"event": Event.CASE_END}) == '{"event": "case_end"}'
 
@@ -415,14 +415,16 @@ def test_stored_grades_keep_each_case_as_data_and_an_older_result_is_graded_agai
         text = "\n".join(case.lines)
         assert not case.passed and "ValueError" in text and ("LEAK" in text) != case.hidden
         assert "\n".join([f"  ✗ {case.label}", *(INDENT + line for line in case.lines)]) in target.feedback
-    path = tmp_path / "someone.json"
-    classroom._write_result(path, grade)
-    assert classroom._current(path, submission) == grade
+    store = results.ResultStore(tmp_path)
+    store.put(grade)
+    sha = intake.notebook_sha256(intake.find_notebook(submission, CHAPTER)[0])
+    assert store.get(grade.student, sha) == grade and store.get(grade.student, "another notebook") is None
+    path = store.path(grade.student)
     older = grade.to_json()
     for exercise in older["exercises"]:
         del exercise["case_grades"], exercise["not_written"]
     path.write_text(json.dumps(older))
-    assert classroom._current(path, submission) is None  # stored before cases were data: graded again
+    assert store.get(grade.student, sha) is None  # stored before cases were data: graded again
 
 
 def test_a_sandbox_that_stops_between_two_exercises_goes_on_with_the_one_it_asked_for(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from autograder.instructor import notebooks
 from autograder.learner import registry
-from autograder.instructor.classroom import nbgrader
+from autograder.instructor.nbgrader_bridge import nbgrader
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from autograder.learner import registry
 from autograder.learner.check import KNOWN_MISTAKE
 from autograder.learner.judge import run_cases
 from autograder.learner.display import show
-from autograder.instructor.grading import ExerciseGrade, SubmissionGrade, graded_exercises, ungraded
+from autograder.instructor.results import ExerciseGrade, SubmissionGrade, graded_exercises, ungraded
 
 CHAPTER = "ch02"
 SCRIPT = "<script>alert('x')</script>"

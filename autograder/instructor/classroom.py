@@ -7,27 +7,23 @@ writes from these results go under nncourse/ too):
     nncourse/bundle/                                    the learner's bundle the sandboxes run against
     nncourse/grades/<chapter>/<student>.json            one result per submission, written as it arrives
 
-Only this process writes results, one whole file at a time (written aside, then renamed), so an
+Only this process writes results (results.ResultStore, one whole file at a time), so an
 interruption never leaves a half-written result; running `grade` again skips every submission
-whose result is there and whose notebook has not changed since.
+whose result is there and whose notebook has not changed since. nbgrader's release and gradebook
+are nbgrader_bridge.py's.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
 from pathlib import Path
 
 from autograder.instructor import bundle, notebooks, sandbox
-from autograder.instructor.errors import CourseError
-from autograder.learner import registry
-from autograder.instructor.grading import (Status, SubmissionGrade, find_notebook, grade_submission, notebook_sha256, ungraded,
-                                warm_modules)
+from autograder.instructor.grading import grade_submission, warm_modules
+from autograder.instructor.intake import find_notebook, notebook_sha256
+from autograder.instructor.results import ResultStore, Status, SubmissionGrade, ungraded
 
 
 def work_dir(course_dir: Path) -> Path:
@@ -52,24 +48,6 @@ def hidden_paths(course_dir: Path) -> list[Path]:
     return [course_dir.resolve(), notebooks.ROOT, *packages]
 
 
-def _write_result(path: Path, grade: SubmissionGrade) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_suffix(".json.partial")
-    aside.write_text(json.dumps(grade.to_json(), indent=1))
-    os.replace(aside, path)
-
-
-def _current(path: Path, folder: Path) -> SubmissionGrade | None:
-    """The stored result for a submission, if its notebook has not changed since it was graded."""
-    if not path.exists():
-        return None
-    try:
-        grade = SubmissionGrade.from_json(json.loads(path.read_text()))
-    except (ValueError, TypeError, KeyError):
-        return None
-    return grade if grade.notebook_sha256 == notebook_sha256(find_notebook(folder, grade.chapter)[0]) else None
-
-
 def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
                 limits: sandbox.Limits = sandbox.Limits(), regrade: bool = False, progress: bool = True,
                 scheduler: str | None = None) -> list[SubmissionGrade]:
@@ -79,16 +57,10 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
     `scheduler` (a Dask scheduler's address, `tcp://host:8786`) the same tasks run on that cluster's
     workers, which need the course installed. Results are merged here, by the one writer."""
     course_dir = course_dir.resolve()
-    results_dir = work_dir(course_dir) / "grades" / chapter
+    store = ResultStore(work_dir(course_dir) / "grades" / chapter)
     learner_bundle = bundle.build(work_dir(course_dir) / "bundle", chapters={chapter})
     hide = hidden_paths(course_dir)
-    grades, todo = {}, []
-    for student, folder in submissions(course_dir, chapter):
-        stored = None if regrade else _current(results_dir / f"{student}.json", folder)
-        if stored is not None:
-            grades[student] = stored
-        else:
-            todo.append((student, folder))
+    grades, todo = _stored_and_pending(store, submissions(course_dir, chapter), chapter, regrade)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"grading {chapter}", unit="submission", disable=not progress)
@@ -104,11 +76,25 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
                 grade = ungraded(student, chapter, Status.GRADER_ERROR, f"{type(outcome).__name__}: {outcome}")
             else:
                 grade = outcome
-            _write_result(results_dir / f"{student}.json", grade)
+            store.put(grade)
             grades[student] = grade
             bar.update()
     bar.close()
     return [grades[student] for student in sorted(grades)]
+
+
+def _stored_and_pending(store: ResultStore, found: list[tuple[str, Path]], chapter: str,
+                        regrade: bool) -> tuple[dict[str, SubmissionGrade], list[tuple[str, Path]]]:
+    """The grades stored for submissions whose notebook has not changed since (none with `regrade`), by
+    student, and the (student, folder) of the others, to grade."""
+    grades, todo = {}, []
+    for student, folder in found:
+        stored = None if regrade else store.get(student, notebook_sha256(find_notebook(folder, chapter)[0]))
+        if stored is not None:
+            grades[student] = stored
+        else:
+            todo.append((student, folder))
+    return grades, todo
 
 
 def _on_threads(todo, chapter, learner_bundle, hide, limits, workers):
@@ -195,98 +181,3 @@ def _on_dask(scheduler: str, todo, chapter, limits):
                 client.cancel(list(futures))
 
 
-def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> int:
-    """Write the scores into nbgrader's gradebook, so that `nbgrader export` and the formgrader show them.
-
-    Needs the chapter in the gradebook (`nncourse release` puts it there). A submission that could
-    not be graded gets no automatic score, which nbgrader shows as needing manual grading rather
-    than as 0. This process is the gradebook's only writer. Each submission is its own transaction:
-    one that fails to be recorded (it is named on stderr) keeps its earlier entry and costs no other
-    learner theirs. Returns the number of submissions recorded."""
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SAWarning
-
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{course_dir.resolve() / 'gradebook.db'}") as gradebook:
-        warnings.simplefilter("ignore", category=SAWarning)  # nbgrader's own, raised as it adds a submission
-        try:
-            gradebook.find_assignment(chapter)
-        except MissingEntry:
-            raise CourseError(f"{chapter} is not in {course_dir / 'gradebook.db'}: run `nncourse release {chapter}` "
-                               "(or nbgrader generate_assignment) in the course directory first") from None
-        recorded = 0
-        for grade in grades:
-            try:
-                _record_submission(gradebook, course_dir, chapter, grade)
-                gradebook.db.commit()
-                recorded += 1
-            except Exception as error:  # whatever one submission's entry or notebook raises, the others go on
-                gradebook.db.rollback()
-                print(f"nncourse: {grade.student} was not recorded in the gradebook ({type(error).__name__}: "
-                      f"{str(error)[:300]})", file=sys.stderr)
-    return recorded
-
-
-def _record_submission(gradebook, course_dir: Path, chapter: str, grade: SubmissionGrade) -> None:
-    """One submission's entry: its scores, or, when it could not be graded, none and a flag for manual grading;
-    and for a graded one, its autograded notebook."""
-    from nbgrader.api import MissingEntry
-
-    gradebook.update_or_create_student(grade.student)
-    try:
-        gradebook.remove_submission(chapter, grade.student)
-    except MissingEntry:
-        pass
-    gradebook.add_submission(chapter, grade.student)
-    graded = grade.status == Status.GRADED
-    for exercise in grade.exercises:
-        cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test",
-                                    notebooks.chapter_notebook(chapter).stem, chapter, grade.student)
-        cell.auto_score = exercise.score if graded else None
-        cell.needs_manual_grade = not graded
-    if graded:
-        write_autograded(course_dir, chapter, grade)
-
-
-def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> Path:
-    """nbgrader's autograded/<student>/<chapter>/ copy of a graded submission, for the formgrader and
-    `nbgrader generate_feedback`: the learner's notebook, each test cell back to its released
-    source (learners may have edited theirs) and showing our feedback for its exercise as output."""
-    import nbformat
-
-    path, _ = find_notebook(course_dir / "submitted" / grade.student / chapter, chapter)
-    submitted = nbformat.read(path, as_version=4)
-    released_path = course_dir / "release" / chapter / notebooks.chapter_notebook(chapter).name
-    released = notebooks.cells_by_grade_id(nbformat.read(released_path, as_version=4)) if released_path.exists() else {}
-    feedback = {f"{registry.grade_id_of(e.id)}-test": e.feedback for e in grade.exercises}
-    for cell in submitted.cells:
-        gid = notebooks.grade_id(cell)
-        if gid in feedback:
-            if gid in released:
-                cell.source, cell.metadata = released[gid].source, released[gid].metadata
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=feedback[gid])]
-    destination = course_dir / "autograded" / grade.student / chapter / notebooks.chapter_notebook(chapter).name
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    aside = destination.with_suffix(".ipynb.partial")
-    nbformat.write(submitted, aside)
-    os.replace(aside, destination)
-    return destination
-
-
-def nbgrader(course_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run an nbgrader command in the course directory (its alembic migrations need our bin on PATH).
-
-    With check=False a non-zero exit is returned, not raised: `nbgrader autograde` exits 1 when it
-    skips a malformed notebook, though it graded the others."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
-                            capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise CourseError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    return result
-
-
-def release(course_dir: Path, chapters: list[str]) -> Path:
-    """nbgrader's learner versions of `chapters` in release/, and the learner's bundle beside them."""
-    for chapter in chapters:
-        nbgrader(course_dir, "generate_assignment", chapter, "--force")
-    return bundle.build(course_dir / "release" / "nncourse-learner", chapters=set(chapters))

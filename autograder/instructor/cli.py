@@ -82,18 +82,18 @@ def _lab(args, jupyter_args) -> int:
 
 
 def _release(args) -> int:
-    from autograder.instructor import classroom
+    from autograder.instructor import nbgrader_bridge
 
     chapters = args.chapters or list(notebooks.chapter_modules())
     for chapter in chapters:
         notebooks.chapter_notebook(chapter)  # a chapter the course does not have: say so before nbgrader does
-    path = classroom.release(Path(args.course_dir), chapters)
+    path = nbgrader_bridge.release(Path(args.course_dir), chapters)
     print(f"released {', '.join(chapters)} into {Path(args.course_dir) / 'release'}; learner bundle: {path}")
     return 0
 
 
 def _grade(args) -> int:
-    from autograder.instructor import classroom, reports, sandbox
+    from autograder.instructor import classroom, nbgrader_bridge, reports, sandbox
 
     course_dir = Path(args.course_dir)
     notebooks.chapter_notebook(args.chapter)  # a chapter the course does not have: say so, not a traceback
@@ -115,7 +115,7 @@ def _grade(args) -> int:
         return 130
     written = reports.write_all(course_dir, args.chapter, grades)
     if (course_dir / "gradebook.db").exists():
-        classroom.record_in_gradebook(course_dir, args.chapter, grades)
+        nbgrader_bridge.record_in_gradebook(course_dir, args.chapter, grades)
     print(reports.summary(args.chapter, grades))
     print("\n".join(f"{what}: {path}" for what, path in written.items()))
     return 0

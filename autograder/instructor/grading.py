@@ -32,194 +32,21 @@ the rest of the notebook is graded.
 from __future__ import annotations
 
 import ast
-import hashlib
 import inspect
-import json
-import re
 import time
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.instructor import demos, notebooks, sandbox
+from autograder.instructor.intake import cell_source, find_notebook, learner_cells, no_notebook_reason, notebook_sha256, read_cells
+from autograder.instructor.results import CaseGrade, ExerciseGrade, Status, SubmissionGrade, graded_exercises, ungraded
 from autograder.learner import registry, wire
-from autograder.learner.check import case_label, explanation_lines, left_unwritten, report
+from autograder.learner.check import explanation_lines, left_unwritten, report
 from autograder.learner.compare import changed_inputs
 from autograder.learner.judge import CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake, warning_notes
 from autograder.learner.protocol import MALFORMED, CaseRecord, Event, Malformed, case_key
 
 MAX_RESTARTS = 12
-
-
-@dataclass(frozen=True)
-class CaseGrade:
-    """One case of a graded exercise, as the learner may see it."""
-
-    name: str
-    hidden: bool
-    passed: bool
-    lines: list[str]  # the explanation under the case in the feedback; a hidden case's are free of its values
-
-    @property
-    def label(self) -> str:
-        """The case as the feedback names it, "(hidden)" included."""
-        return case_label(self.name, self.hidden)
-
-
-@dataclass
-class ExerciseGrade:
-    id: str
-    points: int
-    score: int
-    cases_passed: int
-    cases: int
-    feedback: str  # for the learner: which cases failed and why, never a hidden case's values
-    mistakes: list[str] = field(default_factory=list)
-    reason: str = ""  # for the export: what happened when not full marks ("time limit; 2 of 5 cases failed")
-    case_grades: list[CaseGrade] = field(default_factory=list)  # the feedback's cases, as data; none when not graded
-    not_written: bool = False  # the feedback says the exercise is not written yet (the untouched stub)
-
-
-class Status(StrEnum):
-    """Whether a submission was graded, and if not, why; the values are the words of the export, the stored
-    results and the summary."""
-
-    GRADED = "graded"
-    NO_NOTEBOOK = "no notebook"  # no notebook file in the submission folder
-    UNREADABLE = "unreadable notebook"  # a file that is not a notebook nbformat accepts
-    GRADER_ERROR = "grader error"  # the grader's fault, not the learner's: flagged for manual grading
-
-
-@dataclass
-class SubmissionGrade:
-    student: str
-    chapter: str
-    status: Status
-    reason: str
-    exercises: list[ExerciseGrade]
-    notes: list[str]
-    isolated: bool
-    seconds: float
-    notebook_sha256: str = ""
-
-    @property
-    def score(self) -> int:
-        return sum(e.score for e in self.exercises)
-
-    @property
-    def max_score(self) -> int:
-        return sum(e.points for e in self.exercises)
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "score": self.score, "max_score": self.max_score}
-
-    @staticmethod
-    def from_json(data: dict) -> "SubmissionGrade":
-        """The grade `to_json` stored; KeyError for one stored before exercises kept their cases as data, so
-        that it is graded again."""
-        fields = {k: v for k, v in data.items() if k not in ("score", "max_score")}
-        fields["exercises"] = [ExerciseGrade(**{**e, "case_grades": [CaseGrade(**c) for c in e["case_grades"]]})
-                               for e in fields["exercises"]]
-        fields["status"] = Status(fields["status"])
-        return SubmissionGrade(**fields)
-
-
-def graded_exercises(chapter: str) -> list[registry.Exercise]:
-    return [e for e in registry.all_exercises() if e.chapter == chapter and e.points > 0]
-
-
-def ungraded(student, chapter, status: Status, reason, notes=(), sha="") -> SubmissionGrade:
-    exercises = [ExerciseGrade(e.id, e.points, 0, 0, len(e.cases), f"not graded: {reason}", [], f"not graded: {reason}")
-                 for e in graded_exercises(chapter)]
-    return SubmissionGrade(student, chapter, status, reason, exercises, list(notes), False, 0.0, sha)
-
-
-def find_notebook(folder: Path, chapter: str) -> tuple[Path | None, list[str]]:
-    """The submitted notebook in `folder` (a file, never a folder named like one), with notes about
-    anything unusual there."""
-    expected = notebooks.chapter_notebook(chapter).name
-    if (folder / expected).is_file():
-        others = [p.name for p in folder.iterdir() if p.name != expected]
-        return folder / expected, [f"extra files ignored: {', '.join(sorted(others)[:5])}"] if others else []
-    candidates = sorted(p for p in folder.glob("*.ipynb") if p.is_file()) if folder.is_dir() else []
-    if len(candidates) == 1:
-        return candidates[0], [f"the notebook was renamed to {candidates[0].name}; graded it anyway"]
-    return None, []
-
-
-def no_notebook_reason(folder: Path, chapter: str) -> str:
-    """Why `find_notebook` found nothing, in the instructor's words."""
-    expected = notebooks.chapter_notebook(chapter).name
-    if (folder / expected).is_dir():
-        return f"{expected} in the submission folder is a folder, not a notebook"
-    return f"no {expected} in the submission folder"
-
-
-def notebook_sha256(path: Path | None) -> str:
-    """The notebook file's SHA-256, or "" when there is none or it cannot be read."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path else ""
-    except OSError:
-        return ""
-
-
-def read_cells(path: Path) -> list[dict]:
-    """The notebook's cells as plain dicts; ValueError with a readable reason if it is not a notebook
-    that nbformat (and so nbgrader) accepts."""
-    try:
-        data = json.loads(path.read_bytes())
-    except OSError as error:
-        raise ValueError(f"the notebook could not be read ({error.strerror or error})") from error
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:
-        raise ValueError(f"the notebook is not valid JSON ({str(error)[:200]})") from error
-    cells = data.get("cells") if isinstance(data, dict) else None
-    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
-        raise ValueError("the file has no list of cells: it is not a Jupyter notebook")
-    _validate(data)
-    return cells
-
-
-def _validate(data: dict) -> None:
-    """ValueError unless nbformat accepts the notebook: nbgrader's gradebook and formgrader read it with
-    nbformat, which rejects, for one, an unknown format version or a cell without metadata."""
-    import nbformat
-
-    if data.get("nbformat") != 4:
-        raise ValueError(f"nbformat rejects the notebook (format version {str(data.get('nbformat'))[:20]}; "
-                         "Jupyter notebooks of this course are version 4)")
-    try:
-        nbformat.validate(nbformat.from_dict(data))
-    except Exception as error:  # nbformat raises several kinds (ValidationError, NBFormatError, KeyError, ...)
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ValueError(f"nbformat rejects the notebook ({first_line[:200]})") from error
-
-
-def _source(cell) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
-
-
-def learner_cells(cells: list[dict], chapter: str) -> tuple[list[dict], list[str]]:
-    """The code cells to run (every code cell but the graded test cells) and notes on the layout."""
-    test_ids = {f"{e.grade_id}-test" for e in graded_exercises(chapter)}
-    notes, seen, run = [], {}, []
-    for index, cell in enumerate(cells):
-        if cell.get("cell_type") != "code":
-            continue
-        nbgrader = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
-        grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
-        if grade_id:
-            seen[grade_id] = seen.get(grade_id, 0) + 1
-        if grade_id in test_ids or (isinstance(nbgrader, dict) and nbgrader.get("grade") and not nbgrader.get("solution")):
-            continue
-        run.append({"index": index, "source": _source(cell)})
-    for exercise in graded_exercises(chapter):
-        count = seen.get(exercise.grade_id, 0)
-        if count == 0:
-            notes.append(f"the solution cell of {exercise.id} is missing; graded whatever defines {exercise.name}")
-        elif count > 1:
-            notes.append(f"the solution cell of {exercise.id} appears {count} times; the last definition counts")
-    return run, notes
 
 
 def exercise_names(chapter: str) -> set[str]:
@@ -238,7 +65,7 @@ def warm_modules(chapter: str) -> list[str]:
     found = []
     for cell in notebooks.read(notebooks.chapter_notebook(chapter)).cells:
         try:
-            tree = ast.parse(_source(cell)) if cell.get("cell_type") == "code" else None
+            tree = ast.parse(cell_source(cell)) if cell.get("cell_type") == "code" else None
         except SyntaxError:
             continue
         for node in ast.walk(tree) if tree else ():

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from autograder.learner import registry
 from autograder.learner.check import KNOWN_MISTAKE, count_line
 from autograder.instructor.classroom import work_dir
-from autograder.instructor.grading import CaseGrade, ExerciseGrade, SubmissionGrade, graded_exercises
+from autograder.instructor.results import CaseGrade, ExerciseGrade, SubmissionGrade, graded_exercises
 
 GRADED = "graded"
 TOP_MISTAKES = 8  # mistakes shown in the figure and the printed summary

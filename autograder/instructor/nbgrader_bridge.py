@@ -1,0 +1,116 @@
+"""What the course hands to and takes from nbgrader: its commands, the release, and the gradebook.
+
+`nncourse grade` judges submissions itself; nbgrader keeps what instructors already use it for:
+the learner versions (`release`), the gradebook that `nbgrader export` and the formgrader read
+(`record_in_gradebook`), and the autograded notebooks its feedback is made from (`write_autograded`).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+from autograder.instructor import bundle, notebooks
+from autograder.instructor.errors import CourseError
+from autograder.instructor.intake import find_notebook
+from autograder.instructor.results import Status, SubmissionGrade
+from autograder.learner import registry
+
+
+def record_in_gradebook(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> int:
+    """Write the scores into nbgrader's gradebook, so that `nbgrader export` and the formgrader show them.
+
+    Needs the chapter in the gradebook (`nncourse release` puts it there). A submission that could
+    not be graded gets no automatic score, which nbgrader shows as needing manual grading rather
+    than as 0. This process is the gradebook's only writer. Each submission is its own transaction:
+    one that fails to be recorded (it is named on stderr) keeps its earlier entry and costs no other
+    learner theirs. Returns the number of submissions recorded."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{course_dir.resolve() / 'gradebook.db'}") as gradebook:
+        warnings.simplefilter("ignore", category=SAWarning)  # nbgrader's own, raised as it adds a submission
+        try:
+            gradebook.find_assignment(chapter)
+        except MissingEntry:
+            raise CourseError(f"{chapter} is not in {course_dir / 'gradebook.db'}: run `nncourse release {chapter}` "
+                               "(or nbgrader generate_assignment) in the course directory first") from None
+        recorded = 0
+        for grade in grades:
+            try:
+                _record_submission(gradebook, course_dir, chapter, grade)
+                gradebook.db.commit()
+                recorded += 1
+            except Exception as error:  # whatever one submission's entry or notebook raises, the others go on
+                gradebook.db.rollback()
+                print(f"nncourse: {grade.student} was not recorded in the gradebook ({type(error).__name__}: "
+                      f"{str(error)[:300]})", file=sys.stderr)
+    return recorded
+
+
+def _record_submission(gradebook, course_dir: Path, chapter: str, grade: SubmissionGrade) -> None:
+    """One submission's entry: its scores, or, when it could not be graded, none and a flag for manual grading;
+    and for a graded one, its autograded notebook."""
+    from nbgrader.api import MissingEntry
+
+    gradebook.update_or_create_student(grade.student)
+    try:
+        gradebook.remove_submission(chapter, grade.student)
+    except MissingEntry:
+        pass
+    gradebook.add_submission(chapter, grade.student)
+    graded = grade.status == Status.GRADED
+    for exercise in grade.exercises:
+        cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test",
+                                    notebooks.chapter_notebook(chapter).stem, chapter, grade.student)
+        cell.auto_score = exercise.score if graded else None
+        cell.needs_manual_grade = not graded
+    if graded:
+        write_autograded(course_dir, chapter, grade)
+
+
+def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> Path:
+    """nbgrader's autograded/<student>/<chapter>/ copy of a graded submission, for the formgrader and
+    `nbgrader generate_feedback`: the learner's notebook, each test cell back to its released
+    source (learners may have edited theirs) and showing our feedback for its exercise as output."""
+    import nbformat
+
+    path, _ = find_notebook(course_dir / "submitted" / grade.student / chapter, chapter)
+    submitted = nbformat.read(path, as_version=4)
+    released_path = course_dir / "release" / chapter / notebooks.chapter_notebook(chapter).name
+    released = notebooks.cells_by_grade_id(nbformat.read(released_path, as_version=4)) if released_path.exists() else {}
+    feedback = {f"{registry.grade_id_of(e.id)}-test": e.feedback for e in grade.exercises}
+    for cell in submitted.cells:
+        gid = notebooks.grade_id(cell)
+        if gid in feedback:
+            if gid in released:
+                cell.source, cell.metadata = released[gid].source, released[gid].metadata
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=feedback[gid])]
+    destination = course_dir / "autograded" / grade.student / chapter / notebooks.chapter_notebook(chapter).name
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    aside = destination.with_suffix(".ipynb.partial")
+    nbformat.write(submitted, aside)
+    os.replace(aside, destination)
+    return destination
+
+
+def nbgrader(course_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run an nbgrader command in the course directory (its alembic migrations need our bin on PATH).
+
+    With check=False a non-zero exit is returned, not raised: `nbgrader autograde` exits 1 when it
+    skips a malformed notebook, though it graded the others."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=env,
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise CourseError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return result
+
+
+def release(course_dir: Path, chapters: list[str]) -> Path:
+    """nbgrader's learner versions of `chapters` in release/, and the learner's bundle beside them."""
+    for chapter in chapters:
+        nbgrader(course_dir, "generate_assignment", chapter, "--force")
+    return bundle.build(course_dir / "release" / "nncourse-learner", chapters=set(chapters))
