@@ -3,6 +3,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import signal
 import time
 import uuid
@@ -602,3 +604,53 @@ def test_the_jobs_first_line_holds_no_inputs_and_no_reference():
     assert json.loads(first) == {"cells": [], "exercises": [{"id": "ch99.a", "name": "a", "driver": "keywords"}]}
     assert json.loads(per_exercise["ch99.a"]) == {"id": "ch99.a", "uses": {"r": "def r(): 1"},
                                                   "cases": [{"name": "c", "args": {"SECRET": 1}}]}
+
+
+AS_NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all",
+             "--bounding-set=-all"]
+UNPRIVILEGED_GRADER = """
+import os, sys, tempfile
+from pathlib import Path
+from autograder.instructor import bundle, sandbox
+assert os.geteuid() == 65534 and sandbox.isolation_available(), "no isolation for an unprivileged grader"
+learner_bundle = bundle.build(Path(tempfile.mkdtemp(dir=os.getcwd())) / "bundle", {"ch02"})
+job = {"cells": [{"index": 0, "source": "import os; print(os.getuid(), os.getpid())"}], "exercises": []}
+limits = sandbox.Limits(seconds=30)
+cold = sandbox.run(job, learner_bundle, limits, [])
+with sandbox.prewarmed(learner_bundle, [], ["numpy", "IPython.core.interactiveshell"], limits) as pool:
+    warm = sandbox.run(job, learner_bundle, limits, [])
+    assert not pool.failed and len(pool.hosts) == 1, pool.failed
+for run in (cold, warm):
+    print(run.isolated, run.finished, run.events[-1].get("output", "").strip())
+"""
+
+
+@pytest.fixture
+def shared_folder():
+    """A folder an unprivileged user can write (pytest's own temporary folders are closed to others)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="nncourse-unprivileged-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_grader_that_is_not_root_isolates_cold_and_warm_sandboxes(shared_folder):
+    """Most instructors grade as themselves, not root: the sandbox then makes a user namespace of its own
+    (`unshare --user --map-root-user`) and still runs the learner as uid 65534 in its own PID namespace,
+    cold and forked from a warm host. Run here as nobody, without capabilities."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to become an unprivileged user (setpriv)")
+    folder = shared_folder
+    env = {"PATH": os.environ["PATH"], "HOME": str(folder), "PYTHONPATH": str(notebooks.ROOT)}
+    runs_python = ("import os, sys, numpy, IPython, autograder\n"  # the sandbox starts the base interpreter itself
+                   "sys.exit(0 if os.access(getattr(sys, '_base_executable', sys.executable), os.X_OK) else 3)")
+    probe = subprocess.run([*AS_NOBODY, sys.executable, "-c", runs_python], cwd=folder, env=env, capture_output=True,
+                           text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this machine's Python is not usable by an unprivileged user: {probe.stderr[-200:]}")
+    graded = subprocess.run([*AS_NOBODY, sys.executable, "-c", UNPRIVILEGED_GRADER], cwd=folder, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert graded.returncode == 0, graded.stderr[-2000:]
+    assert graded.stdout.splitlines() == ["True True 65534 2", "True True 65534 2"]
