@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 
 def launch(script, nproc=2, args=(), timeout=120, env=None):
@@ -18,20 +19,23 @@ def launch(script, nproc=2, args=(), timeout=120, env=None):
     MASTER_PORT); when one of them fails it stops the others. The run has `timeout` seconds: past that (or when the
     caller is interrupted) torchrun and every process under it are killed, and TimeoutError is raised. A failed run
     raises RuntimeError whose message ends with the last lines the processes wrote, the failing rank's traceback
-    among them. Returns the standard output (each rank's printing, interleaved).
+    among them. Returns the standard output (each rank's printing, interleaved). torchrun's own temporary folder
+    goes into one of the launcher's, removed afterwards.
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                str(script), *map(str, args)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_tree(process)
-        raise TimeoutError(f"{script} on {nproc} processes ran past {timeout} s and was stopped") from None
-    finally:
-        if process.poll() is None:  # interrupted (Ctrl-C in a notebook): leave nothing running
+    with tempfile.TemporaryDirectory(prefix="torchrun-") as scratch:  # torchrun leaves a folder there at every run
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": scratch, **(env or {})})
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
             _kill_tree(process)
+            raise TimeoutError(f"{script} on {nproc} processes ran past {timeout} s and was stopped") from None
+        finally:
+            if process.poll() is None:  # interrupted (Ctrl-C in a notebook): leave nothing running
+                _kill_tree(process)
     if process.returncode != 0:
         raise RuntimeError(f"{script} on {nproc} processes failed (exit status {process.returncode}):\n"
                            + _failing_rank_output(err))

@@ -350,6 +350,7 @@ def test_scores_reach_nbgrader_gradebook_and_its_export(graded):
 
 def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path):
     distributed = pytest.importorskip("distributed")
+    import dask
     course_dir = graded[0]
     students = ["reference", "deleted_cell", "invalid_json", "empty_folder"]
     exports = {}
@@ -360,8 +361,9 @@ def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path
         if engine == "local":
             grades = classroom.grade_class(small, CHAPTER, workers=2, limits=LIMITS, progress=False)
         else:
-            with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                          dashboard_address=None) as cluster:
+            with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), \
+                    distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                             dashboard_address=None) as cluster:
                 grades = classroom.grade_class(small, CHAPTER, limits=LIMITS, progress=False,
                                                scheduler=cluster.scheduler_address)
                 with distributed.Client(cluster) as client:
@@ -428,6 +430,8 @@ def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resum
         engine_options = ["--workers", "1"]
         if engine == "dask":
             distributed = pytest.importorskip("distributed")
+            import dask
+            stack.enter_context(dask.config.set({"temporary-directory": str(tmp_path / "dask")}))
             cluster = stack.enter_context(distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                                                    dashboard_address=None))
             engine_options = ["--scheduler", cluster.scheduler_address]

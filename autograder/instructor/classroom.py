@@ -14,7 +14,9 @@ are nbgrader_bridge.py's.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import ExitStack
@@ -131,7 +133,7 @@ def submission_files(folder: Path) -> dict[str, bytes]:
 
 def grade_files(student: str, chapter: str, files: dict[str, bytes], limits: sandbox.Limits) -> dict:
     """One submission, graded wherever this runs (a Dask worker): its own bundle, its own sandbox."""
-    with tempfile.TemporaryDirectory(prefix="nncourse-submission-") as folder:
+    with tempfile.TemporaryDirectory(prefix="nncourse-submission-", dir=_worker_root()) as folder:
         for name, data in files.items():
             (Path(folder) / Path(name).name).write_bytes(data)
         learner_bundle = _worker_bundle(chapter, limits)
@@ -144,13 +146,27 @@ _BUNDLES: dict[str, Path] = {}
 _WARM: dict[tuple[str, sandbox.Limits], tuple[ExitStack, sandbox.WarmPool | None]] = {}
 
 
+def _worker_root() -> str:
+    """Where this worker keeps its files: its Dask local directory, which Dask removes when the worker closes
+    and clears at the next start after one was killed; elsewhere the system's temporary folder."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().local_directory
+    except (ImportError, ValueError):  # not on a Dask worker
+        return tempfile.gettempdir()
+
+
 def _worker_bundle(chapter: str, limits: sandbox.Limits) -> Path:
     """This worker's bundle of `chapter`, built once, and its warm sandboxes for these limits (as the local
-    pool has them), kept for the worker's life: their hosts end with the worker's process."""
+    pool has them), kept for the worker's life: when the worker ends, so do the hosts and the bundle's folder."""
     if chapter not in _BUNDLES:
-        _BUNDLES[chapter] = bundle.build(Path(tempfile.mkdtemp(prefix="nncourse-bundle-")) / "bundle", {chapter})
+        folder = tempfile.mkdtemp(prefix="nncourse-bundle-", dir=_worker_root())
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _BUNDLES[chapter] = bundle.build(Path(folder) / "bundle", {chapter})
     if (chapter, limits) not in _WARM:
         learner_bundle, kept = _BUNDLES[chapter], ExitStack()
+        atexit.register(kept.close)
         pool = kept.enter_context(sandbox.prewarmed(learner_bundle, hidden_paths(learner_bundle.parent),
                                                     warm_modules(chapter), limits))
         _WARM[(chapter, limits)] = kept, pool
