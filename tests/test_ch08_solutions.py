@@ -226,6 +226,24 @@ def test_a_launch_past_its_time_limit_is_stopped_with_every_worker(tmp_path):
     assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, str(tmp_path))]
 
 
+@pytest.mark.slow
+def test_a_launch_leaves_no_folder_behind(tmp_path):
+    """torchrun makes a torchelastic_ folder in the temporary directory at every run and leaves it there; the
+    launcher gives it a folder of its own and removes it, after a run that succeeds and after one that fails."""
+    import tempfile
+
+    def ours():
+        return {name for name in os.listdir(tempfile.gettempdir()) if name.startswith(("torchelastic_", "torchrun-"))}
+
+    (tmp_path / "ranks.py").write_text("import os\nprint(os.environ['RANK'])\n")
+    (tmp_path / "fails.py").write_text(FAILING)
+    before = ours()
+    assert sorted(launching.launch(tmp_path / "ranks.py", 2, timeout=60).split()) == ["0", "1"]
+    with pytest.raises(RuntimeError):
+        launching.launch(tmp_path / "fails.py", 2, timeout=60)
+    assert ours() == before
+
+
 def _cmdline_has(pid, text):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as file:
