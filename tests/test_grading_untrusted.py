@@ -281,6 +281,7 @@ FORGED = {
                                    "args_after": {"__dict__": {}}}],
     "trace of the wrong type": [{"trace": WORDS, "exception": "ValueError", "message": [WORDS]}],
     "exception type in the learner's words": [{"trace": [], "exception": WORDS, "message": []}],
+    "an exception without its message": [{"trace": [], "exception": "ValueError", "message": []}],
     "the grader's own keys": [{"stopped": WORDS}],
     "a skipped record": [{"skipped": WORDS}],
     "duplicates": [{"not_written": True}, {"not_written": True}],

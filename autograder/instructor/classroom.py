@@ -33,6 +33,8 @@ def work_dir(course_dir: Path) -> Path:
 
 
 def submissions(course_dir: Path, chapter: str) -> list[tuple[str, Path]]:
+    """(student, folder) of every submission of `chapter`; a CourseError when the course has no such chapter."""
+    notebooks.chapter_notebook(chapter)
     submitted = course_dir / "submitted"
     if not submitted.is_dir():
         return []
@@ -59,10 +61,11 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
     `scheduler` (a Dask scheduler's address, `tcp://host:8786`) the same tasks run on that cluster's
     workers, which need the course installed. Results are merged here, by the one writer."""
     course_dir = course_dir.resolve()
+    found = submissions(course_dir, chapter)
     store = ResultStore(work_dir(course_dir) / "grades" / chapter)
     learner_bundle = bundle.build(work_dir(course_dir) / "bundle", chapters={chapter})
     hide = hidden_paths(course_dir)
-    grades, todo = _stored_and_pending(store, submissions(course_dir, chapter), chapter, regrade)
+    grades, todo = _stored_and_pending(store, found, chapter, regrade)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"grading {chapter}", unit="submission", disable=not progress)

@@ -85,8 +85,6 @@ def _release(args) -> int:
     from autograder.instructor import nbgrader_bridge
 
     chapters = args.chapters or list(notebooks.chapter_modules())
-    for chapter in chapters:
-        notebooks.chapter_notebook(chapter)  # a chapter the course does not have: say so before nbgrader does
     path = nbgrader_bridge.release(Path(args.course_dir), chapters)
     print(f"released {', '.join(chapters)} into {Path(args.course_dir) / 'release'}; learner bundle: {path}")
     return 0
@@ -96,7 +94,6 @@ def _grade(args) -> int:
     from autograder.instructor import classroom, nbgrader_bridge, reports, sandbox
 
     course_dir = Path(args.course_dir)
-    notebooks.chapter_notebook(args.chapter)  # a chapter the course does not have: say so, not a traceback
     if not classroom.submissions(course_dir, args.chapter):
         print(f"nncourse grade: no submissions in {course_dir / 'submitted'}/*/{args.chapter}/", file=sys.stderr)
         return 1

@@ -38,12 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.instructor import demos, notebooks, sandbox
-from autograder.instructor.intake import cell_source, find_notebook, learner_cells, no_notebook_reason, notebook_sha256, read_cells
+from autograder.instructor.intake import (cell_source, find_notebook, learner_cells, no_notebook_reason, notebook_sha256,
+                                          read_cells)
 from autograder.instructor.results import CaseGrade, ExerciseGrade, Status, SubmissionGrade, graded_exercises, ungraded
 from autograder.learner import registry, wire
 from autograder.learner.check import explanation_lines, left_unwritten, report
 from autograder.learner.compare import changed_inputs
-from autograder.learner.judge import CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake, warning_notes
+from autograder.learner.judge import (CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake,
+                                     warning_notes)
 from autograder.learner.protocol import MALFORMED, CaseRecord, Event, Malformed, case_key
 
 MAX_RESTARTS = 12
@@ -219,8 +221,6 @@ def _read_record(event: dict, inputs: dict, hidden: bool) -> Outcome:
         return Outcome(not_written=True)
     notes = warning_notes([warning.split(":", 1)[0] for warning in record.warnings] if hidden else record.warnings)
     if record.exception:  # a hidden case keeps the exception's type, never its message: it can carry the inputs
-        if not (record.message or hidden):
-            raise Malformed(MALFORMED)
         return Outcome(trace=record.trace + ([record.exception] if hidden else record.message), notes=notes)
     if record.unsupported:
         what = "a value" if hidden else record.unsupported

@@ -110,7 +110,10 @@ def nbgrader(course_dir: Path, *args: str, check: bool = True) -> subprocess.Com
 
 
 def release(course_dir: Path, chapters: list[str]) -> Path:
-    """nbgrader's learner versions of `chapters` in release/, and the learner's bundle beside them."""
+    """nbgrader's learner versions of `chapters` in release/, and the learner's bundle beside them; a
+    CourseError before anything is written when the course lacks one of them."""
+    for chapter in chapters:
+        notebooks.chapter_notebook(chapter)
     for chapter in chapters:
         nbgrader(course_dir, "generate_assignment", chapter, "--force")
     return bundle.build(course_dir / "release" / "nncourse-learner", chapters=set(chapters))

@@ -27,6 +27,7 @@ import sys
 
 from autograder.learner.protocol import Event
 
+
 class BoundedText(io.TextIOBase):
     """A stdout/stderr stand-in that keeps the first `limit` characters and counts the rest."""
 
@@ -61,7 +62,7 @@ class Events:
         os.fsync(self.file.fileno())
 
 
-def run_cells(shell, cells, skip, events, output):
+def run_cells(shell, cells, skip, events):
     for cell in cells:
         if cell["index"] in skip:
             continue
@@ -115,7 +116,7 @@ def main(events_fd: int):
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
-    run_cells(shell, job["cells"], set(job.get("skip_cells", [])), events, output)
+    run_cells(shell, job["cells"], set(job.get("skip_cells", [])), events)
     start_exercise, start_case = job.get("start", [0, 0])
     for position, exercise in enumerate(job["exercises"]):
         if position < start_exercise:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from autograder.learner import wire
-from autograder.learner.judge import Ran, learner_traceback
+from autograder.learner.judge import MAX_WARNINGS, Ran, learner_traceback
 
 
 class Event(StrEnum):
@@ -38,8 +38,6 @@ MALFORMED = "the sandbox returned a malformed result"
 MAX_LINES = 40  # a longer traceback keeps the first and last half of these
 MAX_LINE_CHARS = 300
 EXCEPTION_KIND = re.compile(r"[A-Za-z_][\w.]{0,119}")
-
-
 PER_EXERCISE = ("uses", "cases")  # what of an exercise the sandbox receives only when it asks for that exercise
 
 
@@ -91,7 +89,7 @@ class CaseRecord:
     args_after: object = None  # the case's arguments after the call, encoded, to see what it changed in place
     trace: list[str] = field(default_factory=list)  # with `exception`: the frames of the learner's own code
     message: list[str] = field(default_factory=list)  # with `exception`: its message lines, left out when hidden
-    warnings: list[str] = field(default_factory=list)  # "Category: message", at most three
+    warnings: list[str] = field(default_factory=list)  # "Category: message", at most MAX_WARNINGS
 
     @classmethod
     def of(cls, ran: Ran, args: dict) -> CaseRecord:
@@ -133,7 +131,8 @@ class CaseRecord:
             _require(type(values["exception"]) is str and EXCEPTION_KIND.fullmatch(values["exception"]) is not None)
         for lines in ("trace", "message", "warnings"):
             values[lines] = _lines(values.get(lines, []))
-        values["warnings"] = values["warnings"][:3]
+        values["warnings"] = values["warnings"][:MAX_WARNINGS]
+        _require("exception" not in values or bool(values["message"]))  # a traceback always names its message
         said = [key for key in ("missing", "not_written", "exception", "unsupported", "output") if key in values]
         _require(len(said) == 1 and (said[0] != "output" or "args_after" in values))
         return cls(**values)
