@@ -77,6 +77,19 @@ def test_every_nbval_marker_is_one_that_nbval_recognises():
                     assert line.strip().lstrip("#").strip() in NBVAL_MARKERS, f"{path.name}: {line!r}"
 
 
+def test_every_ignored_output_says_why_on_the_next_line():
+    """An output nbval does not compare is a result nobody checks: the line after the marker says why (a timing,
+    the machine's own devices or threads, a progress bar), since the marker's own line cannot hold a reason."""
+    for path in notebooks.all_notebooks():
+        for cell in notebooks.read(path).cells:
+            lines = [line.strip() for line in cell.source.splitlines()]
+            for k, line in enumerate(lines):
+                if line == "# NBVAL_IGNORE_OUTPUT":
+                    reason = lines[k + 1] if k + 1 < len(lines) else ""
+                    assert reason.startswith("#") and len(reason.split()) >= 4, \
+                        f"{path.name}: an NBVAL_IGNORE_OUTPUT without a reason on the next line: {cell.source[:120]!r}"
+
+
 def test_solution_cells_hold_the_whole_function_with_markers():
     sources = solution_sources(notebooks.SOLUTIONS / "ch02_gradient_descent.py")
     assert set(sources) == {e.name for e in registry.all_exercises() if e.chapter == "ch02"}
