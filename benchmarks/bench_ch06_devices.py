@@ -14,6 +14,7 @@ import os
 import torch
 
 from benchmarks.harness import Comparison, median_time
+from solutions.common import timing_threads
 
 CUDA_FP32_PEAK_TFLOPS = {"H100": 67.0, "A100": 19.5, "L4": 30.3, "T4": 8.1, "V100": 15.7, "P100": 9.3, "A10": 31.2}
 
@@ -64,7 +65,7 @@ def _step(model, optimizer, x, y, dtype=None):
 def run():
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(timing_threads())  # one per usable core: more would oversubscribe the machine
     peak, how = peak_flops(device)
     results = []
     for n in (256, 2048):

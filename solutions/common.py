@@ -1,4 +1,5 @@
-"""Helpers every chapter shares: the devices present, and making runs repeatable."""
+"""Helpers every chapter shares: the devices present, the threads to time with, and making runs repeatable."""
+import os
 import random
 
 import numpy as np
@@ -14,6 +15,23 @@ def available_devices():
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         found.append("mps")
     return found
+
+
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # read at import, before make_deterministic or a timing changes it
+
+
+def timing_threads():
+    """How many CPU threads to time work with: one per core this process may run on, at most torch's own default.
+
+    os.sched_getaffinity(0) is the set of cores the process may run on (a container's or a batch job's CPU set
+    narrows it, while os.cpu_count() counts every core of the machine); torch starts with one thread per core of
+    the machine as it counts them, or OMP_NUM_THREADS. A CPU quota (a container's `--cpus`) narrows neither: set
+    OMP_NUM_THREADS there. More threads than free cores make every parallel step wait for the slowest thread
+    (chapter 06 shows it).
+    ->  int >= 1
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(TORCH_DEFAULT_THREADS, usable))
 
 
 def make_deterministic(seed=0, threads=1):
