@@ -409,9 +409,11 @@ def test_the_release_command(tmp_path):
     assert not list((tmp_path / "release" / "nncourse-learner" / "solutions").glob("ch*.py"))
 
 
-@pytest.mark.parametrize("engine", ["local", "dask"])
+@pytest.mark.parametrize("engine", ["local", pytest.param("dask", marks=pytest.mark.extended)])
 def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resume(graded, tmp_path, engine):
-    """On the local pool and on a Dask cluster alike; on the cluster, the tasks not finished are cancelled too."""
+    """On the local pool and on a Dask cluster alike; on the cluster, the tasks not finished are cancelled too.
+    The Dask variant (25 s) runs with `-m extended`: the default run has the local one, and a Dask cluster grading
+    the class (test_a_dask_cluster_gives_the_same_export_as_the_local_pool)."""
     import signal
     import subprocess
     import sys

@@ -1,6 +1,8 @@
 """Mutation testing of the exercise checks (`python -m benchmarks mutation`): the mutator, the runner's
-classification, and every mutant of every exercise (about a minute in all, one test class per chapter), none
-of which a check may let through unless no input tells it from the reference."""
+classification, and the mutants of every exercise, none of which a check may let through unless no input tells it
+from the reference. The default run classifies an evenly spread sample of each exercise's mutants (at most
+DEFAULT_SAMPLE, spread over its lines: about 25 s in all); `-m extended` classifies every one of them (about a
+minute). One test class per chapter and run."""
 import contextlib
 import inspect
 import io
@@ -153,21 +155,27 @@ def test_the_command_prints_each_exercise_and_the_chapters_score():
     assert re.search(r"^ch02( +\d+){4} +[01]\.\d{3}$", text, re.MULTILINE)
 
 
+DEFAULT_SAMPLE = 8  # mutants per exercise in the default run
+
+
 class _NoSurvivors:
-    """Every mutant of every exercise of one chapter (not a sample): each is killed by its exercise's check or
-    probably equivalent; a survivor that some input tells apart is a case the exercise lacks. One class per
-    chapter below, so that pytest-xdist (which keeps a class on one worker) spreads the chapters over workers."""
+    """The mutants of every exercise of one chapter (`sample` of each, or all when None): each is killed by its
+    exercise's check or probably equivalent; a survivor that some input tells apart is a case the exercise lacks.
+    One class per chapter below, so that pytest-xdist (which keeps a class on one worker) spreads the chapters over
+    workers."""
 
     chapter = ""
+    sample: int | None = None
 
     def test_no_check_lets_a_mutant_through(self):
         survivors = [f"{result.exercise_id} {survivor.mutant.description}: {survivor.detail}"
-                     for result in (run_exercise(exercise) for exercise in registry.all_exercises()
+                     for result in (run_exercise(exercise, sample=self.sample) for exercise in registry.all_exercises()
                                     if exercise.chapter == self.chapter)
                      for survivor in result.with_status(NOT_EQUIVALENT)]
         assert not survivors, "\n".join(survivors)
 
 
 for _chapter in sorted({exercise.chapter for exercise in registry.all_exercises()}):
-    globals()[f"TestMutantsOf{_chapter.upper()}"] = type(f"TestMutantsOf{_chapter.upper()}", (_NoSurvivors,),
-                                                         {"chapter": _chapter})
+    for _name, _sample, _marks in [(f"TestMutantsOf{_chapter.upper()}", DEFAULT_SAMPLE, []),
+                                   (f"TestEveryMutantOf{_chapter.upper()}", None, [pytest.mark.extended])]:
+        globals()[_name] = type(_name, (_NoSurvivors,), {"chapter": _chapter, "sample": _sample, "pytestmark": _marks})

@@ -104,22 +104,26 @@ def run_nbval(path, switches):
                           cwd=notebooks.ROOT)
 
 
-def chapter_paths(chapters):
-    return [pytest.param(notebooks.chapter_notebook(chapter), id=chapter) for chapter in chapters]
+class _StoredOutputsOnTheOtherKindOfCPU:
+    """One notebook under nbval on a simulated CPU of the other kind. One class per notebook below, so that
+    pytest-xdist (which keeps a class on one worker) runs the notebooks on different workers."""
+
+    chapter = ""
+
+    @pytest.mark.slow
+    @pytest.mark.skipif(not X86, reason="the switches simulate x86-64 CPUs; this machine is not one")
+    def test_stored_outputs_hold_on_a_cpu_of_the_other_kind(self):
+        path = notebooks.chapter_notebook(self.chapter)
+        capability, switches = other_cpu()
+        result = run_nbval(path, switches)
+        simulated = " ".join(f"{key}={value}" for key, value in switches.items())
+        assert result.returncode == 0, (
+            f"{path.name}: stored outputs differ on a simulated {capability} CPU ({simulated}); "
+            f"print fewer digits, or compute the run in float64, or mark the cell with a reason:\n"
+            + result.stdout[-6000:])
 
 
-EVERY_OTHER = [chapter for chapter in notebooks.chapter_modules() if chapter not in NOTEBOOKS]
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not X86, reason="the switches simulate x86-64 CPUs; this machine is not one")
-@pytest.mark.parametrize("path", chapter_paths(NOTEBOOKS) + [
-    pytest.param(p.values[0], id=p.id, marks=pytest.mark.extended) for p in chapter_paths(EVERY_OTHER)])
-def test_stored_outputs_hold_on_a_cpu_of_the_other_kind(path):
-    capability, switches = other_cpu()
-    result = run_nbval(path, switches)
-    simulated = " ".join(f"{key}={value}" for key, value in switches.items())
-    assert result.returncode == 0, (
-        f"{path.name}: stored outputs differ on a simulated {capability} CPU ({simulated}); "
-        f"print fewer digits, or compute the run in float64, or mark the cell with a reason:\n"
-        + result.stdout[-6000:])
+for _chapter in notebooks.chapter_modules():
+    _marks = [] if _chapter in NOTEBOOKS else [pytest.mark.extended]
+    _name = f"TestStoredOutputsOf{_chapter.upper()}OnAnotherCPU"
+    globals()[_name] = type(_name, (_StoredOutputsOnTheOtherKindOfCPU,), {"chapter": _chapter, "pytestmark": _marks})
