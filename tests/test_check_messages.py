@@ -5,6 +5,7 @@ import io
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from autograder.learner import registry
 from autograder.learner.check import ExerciseFailed
 from autograder.learner.compare import differences
 from autograder.learner.display import show, show_pair
+from solutions import ch00_setup
 from solutions import ch02_gradient_descent as ref
 
 
@@ -156,6 +158,18 @@ def test_warnings_are_reported_without_failing():
 
     passed, output = run("ch00.sigmoid", sigmoid)
     assert passed and "note: your code warned RuntimeWarning: overflow encountered in exp" in output
+
+
+def test_a_warning_of_several_lines_is_one_note_line():
+    def sigmoid(x):
+        warnings.warn("overflow ahead.\n  Consider clipping x first.\n(Triggered at sigmoid)", RuntimeWarning)
+        return ch00_setup.sigmoid(x)
+
+    passed, output = run("ch00.sigmoid", sigmoid)
+    notes = [line.strip() for line in output.splitlines() if "note: your code warned" in line]
+    assert passed and notes and all(note == "note: your code warned RuntimeWarning: overflow ahead. Consider clipping "
+                                            "x first. (Triggered at sigmoid)" for note in notes)
+    assert "Consider clipping" not in output.replace(notes[0], "")
 
 
 def notebook(*sources, **names):
@@ -549,3 +563,45 @@ def test_every_fit_then_transform_case_compares_every_attribute_its_docstring_pr
         assert list(exercise.outputs[1:-1]) == promised, exercise.id
         for case in exercise.cases:
             assert list(case.make_args()["learned"]) == promised, f"{exercise.id} / {case.name}"
+
+
+FIRST_CHECK_STOPPED = """
+import sys
+from autograder.learner import registry
+
+registered = registry.register
+calls = []
+
+
+def stopped_on_the_third(*exercises):  # Ctrl-C while the chapter's module runs, after two exercises registered
+    calls.append(exercises)
+    if len(calls) == 3:
+        raise KeyboardInterrupt
+    registered(*exercises)
+
+
+registry.register = stopped_on_the_third
+try:
+    registry.get("ch04.adam_step")
+except KeyboardInterrupt:
+    print("stopped")
+registry.register = registered
+print(sorted(registry._REGISTRY), sorted(registry._LOADED))
+print(registry.get("ch04.adam_step").id, len(registry._REGISTRY), sorted(registry._LOADED))
+print("ch02 imported:", "autograder.instructor.exercises.ch02" in sys.modules)
+"""
+
+
+def test_a_first_check_stopped_halfway_leaves_nothing_and_the_next_one_loads_its_chapter_whole():
+    result = subprocess.run([sys.executable, "-c", FIRST_CHECK_STOPPED], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    stopped, after_stop, loaded, other_chapter = result.stdout.splitlines()
+    assert stopped == "stopped" and after_stop == "[] []"  # none of the chapter's exercises stayed registered
+    chapter_04 = len([e for e in registry.all_exercises() if e.chapter == "ch04"])
+    assert loaded == f"ch04.adam_step {chapter_04} ['ch04']"  # the whole chapter, and only it
+    assert other_chapter == "ch02 imported: False"
+
+
+def test_an_unknown_id_is_suggested_from_every_chapter():
+    with pytest.raises(KeyError, match="ch04.adam_step"):
+        registry.get("ch02.adam_step")

@@ -66,8 +66,10 @@ def _warning_texts(caught) -> list[str]:
 
 
 def warning_notes(warnings_raised: list[str]) -> list[str]:
-    """The report's lines for the warnings a case raised ("Category: message", or the category alone)."""
-    return [f"note: your code warned {warning}" for warning in warnings_raised]
+    """The report's lines for the warnings a case raised ("Category: message", or the category alone), one line
+    each: a message's own line breaks (torch's "... Consider using tensor.detach() first. (Triggered internally
+    at ...)") become spaces."""
+    return [f"note: your code warned {' '.join(warning.split())}" for warning in warnings_raised]
 
 
 @dataclass

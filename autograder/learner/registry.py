@@ -141,7 +141,7 @@ def exercise_id_of(grade_id: str) -> str:
 
 
 _REGISTRY: dict[str, Exercise] = {}
-_LOADED = False
+_LOADED: set[str] = set()  # the chapters whose exercises are all registered
 
 
 def register(*exercises: Exercise) -> None:
@@ -156,28 +156,48 @@ def register(*exercises: Exercise) -> None:
 FULL_EXERCISES = "autograder.instructor.exercises"
 
 
-def _load_all() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
+def _full_exercises():
+    """The package of the full exercises, or None in a learner's bundle (visible cases and outputs, no references)."""
     try:
-        exercises = importlib.import_module(FULL_EXERCISES)
-    except ModuleNotFoundError as missing:  # a learner's bundle: visible cases and their outputs, no references
+        return importlib.import_module(FULL_EXERCISES)
+    except ModuleNotFoundError as missing:
         if missing.name not in ("autograder.instructor", FULL_EXERCISES):
             raise
-        from autograder.learner import stored
+        return None
 
-        register(*stored.load())
-        return
-    for module in pkgutil.iter_modules(exercises.__path__):
-        importlib.import_module(f"{FULL_EXERCISES}.{module.name}")
+
+def _load(chapters: list[str] | None = None) -> None:
+    """Register the exercises of `chapters` (of every chapter when None), each chapter once and whole.
+
+    A check loads its own chapter only. A load stopped halfway (Ctrl-C during the first check of a kernel, while a
+    chapter's module imports torch) leaves none of that chapter's exercises registered, and the next call loads
+    the chapter again instead of finding it half there."""
+    from autograder.learner import stored
+
+    package = _full_exercises()
+    available = stored.chapters() if package is None else sorted(
+        module.name for module in pkgutil.iter_modules(package.__path__))
+    for chapter in available if chapters is None else [c for c in chapters if c in available]:
+        if chapter in _LOADED:
+            continue
+        before = set(_REGISTRY)
+        try:
+            if package is None:
+                register(*stored.load(chapter=chapter))
+            else:
+                importlib.import_module(f"{FULL_EXERCISES}.{chapter}")
+        except BaseException:
+            for exercise_id in set(_REGISTRY) - before:
+                del _REGISTRY[exercise_id]
+            raise
+        _LOADED.add(chapter)
 
 
 def get(exercise_id: str) -> Exercise:
     """The exercise with this id; a KeyError that suggests the closest ids otherwise."""
-    _load_all()
+    _load([str(exercise_id).split(".")[0]])
     if exercise_id not in _REGISTRY:
+        _load()  # the closest ids may lie in another chapter
         close = difflib.get_close_matches(str(exercise_id), _REGISTRY, n=3)
         suggestion = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"No exercise is called {exercise_id!r}.{suggestion} "
@@ -186,5 +206,5 @@ def get(exercise_id: str) -> Exercise:
 
 
 def all_exercises() -> list[Exercise]:
-    _load_all()
+    _load()
     return sorted(_REGISTRY.values(), key=lambda exercise: exercise.id)

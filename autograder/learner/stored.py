@@ -64,8 +64,14 @@ def from_json(data: dict) -> StoredExercise:
         mistaken={(name, c["name"]): stored for c in data["cases"] for name, stored in c["mistakes"].items()})
 
 
-def load(directory: Path = CASES_DIR) -> list[StoredExercise]:
+def chapters(directory: Path = CASES_DIR) -> list[str]:
+    """The chapters whose visible cases are stored here: ["ch01", "ch02", ...]."""
+    return sorted(path.stem for path in directory.glob("ch*.json"))
+
+
+def load(directory: Path = CASES_DIR, chapter: str | None = None) -> list[StoredExercise]:
+    """The stored exercises of `chapter`, or of every chapter when None."""
     exercises = []
-    for path in sorted(directory.glob("ch*.json")):
-        exercises += [from_json(item) for item in json.loads(path.read_text())]
+    for name in chapters(directory) if chapter is None else [chapter]:
+        exercises += [from_json(item) for item in json.loads((directory / f"{name}.json").read_text())]
     return exercises
