@@ -218,3 +218,27 @@ def test_printed_summary_lists_the_top_mistakes(grades):
     assert text.startswith(f"{CHAPTER}: 8 submissions, 6 graded, 1 no notebook, 1 unreadable notebook")
     assert "most common mistakes:" in text and "33 % gradient sign flipped (2 learners, ch02.mse_gradient)" in text
     assert "fay: no notebook" in text
+
+
+def class_with_totals(*totals, points=11):
+    """Graded submissions of one exercise worth `points` scoring `totals`, after one that could not be graded
+    (whose maximum is 0: it has no exercises)."""
+    graded = [SubmissionGrade(f"learner{k}", CHAPTER, "graded", "",
+                              [ExerciseGrade("ch02.mse_loss", points, total, 0, 1, "")], [], True, 1.0)
+              for k, total in enumerate(totals)]
+    return [SubmissionGrade("zed", CHAPTER, "no notebook", "no notebook file", [], [], True, 0.0), *graded]
+
+
+@pytest.mark.parametrize("totals, median", [
+    ((4, 11), "median 7.5 of 11"),  # an even class: the mean of the middle two, not the upper one
+    ((11, 4, 9), "median 9 of 11"),  # an odd class, handed in out of order
+    ((3, 5, 8, 6), "median 5.5 of 11"),
+    ((7,), "median 7 of 11"),
+    ((), "no score"),
+])
+def test_the_median_total_is_the_median_in_the_summary_the_report_and_the_class_page(totals, median):
+    grades = class_with_totals(*totals)
+    assert reports.median_text(grades) == median
+    assert (f"total: {median}" in reports.summary(CHAPTER, grades)) == bool(totals)  # no total line when none graded
+    for page in (reports.report_page(CHAPTER, grades), reports.class_page(CHAPTER, grades)):
+        assert f"score {median}." in page

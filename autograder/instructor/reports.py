@@ -21,6 +21,7 @@ import base64
 import csv
 import html
 import io
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,15 +128,16 @@ def status_counts(grades: list[SubmissionGrade]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(Counter(grade.status for grade in grades).items()))
 
 
-def median_score(grades: list[SubmissionGrade]) -> int | None:
-    totals = sorted(grade.score for grade in graded_only(grades))
-    return totals[len(totals) // 2] if totals else None
+def median_score(grades: list[SubmissionGrade]) -> float | None:
+    """The median total of the graded submissions (of an even number, the mean of the middle two); None for none."""
+    totals = [grade.score for grade in graded_only(grades)]
+    return statistics.median(totals) if totals else None
 
 
 def median_text(grades: list[SubmissionGrade]) -> str:
-    """"median 12 of 16", or "no score" when nothing was graded."""
+    """"median 12 of 16", "median 7.5 of 11", or "no score" when nothing was graded."""
     median = median_score(grades)
-    return "no score" if median is None else f"median {median} of {grades[0].max_score}"
+    return "no score" if median is None else f"median {median:g} of {graded_only(grades)[0].max_score}"
 
 
 # --- exports -------------------------------------------------------------------------------------------
