@@ -13,9 +13,6 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
 
-
-
-
 def pytest_collection_modifyitems(items):
     """The notebooks run on a simulated CPU first (tests/test_other_cpus.py: three single tests of about 40 s),
     then everything else in the order collected. pytest-xdist hands out whole modules, classes and notebooks in
