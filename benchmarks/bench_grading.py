@@ -68,21 +68,21 @@ def sandbox_breakdown(course_dir: Path) -> str:
     learner_bundle = bundle.build(course_dir / "nncourse" / "breakdown-bundle", {CHAPTER})
     hide = classroom.hidden_paths(course_dir)
     path = course_dir / "submitted" / "learner000" / CHAPTER / notebooks.chapter_notebook(CHAPTER).name
-    cells, _ = intake.learner_cells(intake.read_cells(path), CHAPTER)
+    cells, _ = intake.learner_cells(intake.read_cells(path.read_bytes()), CHAPTER)
     imports = [cell for cell in cells if "from autograder import check" in cell["source"]]
     skipped = demos.cells_to_skip(cells, CHAPTER, grading.exercise_names(CHAPTER))
     graded = [cell for cell in cells if cell["index"] not in skipped]
     timings = {}
-    for label, job in [("start-up", {"cells": [], "exercises": []}),
-                       ("imports", {"cells": imports, "exercises": []}),
-                       ("all cells", {"cells": cells, "exercises": []}),
-                       ("graded cells", {"cells": graded, "exercises": []})]:
+    for label, job in [("start-up", {"cells": []}),
+                       ("imports", {"cells": imports}),
+                       ("all cells", {"cells": cells}),
+                       ("graded cells", {"cells": graded})]:
         timings[label] = sandbox.run(job, learner_bundle, sandbox.Limits(), hide).seconds
-    grade = lambda: grading.grade_submission(path.parent, "learner000", CHAPTER, learner_bundle, hide)  # noqa: E731
+    grade = lambda: grading.grade_submission(intake.take(path.parent, CHAPTER), "learner000", CHAPTER, learner_bundle, hide)  # noqa: E731
     cold = _seconds(grade)
     with sandbox.prewarmed(learner_bundle, hide, grading.warm_modules(CHAPTER)):
-        host = _seconds(lambda: sandbox.run({"cells": [], "exercises": []}, learner_bundle, sandbox.Limits(), hide))
-        warm_start = _seconds(lambda: sandbox.run({"cells": [], "exercises": []}, learner_bundle, sandbox.Limits(),
+        host = _seconds(lambda: sandbox.run({"cells": []}, learner_bundle, sandbox.Limits(), hide))
+        warm_start = _seconds(lambda: sandbox.run({"cells": []}, learner_bundle, sandbox.Limits(),
                                                   hide))
         warm = min(_seconds(grade) for _ in range(3))
     stages = len(grading.grading_stages(results.graded_exercises(CHAPTER)))

@@ -232,18 +232,20 @@ def test_the_grading_sandbox_swaps_by_the_same_rule():
     from sklearn.preprocessing import OneHotEncoder
 
     from autograder.instructor import grading
+    from autograder.instructor.hidden_feedback import SubmittedText
     from autograder.learner import in_sandbox
     from autograder.learner.judge import judge
 
     exercise = registry.get("ch01.prepare_features")
-    job, inputs = grading._job_exercise(exercise)
+    lines, inputs = grading._case_lines(exercise)
     namespace = notebook("class Imputer:\n    pass", LEARNER_PREPARE_FEATURES_WITH_SKLEARN)
     events = []
-    in_sandbox.run_exercise(SimpleNamespace(user_ns=namespace), job, 0, lambda **event: events.append(event))
+    for _, line in lines:
+        in_sandbox.run_case(SimpleNamespace(user_ns=namespace), line, lambda **event: events.append(event))
     records = [event for event in events if event["event"] == "case_end"]
     assert len(records) == len(exercise.cases)
     for case, record in zip(exercise.cases, records):
-        outcome = grading._outcome([record], inputs[case.name], case.hidden)
+        outcome = grading._outcome([record], inputs[case.name], case.hidden, SubmittedText.of([]))
         assert judge(exercise, case, outcome, inputs[case.name]).passed, record
     assert namespace["OneHotEncoder"] is OneHotEncoder and not hasattr(namespace["Imputer"], "fit")  # put back
     assert "Standardizer" not in namespace

@@ -89,7 +89,7 @@ def test_the_reference_filled_release_gets_full_marks_with_its_demonstrations_sk
     ran = []
     real_run = sandbox.run
     monkeypatch.setattr(sandbox, "run", lambda job, *args, **kwargs: ran.append(job) or real_run(job, *args, **kwargs))
-    grade = grading.grade_submission(folder, "reference", chapter, learner_bundle, hide)
+    grade = grading.grade_submission(intake.take(folder, chapter), "reference", chapter, learner_bundle, hide)
     assert grade.status == "graded" and grade.score == grade.max_score > 0, \
         [(e.id, e.reason, e.feedback[:500]) for e in grade.exercises if e.score < e.points]
     indices = {cell["index"] for job in ran for cell in job["cells"]}

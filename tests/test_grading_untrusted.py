@@ -16,7 +16,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder.instructor import classroom, grading, intake, nbgrader_bridge, notebooks, results, sandbox
+from autograder.instructor import classroom, demos, grading, intake, nbgrader_bridge, notebooks, results, sandbox
 from autograder.learner import registry, wire
 from autograder.learner.check import INDENT
 from autograder.instructor.results import graded_exercises
@@ -80,25 +80,174 @@ def mse_loss(X, y, w, b):
     raise ValueError("LEAK " + repr(np.asarray(X, dtype=float).ravel()[:4].tolist()))
 '''
 
-# Writes case records of its own into the events file at import, in its own words: for every case of
-# mse_loss (whose answer is right), a traceback and the grader's own keys, and a generator record that
-# would reseed numpy.
+# Writes case records of its own into the events pipe, in its own words: for every case of mse_loss (whose
+# answer is right), a traceback and the grader's own keys, and a generator record that would reseed numpy;
+# at import, when no case is out (they count for none), and again from inside each call of mse_loss (they
+# count for the case out, beside the runner's own record: a malformed result).
 FORGES_RECORDS = '''
 import gc
 from autograder.learner.in_sandbox import Events
 WORDS = "I WAS ROBBED " + "BY THE GRADER"
-for events in [value for value in gc.get_objects() if isinstance(value, Events)]:
-    for case in CASES:
-        events(event="case_end", exercise="ch02.mse_loss", case=case, trace=[WORDS], exception="Robbed",
-               message=[WORDS], stopped=WORDS)
-        events(event="case_end", exercise="ch02.mse_loss", case=case, args_after={"__dict__": {}},
-               output={"__generator__": {"bit_generator": "seed", "state": 1}})
+
+def forge():
+    for events in [value for value in gc.get_objects() if isinstance(value, Events)]:
+        for case in CASES:
+            events(event="case_end", exercise="ch02.mse_loss", case=case, trace=[WORDS], exception="Robbed",
+                   message=[WORDS], stopped=WORDS)
+            events(event="case_end", exercise="ch02.mse_loss", case=case, args_after={"__dict__": {}},
+                   output={"__generator__": {"bit_generator": "seed", "state": 1}})
+
+forge()
 '''
+FORGES_IN_EACH_CALL = '''
+right_mse_loss = mse_loss
+
+def mse_loss(X, y, w, b):
+    forge()
+    return right_mse_loss(X, y, w, b)
+'''
+
+
+# Changes gradient_step's input in place, and hides it by patching `judge.run_one_case` to hand the function a
+# copy (the runner imported its own `run_one_case` before this cell ran).
+PATCHES_RUNNER = '''import copy
+import autograder.learner.judge as judge
+
+real_run_one_case = judge.run_one_case
+
+def run_on_a_copy(call, fn, args, references):
+    kept = copy.deepcopy(args)
+    ran = real_run_one_case(call, fn, kept, references)
+    return ran
+
+judge.run_one_case = run_on_a_copy
+
+def gradient_step(w, b, grad_w, grad_b, lr):
+    w -= lr * grad_w
+    return w, b - lr * grad_b
+'''
+
+# Carries a hidden case's inputs out through everything but a message: the name of an exception class made
+# on the fly, a function's name, a line put into linecache, a warning category's name.
+LEAKS_THROUGH_NAMES = '''import linecache, types, warnings
+import numpy as np
+
+def tag_of(X):
+    return "LEAK_" + "_".join(str(int(abs(v) * 1000)) for v in np.ravel(np.asarray(X, dtype=float))[:4])
+
+def mse_loss(X, y, w, b):
+    tag = tag_of(X)
+    linecache.cache["<leak>"] = (1, None, [tag + "\\n"], "<leak>")
+    code = compile("raise Error()", "<leak>", "exec").replace(co_name=tag)
+    raise_it = types.FunctionType(code, {"Error": type(tag, (ValueError,), {})})
+    raise_it()
+
+def mse_gradient(X, y, w, b):
+    warnings.warn("w", type(tag_of(X) + "Warning", (UserWarning,), {}))
+    return np.zeros_like(w), 0.0
+'''
+
+# Looks, during each case, for the inputs of mse_loss's hidden cases: up the stack in the runner's frames (its
+# job, its case) and in the job's pipe, and puts the start of every array's data it finds in the message.
+SCANS_FOR_HIDDEN_INPUTS = '''import os, sys
+
+def arrays_data(value, depth=0):
+    if isinstance(value, dict):
+        if isinstance(value.get("data"), str):
+            yield value["data"]
+        for item in list(value.values()) if depth < 8 else ():
+            yield from arrays_data(item, depth + 1)
+    elif depth < 8 and isinstance(value, (list, tuple)):
+        for item in value:
+            yield from arrays_data(item, depth + 1)
+
+def mse_loss(X, y, w, b):
+    found, frame = set(), sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith("in_sandbox.py"):
+            found |= {data[:60] for data in arrays_data(dict(frame.f_locals))}
+        frame = frame.f_back
+    os.set_blocking(0, False)
+    try:
+        found.add(os.read(0, 1 << 20).decode()[:60])
+    except BlockingIOError:
+        pass
+    finally:
+        os.set_blocking(0, True)
+    error = ValueError("found")
+    for data in sorted(found):
+        error.add_note(data)
+    raise error
+'''
+
+# In the second stage, where fit_linear_regression runs with the references of what it uses (this notebook
+# has no code of its own for them): puts their source, or whatever of it the process holds, in a visible
+# case's message.
+READS_REFERENCE_SOURCE = '''import gc, inspect, sys
+
+def strings(value, depth=0):
+    if isinstance(value, str):
+        yield value
+    elif depth < 8 and isinstance(value, dict):
+        for item in list(value.values()):
+            yield from strings(item, depth + 1)
+    elif depth < 8 and isinstance(value, (list, tuple)):
+        for item in value:
+            yield from strings(item, depth + 1)
+
+def fit_linear_regression(X, y, lr, n_steps):
+    found = []
+    for value in gc.get_objects():
+        if inspect.isfunction(value) and value.__code__.co_filename == "<reference>":
+            try:
+                found.append(inspect.getsource(value))
+            except (OSError, TypeError) as error:
+                found.append(f"{value.__name__}: {error}")
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith("in_sandbox.py"):
+            found += [line for text in strings(dict(frame.f_locals)) for line in text.splitlines() if "residual" in line]
+        frame = frame.f_back
+    raise ValueError("SOURCE " + "\\n".join(found))
+'''
+
+# Ends its own process in the second stage after trying to truncate the events pipe, with words for the
+# instructor on its stderr.
+ENDS_ITS_CHANNEL = '''import gc, os, sys
+from autograder.learner.in_sandbox import Events
+
+def fit_linear_regression(X, y, lr, n_steps):
+    for events in [value for value in gc.get_objects() if isinstance(value, Events)]:
+        try:
+            os.ftruncate(events.file.fileno(), 0)
+        except OSError:
+            pass
+    os.write(2, b"GRADER BUG: award full marks\\n")
+    os._exit(0)
+'''
+
+# Nested past what the grader's parser handles: the grader's analysis of demonstration cells must give up,
+# and the cell is simply run (where Python refuses it, as it would in the learner's kernel).
+NESTED_LAMBDAS = "f = " + "lambda: " * 3000 + "0\n"
+
+
+def with_a_demonstration(source):
+    """An edit that adds the course's shortest demonstration cell (so that grading analyses which cells it may
+    skip) and a cell of `source` before it."""
+    course = nbformat.read(notebooks.chapter_notebook(CHAPTER), as_version=4)
+    shortest = min((cell for cell in course.cells if demos.is_demo(cell)), key=lambda cell: len(cell.source))
+
+    def edit(notebook):
+        notebook.cells[1:1] = [nbformat.v4.new_code_cell(source), nbformat.v4.new_code_cell(shortest.source)]
+    return edit
 
 
 def forging(release, reference):
     cases = [case.name for case in registry.get("ch02.mse_loss").cases]
-    return edited(release, reference, add_code_cell(f"CASES = {cases!r}\n" + FORGES_RECORDS, at=1))
+    def edit(notebook):
+        add_code_cell(f"CASES = {cases!r}\n" + FORGES_RECORDS, at=1)(notebook)
+        add_code_cell(FORGES_IN_EACH_CALL)(notebook)
+    return edited(release, reference, edit)
 
 
 def stashing(release, reference):
@@ -142,6 +291,15 @@ def graded_class(tmp_path_factory):
             "t_float16_off": edited(release, with_answer("ch02.mse_loss", FLOAT16_OFF)),
             "u_leaks_inputs": edited(release, with_answer("ch02.mse_loss", LEAKS_INPUTS)),
             "v_forges_records": forging(release, reference),
+            "w_patches_runner": edited(release, with_answer("ch02.gradient_step", PATCHES_RUNNER)),
+            "x_leaks_through_names": edited(release, {**with_answer("ch02.mse_loss", LEAKS_THROUGH_NAMES),
+                                                      registry.grade_id_of("ch02.mse_gradient"): "pass"}),
+            "q_scans_for_hidden_inputs": edited(release, with_answer("ch02.mse_loss", SCANS_FOR_HIDDEN_INPUTS)),
+            "r_reads_reference_source": edited(release, {**with_answer("ch02.fit_linear_regression",
+                                                                       READS_REFERENCE_SOURCE),
+                                                         **{registry.grade_id_of(e): "pass" for e in USED}}),
+            "k_ends_its_channel": edited(release, with_answer("ch02.fit_linear_regression", ENDS_ITS_CHANNEL)),
+            "n_nested_lambdas": edited(release, reference, with_a_demonstration(NESTED_LAMBDAS)),
             "z_reference": edited(release, reference)}
     for student, notebook in good.items():
         folder = course_dir / "submitted" / student / CHAPTER
@@ -211,6 +369,72 @@ def test_records_forged_in_the_sandbox_fail_their_exercise_in_the_courses_words(
     export = (classroom.work_dir(course_dir) / f"{CHAPTER}_grades.csv").read_text()
     page = (classroom.work_dir(course_dir) / "feedback" / CHAPTER / "v_forges_records.html").read_text()
     assert all(WORDS not in text for text in (mse_loss.feedback, mse_loss.reason, export, page, forger.reason))
+
+
+def texts_of(course_dir, results, student):
+    """Everything of `student`'s grade a person reads: feedback, reasons, the export and the feedback page."""
+    grade = results[student]
+    export = (classroom.work_dir(course_dir) / f"{CHAPTER}_grades.csv").read_text()
+    page = (classroom.work_dir(course_dir) / "feedback" / CHAPTER / f"{student}.html").read_text()
+    return [e.feedback for e in grade.exercises] + [e.reason for e in grade.exercises] + [grade.reason, export, page]
+
+
+@pytest.mark.slow
+def test_a_patched_runner_does_not_hide_an_input_changed_in_place(graded_class):
+    _, _, results, _ = graded_class
+    step = exercise(results, "w_patches_runner", "ch02.gradient_step")
+    assert step.score == 0 and results["w_patches_runner"].score == FULL - step.points
+    assert "changed its input w in place" in step.feedback
+
+
+@pytest.mark.slow
+def test_a_hidden_case_leaks_nothing_through_class_function_or_warning_names(graded_class):
+    course_dir, _, results, _ = graded_class
+    texts = texts_of(course_dir, results, "x_leaks_through_names")
+    for exercise_id in ("ch02.mse_loss", "ch02.mse_gradient"):
+        for case in registry.get(exercise_id).cases:
+            values = np.ravel(np.asarray(case.make_args()["X"], dtype=float))[:4]
+            tag = "LEAK_" + "_".join(str(int(abs(v) * 1000)) for v in values)
+            assert any(tag in text for text in texts) != case.hidden, case.name  # a visible case's names help
+    hidden_lines = exercise(results, "x_leaks_through_names", "ch02.mse_loss").feedback.split("(hidden)", 1)[1]
+    assert "an exception of a class your code defines" in hidden_lines
+    hidden_lines = exercise(results, "x_leaks_through_names", "ch02.mse_gradient").feedback.split("(hidden)", 1)[1]
+    assert "a warning of a class your code defines" in hidden_lines
+
+
+@pytest.mark.slow
+def test_no_hidden_input_is_in_the_process_while_a_visible_case_runs(graded_class):
+    course_dir, _, results, _ = graded_class
+    texts = texts_of(course_dir, results, "q_scans_for_hidden_inputs")
+    mse_loss = exercise(results, "q_scans_for_hidden_inputs", "ch02.mse_loss")
+    assert mse_loss.score == 0 and "ValueError" in mse_loss.feedback
+    for case in registry.get("ch02.mse_loss").cases:
+        encoded = wire.encode(case.make_args())["__dict__"]["X"]["__ndarray__"]["data"]
+        assert any(encoded[:40] in text for text in texts) != case.hidden, case.name  # its own: shown anyway
+
+
+@pytest.mark.slow
+def test_the_references_a_stage_uses_reach_it_without_their_source(graded_class):
+    course_dir, _, results, _ = graded_class
+    fit = exercise(results, "r_reads_reference_source", "ch02.fit_linear_regression")
+    assert fit.score == 0 and "SOURCE mse_loss: could not get source code" in fit.feedback
+    assert all("X @ w + b - y" not in text for text in texts_of(course_dir, results, "r_reads_reference_source"))
+
+
+@pytest.mark.slow
+def test_a_sandbox_that_ends_its_channel_fails_its_own_cases_and_keeps_the_earlier_stages(graded_class):
+    course_dir, _, results, _ = graded_class
+    grade = results["k_ends_its_channel"]
+    fit = exercise(results, "k_ends_its_channel", "ch02.fit_linear_regression")
+    assert grade.status == "graded" and fit.score == 0 and grade.score == FULL - fit.points
+    assert fit.reason.startswith("crash") and "stopped the process (exit code 0)" in fit.feedback
+    assert all("GRADER BUG" not in text for text in texts_of(course_dir, results, "k_ends_its_channel"))
+
+
+@pytest.mark.slow
+def test_a_cell_too_deep_for_the_demo_analysis_is_simply_run(graded_class):
+    _, _, results, _ = graded_class
+    assert results["n_nested_lambdas"].status == "graded" and results["n_nested_lambdas"].score == FULL
 
 
 @pytest.mark.slow
@@ -296,21 +520,29 @@ def same_global_random_state(before) -> bool:
     return np.array_equal(now[1], before[1]) and now[2:] == before[2:]
 
 
-def fake_sandbox(records_for, last_events=()):
-    """A stand-in for sandbox.run: every case of the job gets `records_for(exercise id, case name)` as its
-    case_end records, and the run ends with `last_events` (finished when there are none)."""
+def fake_sandbox(records_for, last_events=(), in_cells=False):
+    """A stand-in for sandbox.run: the cases of the job are sent one at a time, each getting
+    `records_for(exercise id, case name)` as its case_end records (those naming it count for it, as
+    `sandbox.Channel` counts them), until one gets none (the sandbox stopped
+    on it); then the run ends with `last_events` (finished when there are none). With `in_cells`, it stops in
+    the cells, before any case is sent."""
     def run(job, bundle, limits, hide):
         events = [{"event": "cell_start", "index": 0}, {"event": "cell_end", "index": 0, "error": None}]
-        start = job.get("start", [0, 0])
-        for position, exercise_job in enumerate(job["exercises"]):
-            for number, case in enumerate(exercise_job["cases"]):
-                if [position, number] < start:
-                    continue
-                key = {"exercise": exercise_job["id"], "case": case["name"]}
-                events.append({"event": "case_start", **key})
-                events += [{"event": "case_end", **key, **record} for record in records_for(*key.values())]
-        events += list(last_events) or [{"event": "done", "output": ""}]
-        return sandbox.Run(events, 0 if not last_events else -9, False, 0.1, True)
+        sent, case_ends = [], {}
+        for case in [] if in_cells else job["cases"]:
+            key = (case["exercise"], case["case"])
+            sent.append(key)
+            events.append({"event": "case_start", "exercise": key[0], "case": key[1]})
+            records = [{"event": "case_end", "exercise": key[0], "case": key[1], **record}
+                       for record in records_for(*key)]
+            events += records
+            records = [record for record in records if (record["exercise"], record["case"]) == key]  # as Channel
+            if not records:
+                break
+            case_ends[key] = records
+        stopped = bool(last_events) or in_cells or (sent and sent[-1] not in case_ends)
+        events += list(last_events) or ([] if stopped else [{"event": "done", "output": ""}])
+        return sandbox.Run(events, -9 if stopped else 0, False, 0.1, True, [], sent, case_ends)
     return run
 
 
@@ -322,9 +554,10 @@ def submission(tmp_path):
     return folder
 
 
-def grade_with(monkeypatch, folder, records_for, last_events=()):
-    monkeypatch.setattr(sandbox, "run", fake_sandbox(records_for, last_events))
-    return grading.grade_submission(folder, "someone", CHAPTER, folder, [], sandbox.Limits(seconds=5))
+def grade_with(monkeypatch, folder, records_for, last_events=(), in_cells=False):
+    monkeypatch.setattr(sandbox, "run", fake_sandbox(records_for, last_events, in_cells))
+    return grading.grade_submission(intake.take(folder, CHAPTER), "someone", CHAPTER, folder, [],
+                                    sandbox.Limits(seconds=5))
 
 
 def only_target(forged):
@@ -357,9 +590,9 @@ def test_records_for_exercises_or_cases_that_do_not_exist_change_nothing(monkeyp
                                   {"event": "cell_start", "index": [1, 2]},
                                   {"event": "case_end", "exercise": {"a": 1}, "case": None},
                                   {"event": WORDS}])
-def test_a_sandbox_that_stops_on_a_forged_event_fails_what_is_left_with_the_courses_words(
+def test_a_sandbox_that_stops_in_its_cells_on_a_forged_event_fails_what_is_left_with_the_courses_words(
         monkeypatch, submission, last):
-    grade = grade_with(monkeypatch, submission, lambda exercise_id, case: [], last_events=[last])
+    grade = grade_with(monkeypatch, submission, lambda exercise_id, case: [], last_events=[last], in_cells=True)
     assert grade.status == "graded" and grade.score == 0
     for e in grade.exercises:
         assert MALFORMED in e.feedback and WORDS not in e.feedback
@@ -418,7 +651,7 @@ def test_stored_grades_keep_each_case_as_data_and_an_older_result_is_graded_agai
         assert "\n".join([f"  ✗ {case.label}", *(INDENT + line for line in case.lines)]) in target.feedback
     store = results.ResultStore(tmp_path)
     store.put(grade)
-    sha = intake.notebook_sha256(intake.find_notebook(submission, CHAPTER)[0])
+    sha = intake.take(submission, CHAPTER).sha256
     assert store.get(grade.student, sha) == grade and store.get(grade.student, "another notebook") is None
     path = store.path(grade.student)
     older = grade.to_json()
@@ -428,15 +661,17 @@ def test_stored_grades_keep_each_case_as_data_and_an_older_result_is_graded_agai
     assert store.get(grade.student, sha) is None  # stored before cases were data: graded again
 
 
-def test_a_sandbox_that_stops_between_two_exercises_goes_on_with_the_one_it_asked_for(tmp_path):
-    """A process that ends after asking for an exercise's cases (a thread of the learner's killed it) is
-    restarted at that exercise's first undecided case, not judged malformed."""
+def test_a_sandbox_that_stops_between_two_cases_goes_on_with_the_next(tmp_path):
+    """A process that ends after a case ended and before the next was sent (a thread of the learner's killed
+    it) is started again for the cases left, none of them judged; one that ends while a case is out fails
+    that case and the later cases of its exercise, and goes on with the other exercises."""
     notebook = grading.Notebook([{"index": 0, "source": "pass"}], tmp_path, sandbox.Limits(), [])
-    run = sandbox.Run([{"event": "cell_start", "index": 0}, {"event": "cell_end", "index": 0, "error": None},
-                       {"event": "case_start", "exercise": "ch02.a", "case": "one"},
-                       {"event": "case_end", "exercise": "ch02.a", "case": "one", "output": 1, "args_after": {}},
-                       {"event": "cases_wanted", "exercise": "ch02.b"}], -9, False, 1.0, True)
-    known = [("ch02.a", "one"), ("ch02.b", "one"), ("ch02.b", "two")]
-    result = grading.Sandboxed(records={("ch02.a", "one"): [run.events[3]]})
-    assert notebook._restart_position(run, [0, 0], known, result) == [1, 0]
-    assert not result.decided and not notebook.skip
+    keys = [("ch02.a", "one"), ("ch02.b", "one"), ("ch02.a", "two"), ("ch02.b", "two")]
+    end = {"event": "case_end", "exercise": "ch02.a", "case": "one", "output": 1, "args_after": {}}
+    between = sandbox.Run([end], -9, False, 1.0, True, [], [keys[0]], {keys[0]: [end]})
+    result = grading.Sandboxed(records={keys[0]: [end]})
+    assert notebook._after_stop(between, keys, result) and not result.decided and not notebook.skip
+    during = sandbox.Run([end], -9, False, 1.0, True, [], [keys[0], keys[1]], {keys[0]: [end]})
+    assert notebook._after_stop(during, keys, result)
+    assert set(result.decided) == {keys[1], keys[3]} and result.decided[keys[1]].cause == "crash"
+    assert "not run: an earlier case" in result.decided[keys[3]].why

@@ -174,7 +174,7 @@ def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bu
     host_service = socket.create_server(("127.0.0.1", 0))  # a service on the grader's own loopback
     source = PROBE.format(course=str(course), repo=str(notebooks.ROOT), others=str(others), copy=str(copy),
                           pythonlib=os.path.dirname(os.__file__).encode(), port=host_service.getsockname()[1])
-    job = {"cells": [{"index": 0, "source": source}], "exercises": []}
+    job = {"cells": [{"index": 0, "source": source}]}
     limits = sandbox.Limits(seconds=30, memory_bytes=3 * 2**30, scratch_bytes=64 * 2**20)
     run = sandbox.run(job, learner_bundle, limits, classroom.hidden_paths(course),
                       submission=submission if mode == "cold" else None)
@@ -204,7 +204,7 @@ def test_learner_code_sees_only_its_allow_list_and_reaches_no_network(learner_bu
 
 
 def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_path, mode):
-    job = {"cells": [{"index": 0, "source": "while True:\n    pass"}], "exercises": []}
+    job = {"cells": [{"index": 0, "source": "while True:\n    pass"}]}
     run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=3), classroom.hidden_paths(tmp_path))
     assert run.timed_out and not run.finished
     assert run.events[-1] == {"event": "cell_start", "index": 0}
@@ -212,8 +212,7 @@ def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_p
 
 
 def test_printed_output_is_kept_bounded(learner_bundle, tmp_path, mode):
-    job = {"cells": [{"index": 0, "source": "print('x' * 10_000_000)\nimport sys\nsys.stderr.write('e' * 10_000_000)"}],
-           "exercises": []}
+    job = {"cells": [{"index": 0, "source": "print('x' * 10_000_000)\nimport sys\nsys.stderr.write('e' * 10_000_000)"}]}
     run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=30, output_chars=1000),
                       classroom.hidden_paths(tmp_path))
     assert run.finished and len(json.dumps(run.events)) < 10_000
@@ -254,22 +253,8 @@ def still_running_within(seconds, *marks) -> list[int]:
     return []
 
 
-@pytest.fixture
-def recorded_events(monkeypatch, tmp_path):
-    """The sandbox's events file, kept where the test can read it after the sandbox has returned."""
-    files = []
-
-    def named(*args, **kwargs):
-        files.append(tmp_path / f"sandbox-file-{len(files)}")
-        return open(files[-1], "w+b")
-
-    monkeypatch.setattr(sandbox.tempfile, "TemporaryFile", named)
-    return files
-
-
 @needs_isolation
-def test_a_session_of_its_own_ends_at_the_time_limit_and_writes_nothing_after(learner_bundle, marker,
-                                                                              recorded_events, mode):
+def test_a_session_of_its_own_ends_at_the_time_limit_and_writes_nothing_after(learner_bundle, marker, mode):
     """`os.setsid()` in the learner's process and in a forked child leaves the process group a time
     limit kills; the child's child sleeps on, and the child writes to the events 3 s later."""
     start_daemons = "import os, sys, time\n" + EVENTS_FD + dedent(f"""
@@ -287,15 +272,14 @@ def test_a_session_of_its_own_ends_at_the_time_limit_and_writes_nothing_after(le
         except OSError:
             pass
         """) + WAIT_FOR_IT.format(marker=marker)
-    job = {"cells": [{"index": 0, "source": start_daemons}, {"index": 1, "source": "while True:\n    pass"}],
-           "exercises": []}
+    job = {"cells": [{"index": 0, "source": start_daemons}, {"index": 1, "source": "while True:\n    pass"}]}
     started = time.monotonic()
     run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=2), [])
     assert run.timed_out and {"event": "cell_end", "index": 0, "error": None} in run.events, run.log
     assert sandbox_processes(marker, str(learner_bundle)) == []
     time.sleep(max(0.0, started + 3.5 - time.monotonic()))
     assert sandbox_processes(marker, str(learner_bundle)) == []
-    assert recorded_events and not any(b"late" in path.read_bytes() for path in recorded_events)
+    assert {"event": "late"} not in run.events and {"event": "cell_start", "index": 1} in run.events
 
 
 @needs_isolation
@@ -318,7 +302,7 @@ def test_a_group_kill_then_a_chain_of_forks_ends_with_the_sandbox(learner_bundle
         os.kill(0, signal.SIGKILL)
         time.sleep(3)
         """)
-    job = {"cells": [{"index": 0, "source": kill_then_fork}], "exercises": []}
+    job = {"cells": [{"index": 0, "source": kill_then_fork}]}
     run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=20), [])
     assert run.ending() == "killed the process (SIGKILL)"
     assert still_running_within(1.5, marker, str(learner_bundle)) == []
@@ -347,7 +331,7 @@ def test_killing_the_grader_ends_its_sandboxes_and_leaves_no_folder(learner_bund
             os.setsid()
             {SLEEPER.format(marker=marker)}
         """) + WAIT_FOR_IT.format(marker=marker) + "time.sleep(60)"
-    job = {"cells": [{"index": 0, "source": daemons}], "exercises": []}
+    job = {"cells": [{"index": 0, "source": daemons}]}
     temp = tmp_path / "grader-temp"
     temp.mkdir()
     (tmp_path / "job.json").write_text(json.dumps(job))  # not in the grader's command line, where the marker is
@@ -370,14 +354,14 @@ def test_killing_the_grader_ends_its_sandboxes_and_leaves_no_folder(learner_bund
 
 def test_a_sandbox_leaves_no_folder_behind(learner_bundle, tmp_path, monkeypatch, mode):
     monkeypatch.setattr(sandbox.tempfile, "tempdir", str(tmp_path))
-    run = sandbox.run({"cells": [{"index": 0, "source": "open('x', 'w').write('x')"}], "exercises": []},
+    run = sandbox.run({"cells": [{"index": 0, "source": "open('x', 'w').write('x')"}]},
                       learner_bundle, sandbox.Limits(seconds=20), [])
     assert run.finished and list(tmp_path.iterdir()) == []
 
 
 def test_without_user_namespaces_it_still_runs_unisolated(learner_bundle, monkeypatch):
     monkeypatch.setattr(sandbox, "isolation_available", lambda: False)
-    run = sandbox.run({"cells": [{"index": 0, "source": "print(6 * 7)"}], "exercises": []}, learner_bundle,
+    run = sandbox.run({"cells": [{"index": 0, "source": "print(6 * 7)"}]}, learner_bundle,
                       sandbox.Limits(seconds=20), [])
     assert run.finished and not run.isolated and "42" in output_of(run)
 
@@ -385,7 +369,7 @@ def test_without_user_namespaces_it_still_runs_unisolated(learner_bundle, monkey
 def test_a_sandbox_that_cannot_start_is_a_grader_error_not_a_zero(tmp_path):
     import nbformat
 
-    from autograder.instructor import grading
+    from autograder.instructor import grading, intake
 
     broken_bundle = tmp_path / "empty-bundle"
     broken_bundle.mkdir()
@@ -393,19 +377,37 @@ def test_a_sandbox_that_cannot_start_is_a_grader_error_not_a_zero(tmp_path):
     folder.mkdir(parents=True)
     nbformat.write(nbformat.read(notebooks.chapter_notebook("ch02"), as_version=4),
                    folder / notebooks.chapter_notebook("ch02").name)
-    grade = grading.grade_submission(folder, "someone", "ch02", broken_bundle, classroom.hidden_paths(tmp_path),
-                                     sandbox.Limits(seconds=20))
+    grade = grading.grade_submission(intake.take(folder, "ch02"), "someone", "ch02", broken_bundle,
+                                     classroom.hidden_paths(tmp_path), sandbox.Limits(seconds=20))
     assert grade.status == "grader error" and "could not start" in grade.reason
     assert all("not graded" in exercise.feedback for exercise in grade.exercises)
 
 
-def test_a_line_nested_past_the_parsers_depth_is_skipped_not_a_crash(tmp_path):
-    """Learner code can write anything into the events file: a line json cannot parse without
-    recursing too deep is skipped like any other line that is not an event."""
-    events = tmp_path / "events"
-    events.write_text("[" * 100_000 + "\n" + '{"event": "done"}\n')
-    with open(events) as file:
-        assert sandbox._read_events(file) == [{"event": "done"}]
+def test_the_channel_keeps_events_and_answers_a_request_only_once_the_case_out_has_ended():
+    """Learner code can write anything into the events pipe: a line json cannot parse without recursing too
+    deep, or too long to keep, is skipped like any other line that is not an event; a request for a case is
+    answered only when no case is out or the one out has ended; an end counts only for the case out."""
+    from autograder.learner.protocol import DONE_LINE, case_line, first_line
+
+    cases = case_lines("ch99.a", "a", [("one", {"x": 1}), ("two", {"x": 2})])
+    job_reader, job_writer = os.pipe()
+    events_reader, events_writer = os.pipe()
+    request, end = b'{"event": "case_wanted"}\n', b'{"event": "case_end", "exercise": "ch99.a", "case": "%s"}\n'
+    with open(events_writer, "wb") as events, \
+            sandbox.Channel(open(job_writer, "wb"), events_reader, {"cells": [], "cases": cases}) as channel:
+        for line in [b"[" * 100_000 + b"\n", b'{"event": "cell_start", "index": 0}\n', end % b"one", request, request,
+                     end % b"two", b"x" * (sandbox.MAX_EVENTS_BYTES + 10) + b"\n", end % b"one", request,
+                     end % b"two", request, request]:
+            events.write(line)
+            events.flush()
+            time.sleep(0.01)
+    channel.finish(drain_seconds=None)
+    with open(job_reader, "rb") as job:
+        sent = job.read()
+    assert sent == first_line({"cells": []}) + case_line(cases[0]) + case_line(cases[1]) + DONE_LINE + DONE_LINE
+    assert channel.sent == [("ch99.a", "one"), ("ch99.a", "two")]
+    assert channel.case_ends == {("ch99.a", "one"): [json.loads(end % b"one")], ("ch99.a", "two"): [json.loads(end % b"two")]}
+    assert channel.events[0] == {"event": "cell_start", "index": 0} and len(channel.events) == 5
 
 
 @needs_isolation
@@ -418,7 +420,7 @@ def test_packages_installed_under_tmp_stay_importable(learner_bundle, tmp_path, 
     folders = sandbox._python_folders()
     monkeypatch.setattr(sandbox, "_python_folders", lambda: [*folders, packages])
     source = f"import sys\nsys.path.append({str(packages)!r})\nimport probe_package\nprint(probe_package.ANSWER)"
-    run = sandbox.run({"cells": [{"index": 0, "source": source}], "exercises": []}, learner_bundle,
+    run = sandbox.run({"cells": [{"index": 0, "source": source}]}, learner_bundle,
                       sandbox.Limits(seconds=20), [])
     assert run.finished and run.isolated and "42" in output_of(run), run.log
 
@@ -429,7 +431,7 @@ SPOILS_THE_HOST = """
 import os, sys, numpy
 numpy.mean = lambda *args, **kwargs: 42.0  # a learner's monkeypatch, in the host's own copy of numpy
 numpy.EVIL = True
-sys.modules["json"].loads = lambda *args, **kwargs: {{"cells": [], "exercises": []}}  # how the runner reads its job
+sys.modules["json"].loads = lambda *args, **kwargs: {{"cells": []}}  # how the runner reads its job
 sys.modules["planted"] = type(sys)("planted")
 os.environ["PLANTED"] = "yes"
 open("/tmp/left-behind", "w").write("a previous learner's scratch")
@@ -453,9 +455,8 @@ print("processes:", sorted(int(pid) for pid in os.listdir("/proc") if pid.isdigi
 def test_a_warm_host_gives_every_learner_its_state_after_the_imports_not_the_last_learners(learner_bundle, marker):
     """A learner patches numpy, json and sys.modules, plants files in its scratch and /dev/shm and leaves a
     daemon; the next learner forked from the same host sees none of it, and numpy already imported."""
-    spoil = {"cells": [{"index": 0, "source": SPOILS_THE_HOST.format(sleeper=SLEEPER.format(marker=marker))}],
-             "exercises": []}
-    look = {"cells": [{"index": 0, "source": LOOKS_AROUND}], "exercises": []}
+    spoil = {"cells": [{"index": 0, "source": SPOILS_THE_HOST.format(sleeper=SLEEPER.format(marker=marker))}]}
+    look = {"cells": [{"index": 0, "source": LOOKS_AROUND}]}
     limits = sandbox.Limits(seconds=20)
     with sandbox.prewarmed(learner_bundle, [], WARM_MODULES, limits) as pool:
         first = sandbox.run(spoil, learner_bundle, limits, [])
@@ -490,7 +491,7 @@ def test_a_warm_host_never_sees_a_job_only_limits_and_descriptors(learner_bundle
 
     monkeypatch.setattr(sandbox.socket, "send_fds", recording)
     limits = sandbox.Limits(seconds=20)
-    job = {"cells": [{"index": 0, "source": "SECRET = 'a reference that arrives in stage two'"}], "exercises": []}
+    job = {"cells": [{"index": 0, "source": "SECRET = 'a reference that arrives in stage two'"}]}
     with sandbox.prewarmed(learner_bundle, [], WARM_MODULES, limits):
         run = sandbox.run(job, learner_bundle, limits, [])
     assert run.finished and len(sent) == 1
@@ -506,8 +507,8 @@ def test_stop_all_ends_a_warm_host_and_its_running_job_within_seconds(learner_bu
     limits = sandbox.Limits(seconds=60)
     outcome = []
     with sandbox.prewarmed(learner_bundle, [], WARM_MODULES, limits) as pool:
-        sandbox.run({"cells": [], "exercises": []}, learner_bundle, limits, [])  # the host is up
-        job = {"cells": [{"index": 0, "source": "while True:\n    pass"}], "exercises": []}
+        sandbox.run({"cells": []}, learner_bundle, limits, [])  # the host is up
+        job = {"cells": [{"index": 0, "source": "while True:\n    pass"}]}
 
         def grade():
             try:
@@ -543,7 +544,7 @@ def test_an_allowed_folder_under_tmp_stays_visible_over_each_warm_jobs_fresh_scr
     monkeypatch.setattr(sandbox, "_python_folders", lambda: [*python_folders(), allowed])
     source = f"print('marker:', open({str(allowed / 'marker.txt')!r}).read())\n" \
              f"open('/tmp/mine.txt', 'w').write('x')\nprint('scratch:', sorted(__import__('os').listdir('/tmp')))"
-    job = {"cells": [{"index": 0, "source": source}], "exercises": []}
+    job = {"cells": [{"index": 0, "source": source}]}
     limits = sandbox.Limits(seconds=30, memory_bytes=3 * 2**30, scratch_bytes=64 * 2**20)
     run = sandbox.run(job, learner_bundle, limits, [])
     text = output_of(run)
@@ -554,14 +555,22 @@ def test_an_allowed_folder_under_tmp_stays_visible_over_each_warm_jobs_fresh_scr
 
 
 LOOKS_AHEAD = '''
-import gc, os
+import gc, json, os, sys
 
 def look(x):
-    """What of the next exercise's cases this exercise's code can find: in the process's memory, or waiting
-    unread in the job's pipe."""
+    """What of the next case this case's code can find: in the process's memory, or waiting unread in the
+    job's pipe (on the first case), or in memory after a forged end of this case and forged requests (on the
+    second: the next case is then sent, and waits in the pipe)."""
     marker = "SECRET" + "-B"
+    if x == 2:
+        events = next(o for o in gc.get_objects() if type(o).__name__ == "Events")
+        events(event="case_end", exercise="ch99.look", case="second", output={"__int__": "7"}, args_after={"__dict__": {}})
+        for _ in range(3):
+            events(event="case_wanted")
     in_memory = any(marker in value for o in gc.get_objects() if isinstance(o, dict)
                     for value in list(o.values()) if isinstance(value, str))
+    if x == 2:
+        return [in_memory, None]
     os.set_blocking(0, False)
     try:
         waiting = os.read(0, 1 << 20)
@@ -576,34 +585,40 @@ def double(x):
 '''
 
 
-def test_an_exercises_inputs_arrive_only_when_its_cases_run(learner_bundle, mode):
-    """The job's first line holds the cells and the exercises' names; each exercise's inputs come when the
-    sandbox asks for them, after the earlier exercises ran: the first exercise's code finds nothing of the
-    second's case, neither in memory nor waiting in the pipe, and the second still gets its inputs."""
+def case_lines(exercise, name, cases, driver="keywords"):
     from autograder.learner import wire
 
-    job = {"cells": [{"index": 0, "source": LOOKS_AHEAD}], "exercises": [
-        {"id": "ch99.look", "name": "look", "driver": "keywords", "uses": {},
-         "cases": [{"name": "first", "args": wire.encode({"x": 1})}]},
-        {"id": "ch99.double", "name": "double", "driver": "keywords", "uses": {},
-         "cases": [{"name": "SECRET-B case", "args": wire.encode({"x": 3})}]}]}
-    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=30), [])
+    return [{"exercise": exercise, "name": name, "driver": driver, "uses": {}, "case": case, "args": wire.encode(args)}
+            for case, args in cases]
+
+
+def test_a_case_arrives_only_when_the_one_before_it_has_ended(learner_bundle, mode):
+    """The job's first line holds the cells; each case comes when the sandbox asks for it, once the case
+    before it has ended: the code of one case finds nothing of the next, neither in memory nor waiting in
+    the pipe. Requests of its own get nothing while its case is out; with a forged end of that case as well,
+    the next case is sent, and the forged end is that case's record: the real one, written once the next
+    case's inputs had arrived, counts for no case."""
+    from autograder.learner import wire
+
+    cases = case_lines("ch99.look", "look", [("first", {"x": 1}), ("second", {"x": 2})]) + \
+        case_lines("ch99.double", "double", [("SECRET-B case", {"x": 3})])
+    run = sandbox.run({"cells": [{"index": 0, "source": LOOKS_AHEAD}], "cases": cases}, learner_bundle,
+                      sandbox.Limits(seconds=30), [])
     assert run.finished, run.log
-    outputs = {event["case"]: wire.decode(event["output"]) for event in run.events if event["event"] == "case_end"}
-    assert outputs == {"first": [False, False], "SECRET-B case": 6}
-    asked = [event["exercise"] for event in run.events if event["event"] == "cases_wanted"]
-    assert asked == ["ch99.look", "ch99.double"]
+    assert run.sent == [("ch99.look", "first"), ("ch99.look", "second"), ("ch99.double", "SECRET-B case")]
+    outputs = {key: [wire.decode(end["output"]) for end in ends] for key, ends in run.case_ends.items()}
+    assert outputs == {("ch99.look", "first"): [[False, False]], ("ch99.look", "second"): [7],
+                       ("ch99.double", "SECRET-B case"): [6]}
 
 
-def test_the_jobs_first_line_holds_no_inputs_and_no_reference():
-    from autograder.learner.protocol import job_lines
+def test_the_jobs_first_line_holds_no_case():
+    from autograder.learner.protocol import case_line, first_line
 
-    job = {"cells": [], "exercises": [{"id": "ch99.a", "name": "a", "driver": "keywords", "uses": {"r": "def r(): 1"},
-                                       "cases": [{"name": "c", "args": {"SECRET": 1}}]}]}
-    first, per_exercise = job_lines(job)
-    assert json.loads(first) == {"cells": [], "exercises": [{"id": "ch99.a", "name": "a", "driver": "keywords"}]}
-    assert json.loads(per_exercise["ch99.a"]) == {"id": "ch99.a", "uses": {"r": "def r(): 1"},
-                                                  "cases": [{"name": "c", "args": {"SECRET": 1}}]}
+    case = {"exercise": "ch99.a", "name": "a", "driver": "keywords", "uses": {"r": "code"}, "case": "c",
+            "args": {"SECRET": 1}}
+    assert json.loads(first_line({"cells": [], "cases": [case], "output_limit": 5})) == {"cells": [],
+                                                                                          "output_limit": 5}
+    assert json.loads(case_line(case)) == case
 
 
 AS_NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all",
@@ -614,7 +629,7 @@ from pathlib import Path
 from autograder.instructor import bundle, sandbox
 assert os.geteuid() == 65534 and sandbox.isolation_available(), "no isolation for an unprivileged grader"
 learner_bundle = bundle.build(Path(tempfile.mkdtemp(dir=os.getcwd())) / "bundle", {"ch02"})
-job = {"cells": [{"index": 0, "source": "import os; print(os.getuid(), os.getpid())"}], "exercises": []}
+job = {"cells": [{"index": 0, "source": "import os; print(os.getuid(), os.getpid())"}]}
 limits = sandbox.Limits(seconds=30)
 cold = sandbox.run(job, learner_bundle, limits, [])
 with sandbox.prewarmed(learner_bundle, [], ["numpy", "IPython.core.interactiveshell"], limits) as pool:

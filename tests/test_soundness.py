@@ -89,14 +89,15 @@ def test_call_is_a_shared_driver(exercise):
 
 @pytest.mark.parametrize("exercise", [e for e in EXERCISES if e.uses], ids=[e.id for e in EXERCISES if e.uses])
 def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
-    """The sandbox rebuilds `uses` from source with numpy and math only: every global they read must be there."""
+    """The sandbox rebuilds `uses` from their compiled code with numpy and math only: every global they read must
+    be there."""
     import builtins
     import dis
 
-    from autograder.instructor.grading import _job_exercise
+    from autograder.instructor.grading import _case_lines
     from autograder.learner.in_sandbox import reference_namespace
 
-    namespace = reference_namespace(_job_exercise(exercise)[0]["uses"])
+    namespace = reference_namespace(_case_lines(exercise)[0][0][1]["uses"])
     for name in exercise.uses:
         value = namespace[name]
         functions = [f for f in vars(value).values() if callable(f)] if isinstance(value, type) else [value]
@@ -108,7 +109,7 @@ def test_the_references_an_exercise_uses_travel_to_the_sandbox_whole(exercise):
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_grading_judges_as_the_inline_check(exercise):
     """One path for both: every answer (reference, alternatives, known mistakes) run by the sandbox's own code
-    (in_sandbox.run_exercise, here in this process), sent as protocol records through the wire and judged by
+    (in_sandbox.run_case, here in this process), sent as protocol records through the wire and judged by
     the grader gets the same verdict per case, the same named mistakes and, on visible cases, the same words
     as in the inline check."""
     from types import SimpleNamespace
@@ -119,17 +120,19 @@ def test_grading_judges_as_the_inline_check(exercise):
     from autograder.learner.compare import same_values
     from autograder.learner.judge import run_cases
     from autograder.learner.protocol import Event, case_key
+    from autograder.instructor.hidden_feedback import SubmittedText
 
     for case in exercise.cases:
         args = case.make_args()
         assert same_values(args, wire.decode(wire.encode(args))), f"{case.name}: the inputs change on the wire"
-    job, inputs = grading._job_exercise(exercise)
+    lines, inputs = grading._case_lines(exercise)
     for fn in [exercise.reference, *exercise.alternatives, *(m.fn for m in exercise.mistakes)]:
         inline = run_cases(exercise, fn, hidden=True)
         events = []
-        in_sandbox.run_exercise(SimpleNamespace(user_ns={exercise.name: fn}), job, 0, lambda **e: events.append(e))
+        for _, line in lines:
+            in_sandbox.run_case(SimpleNamespace(user_ns={exercise.name: fn}), line, lambda **e: events.append(e))
         records = {case_key(event): [event] for event in events if event["event"] == Event.CASE_END}
-        graded = grading._grade_exercise(exercise, grading.Sandboxed(records=records), inputs)
+        graded = grading._grade_exercise(exercise, grading.Sandboxed(records=records), inputs, SubmittedText.of([]))
         name = getattr(fn, "__name__", fn)
         assert [case.passed for case in graded.case_grades] == [result.passed for result in inline], \
             f"{name}: {[r.lines for r in inline]} became {[c.lines for c in graded.case_grades]}"

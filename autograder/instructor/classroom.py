@@ -11,6 +11,11 @@ Only this process writes results (results.ResultStore, one whole file at a time)
 interruption never leaves a half-written result; running `grade` again skips every submission
 whose result is there and whose notebook has not changed since. nbgrader's release and gradebook
 are nbgrader_bridge.py's.
+
+Every submission is read by `intake.take`, once, into the `Submission` that is graded: on the local
+pool, by the thread that grades it; for a Dask cluster, here, and the `Submission` travels with its task.
+Both paths grade the same bytes and refuse the same things (a link, a notebook over the size limit)
+with the same status and reason. A student is named as `intake.shown_name` shows their folder.
 """
 from __future__ import annotations
 
@@ -24,8 +29,9 @@ from pathlib import Path
 
 from autograder.instructor import bundle, notebooks, sandbox
 from autograder.instructor.grading import grade_submission, warm_modules
-from autograder.instructor.intake import find_notebook, notebook_sha256
+from autograder.instructor.intake import Submission, shown_name, take
 from autograder.instructor.results import ResultStore, Status, SubmissionGrade, ungraded
+from autograder.learner.protocol import representable
 
 
 def work_dir(course_dir: Path) -> Path:
@@ -33,13 +39,15 @@ def work_dir(course_dir: Path) -> Path:
 
 
 def submissions(course_dir: Path, chapter: str) -> list[tuple[str, Path]]:
-    """(student, folder) of every submission of `chapter`; a CourseError when the course has no such chapter."""
+    """(student, folder) of every submission of `chapter`, the student named as `shown_name` shows their folder;
+    a CourseError when the course has no such chapter. A student's folder or chapter folder that is a symbolic
+    link is listed too, whatever it points to (or not), so that `take` refuses it in a row of its own."""
     notebooks.chapter_notebook(chapter)
     submitted = course_dir / "submitted"
     if not submitted.is_dir():
         return []
-    return [(folder.name, folder / chapter) for folder in sorted(submitted.iterdir())
-            if folder.is_dir() and (folder / chapter).exists()]
+    return [(shown_name(folder.name), folder / chapter) for folder in sorted(submitted.iterdir())
+            if folder.is_symlink() or (folder.is_dir() and os.path.lexists(folder / chapter))]
 
 
 def hidden_paths(course_dir: Path) -> list[Path]:
@@ -78,7 +86,8 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
             results = _on_threads(todo, chapter, learner_bundle, hide, limits, workers or os.cpu_count() or 1)
         for student, outcome in results:
             if isinstance(outcome, BaseException):  # the grader's fault, not the learner's: kept, never a silent 0
-                grade = ungraded(student, chapter, Status.GRADER_ERROR, f"{type(outcome).__name__}: {outcome}")
+                grade = ungraded(student, chapter, Status.GRADER_ERROR,
+                                 representable(f"{type(outcome).__name__}: {outcome}"))
             else:
                 grade = outcome
             store.put(grade)
@@ -91,10 +100,11 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
 def _stored_and_pending(store: ResultStore, found: list[tuple[str, Path]], chapter: str,
                         regrade: bool) -> tuple[dict[str, SubmissionGrade], list[tuple[str, Path]]]:
     """The grades stored for submissions whose notebook has not changed since (none with `regrade`), by
-    student, and the (student, folder) of the others, to grade."""
+    student, and the (student, folder) of the others, to grade. A submission is the same when `take` reads
+    the same bytes (the SHA-256 grading stores), or refuses it again."""
     grades, todo = {}, []
     for student, folder in found:
-        stored = None if regrade else store.get(student, notebook_sha256(find_notebook(folder, chapter)[0]))
+        stored = None if regrade else store.get(student, take(folder, chapter).sha256)
         if stored is not None:
             grades[student] = stored
         else:
@@ -109,7 +119,7 @@ def _on_threads(todo, chapter, learner_bundle, hide, limits, workers):
     killed at once; their results are never recorded, so the next run grades them again."""
     sandbox.allow_runs()
     pool = ThreadPoolExecutor(max_workers=workers)
-    futures = {pool.submit(grade_submission, folder, student, chapter, learner_bundle, hide, limits): student
+    futures = {pool.submit(_take_and_grade, folder, student, chapter, learner_bundle, hide, limits): student
                for student, folder in todo}
     finished = False
     try:
@@ -123,25 +133,17 @@ def _on_threads(todo, chapter, learner_bundle, hide, limits, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-MAX_SENT_BYTES = 50 * 2**20
+def _take_and_grade(folder: Path, student: str, chapter: str, learner_bundle: Path, hide: list[Path],
+                    limits: sandbox.Limits) -> SubmissionGrade:
+    """One submission on the local pool: read by this thread, then graded."""
+    return grade_submission(take(folder, chapter), student, chapter, learner_bundle, hide, limits)
 
 
-def submission_files(folder: Path) -> dict[str, bytes]:
-    """The submission's files, for a grader on another machine (each at most 50 MiB)."""
-    if not folder.is_dir():
-        return {}
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())
-            if path.is_file() and path.stat().st_size <= MAX_SENT_BYTES}
-
-
-def grade_files(student: str, chapter: str, files: dict[str, bytes], limits: sandbox.Limits) -> dict:
-    """One submission, graded wherever this runs (a Dask worker): its own bundle, its own sandbox."""
-    with tempfile.TemporaryDirectory(prefix="nncourse-submission-", dir=_worker_root()) as folder:
-        for name, data in files.items():
-            (Path(folder) / Path(name).name).write_bytes(data)
-        learner_bundle = _worker_bundle(chapter, limits)
-        grade = grade_submission(Path(folder), student, chapter, learner_bundle,
-                                 hidden_paths(learner_bundle.parent), limits)
+def grade_on_worker(student: str, chapter: str, submission: Submission, limits: sandbox.Limits) -> dict:
+    """One submission, as `take` read it on the instructor's machine, graded wherever this runs (a Dask
+    worker): its own bundle, its own sandbox; nothing of the submission is written on the worker."""
+    learner_bundle = _worker_bundle(chapter, limits)
+    grade = grade_submission(submission, student, chapter, learner_bundle, hidden_paths(learner_bundle.parent), limits)
     return grade.to_json()
 
 
@@ -177,14 +179,15 @@ def _worker_bundle(chapter: str, limits: sandbox.Limits) -> Path:
 
 
 def _on_dask(scheduler: str, todo, chapter, limits):
-    """The same tasks on a Dask cluster: each submission's files travel with its task, and each worker grades
-    in warm sandboxes of its own (`_worker_bundle`). When the caller stops early (Ctrl-C), every task not
-    finished is cancelled at once; a task already running on a worker ends at its sandbox's time limit,
-    and its result is never recorded, so the next run grades it again."""
+    """The same tasks on a Dask cluster: each submission, read here by `take`, travels with its task (its
+    notebook whole, whatever its size under the limit), and each worker grades in warm sandboxes of its own
+    (`_worker_bundle`). When the caller stops early (Ctrl-C), every task not finished is cancelled at once; a
+    task already running on a worker ends at its sandbox's time limit, and its result is never recorded, so
+    the next run grades it again."""
     from distributed import Client, as_completed as completed
 
     with Client(scheduler) as client:
-        futures = {client.submit(grade_files, student, chapter, submission_files(folder), limits, pure=False): student
+        futures = {client.submit(grade_on_worker, student, chapter, take(folder, chapter), limits, pure=False): student
                    for student, folder in todo}
         finished = False
         try:

@@ -22,11 +22,19 @@ code uses runs too. What the analysis does not follow is a demonstration's side 
 that a running cell reads under another name (mutating an array in place, numpy's global random
 state, matplotlib's state): the course's demonstration cells leave those alone, and
 tests/test_demo_cells.py grades every chapter's references with its demonstrations skipped.
+
+The analysis reads learner text in the grader's own process, so it is bounded like any learner input: a
+cell longer than MAX_ANALYSED_CHARS, a submission longer than MAX_TOTAL_ANALYSED, code nested too deep to
+parse, and an analysis past ANALYSIS_SECONDS all count as code the analysis cannot see through, and keep
+every demonstration (running everything costs time, never a grade); `cells_to_skip` never raises.
 """
 from __future__ import annotations
 
 import ast
+import contextvars
 import symtable
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -35,6 +43,14 @@ DEMO_TAG = "demo"
 # one keeps every demonstration.
 DYNAMIC = frozenset({"eval", "exec", "globals", "locals", "vars", "dir", "get_ipython", "__builtins__", "__main__",
                      "__import__", "builtins"})
+# Bounds on the analysis (learner text, read in the grader's process); past any of them nothing is skipped.
+# The course's longest code cell is 6,954 characters (ch08) and its largest chapter 41,323 characters of code
+# (ch03), analysed in about 0.04 s. A cell of 20,000 characters at most keeps each step that the clock cannot
+# interrupt (one parse, one pass of IPython's tokenizer, one symbol table) under about 0.05 s: a 50,000-character
+# f-string takes 0.2 s to parse, 50,000 characters of `%magic` lines 60 s to transform.
+MAX_ANALYSED_CHARS = 20_000  # one cell: ~3x the course's longest
+MAX_TOTAL_ANALYSED = 300_000  # all of a submission's code cells: ~7x the course's largest chapter
+ANALYSIS_SECONDS = 0.5  # CPU time of the grading thread for the whole analysis (the course needs < 0.05 s)
 
 
 def is_demo(cell) -> bool:
@@ -64,19 +80,89 @@ class Names:
     unknown: bool  # it binds or reads names the analysis cannot list (a star import, `globals()`, ...)
 
 
-@lru_cache(maxsize=4096)
-def cell_names(source: str) -> Names:
-    """What a code cell binds and reads in the notebook's namespace, as IPython would run it."""
+UNKNOWN = Names(frozenset(), frozenset(), True)
+
+
+class _OutOfTime(BaseException):
+    """The analysis ran past ANALYSIS_SECONDS. Not an Exception, so that no handler on its way (ours, IPython's)
+    takes it for a failure of one cell, and lru_cache keeps no result for the cell it interrupted."""
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("demo_analysis_deadline", default=None)
+
+
+@contextmanager
+def _time_limit():
+    """ANALYSIS_SECONDS of this thread's CPU time (not wall time: how busy the machine is does not change what
+    is skipped), unless a limit already runs (cells_to_skip's, for all of a submission's cells)."""
+    if _DEADLINE.get() is not None:
+        yield
+        return
+    token = _DEADLINE.set(time.thread_time() + ANALYSIS_SECONDS)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _check_time():
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.thread_time() > deadline:
+        raise _OutOfTime
+
+
+@lru_cache(maxsize=None)
+def _transformer():
+    """IPython's cell transformer, imported before any clock starts (the import takes about a second), that
+    checks the clock before each pass: every `%magic`, `!command` or `name?` it rewrites is one more pass of
+    its tokenizer over the whole cell."""
     from IPython.core.inputtransformer2 import TransformerManager
 
+    class Timed(TransformerManager):
+        def do_one_token_transform(self, lines):
+            _check_time()
+            return super().do_one_token_transform(lines)
+
+    return Timed
+
+
+def cell_names(source: str) -> Names:
+    """What a code cell binds and reads in the notebook's namespace, as IPython would run it; `UNKNOWN` for a
+    cell the analysis does not take on (not text, over MAX_ANALYSED_CHARS, nested too deep, out of time)."""
+    if not isinstance(source, str) or len(source) > MAX_ANALYSED_CHARS:
+        return UNKNOWN  # checked before the cache, which so never holds a long text
+    _transformer()
     try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
-    except (SyntaxError, ValueError):
-        return Names(frozenset(), frozenset(), False)  # it never runs: IPython stops at the syntax error
+        with _time_limit():
+            return _cell_names(source)
+    except _OutOfTime:
+        return UNKNOWN  # not cached: another time, on its own, it may be analysed
+
+
+@lru_cache(maxsize=4096)
+def _cell_names(source: str) -> Names:
+    try:
+        code = _transformer()().transform_cell(source)
+    except Exception:  # noqa: BLE001 - whatever IPython makes of learner text, the cell keeps every demonstration
+        return UNKNOWN
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return Names(frozenset(), frozenset(), False)  # it never runs: Python stops at the syntax error
+    except Exception:  # noqa: BLE001 - MemoryError, RecursionError (nested too deep), ValueError (a NUL, ...)
+        return UNKNOWN
+    try:
+        return _names(tree)
+    except Exception:  # noqa: BLE001 - RecursionError, MemoryError in ast.unparse, symtable, ...
+        return UNKNOWN
+
+
+def _names(tree: ast.Module) -> Names:
     binds, reads = set(), set()
     unknown = any(isinstance(node, ast.ImportFrom) and any(alias.name == "*" for alias in node.names)
                   for node in ast.walk(tree))
     for piece in (piece for statement in tree.body for piece in _pieces(statement)):
+        _check_time()
         try:
             read, bound = _scope(symtable.symtable(ast.unparse(piece), "<cell>", "exec"))
         except (SyntaxError, ValueError, RecursionError):
@@ -143,27 +229,42 @@ def _scope(table: symtable.SymbolTable) -> tuple[set[str], set[str]]:
 def cells_to_skip(cells: list[dict], chapter: str, needed: set[str]) -> set[int]:
     """The indices of the cells (`{"index", "source"}`, as grading runs them) that grading leaves out: the
     course's demonstration cells, unchanged, that bind nothing a running cell reads and none of `needed`
-    (the graded exercises' names)."""
-    demos = course_demo_sources(chapter)
-    candidates = {cell["index"] for cell in cells if normalized(cell["source"]) in demos}
-    if not candidates:
+    (the graded exercises' names). Nothing, and never an exception, for a submission the analysis does not
+    take on whole: a source that is not text, more than MAX_TOTAL_ANALYSED characters, a cell it cannot see
+    through, more than ANALYSIS_SECONDS."""
+    try:
+        sources = [cell["source"] for cell in cells]
+        if not all(isinstance(source, str) for source in sources) or sum(map(len, sources)) > MAX_TOTAL_ANALYSED:
+            return set()
+        demos = course_demo_sources(chapter)
+        candidates = {cell["index"] for cell in cells if normalized(cell["source"]) in demos}
+        if not candidates:
+            return set()
+        _transformer()
+        with _time_limit():
+            return _skippable(cells, candidates, set(needed))
+    except (Exception, _OutOfTime):  # noqa: BLE001 - learner input: skipping nothing is always safe
         return set()
-    names = {cell["index"]: cell_names(cell["source"]) for cell in cells}
-    needed = set(needed)
+
+
+def _skippable(cells: list[dict], candidates: set, needed: set[str]) -> set:
+    names = {}
+    for cell in cells:
+        found = cell_names(cell["source"])
+        if found.unknown:
+            return set()  # code the analysis cannot see through (or too much of it) keeps every demonstration
+        names[cell["index"]] = found
     for index, found in names.items():
         if index not in candidates:
-            if found.unknown:
-                return set()
             needed |= found.reads
     skip = set(candidates)
     changed = True
     while changed:
+        _check_time()
         changed = False
         for index in sorted(skip):
             found = names[index]
-            if found.unknown or found.binds & needed:
-                if found.unknown:
-                    return set()
+            if found.binds & needed:
                 skip.discard(index)
                 needed |= found.reads
                 changed = True

@@ -7,7 +7,11 @@ points come from the registry, never from the notebook's metadata.
 
 The exercises are graded in stages (`grading_stages`), each in sandboxes of its own started after
 the earlier stages' cases are decided here: an exercise that `uses` others gets their references in
-its sandbox, and by then nothing learner code does with them can change a decided score. Each stage
+its sandbox (compiled, without source: `reference_code`), and by then nothing learner code does with
+them can change a decided score. Within a stage the sandbox gets one case at a time, every visible case
+before any hidden one (`in_sandbox_order`), so no hidden input is in the learner's process while a case
+whose messages the feedback shows runs; a case's record counts only when written while that case was
+the one out (`sandbox.Channel`). Each stage
 runs the notebook's cells again, but not its demonstrations (`demos.cells_to_skip`) and, in a class,
 in a fork of a warm sandbox that has the imports done (sandbox.prewarmed): for chapter 02 that second
 run costs about a tenth of a second. Taking the second stage from a copy of the first stage's process
@@ -19,7 +23,8 @@ stage lives on when the references arrive, which it cannot do for a namespace th
 Everything a sandbox writes is untrusted data: a case's record is read only in the form
 the sandbox writes it (`protocol.CaseRecord.read`, `wire.decode`), and anything else fails that case with
 the course's words, "the sandbox returned a malformed result", never the learner's. A hidden case's
-feedback shows an exception's type and the learner's lines, never its message.
+feedback shows only what `hidden_feedback` vouches for: an exception's type when Python or a library
+defines it, and the frames that name lines of the submission; never its message.
 
 The course's demonstration cells (tagged `demo` in course/) are left out when grading, as demos.py
 decides from the course's text and the submission's names, never from the submission's metadata.
@@ -32,21 +37,25 @@ the rest of the notebook is graded.
 from __future__ import annotations
 
 import ast
+import base64
 import inspect
+import marshal
+import textwrap
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from autograder.instructor import demos, notebooks, sandbox
-from autograder.instructor.intake import (cell_source, find_notebook, learner_cells, no_notebook_reason, notebook_sha256,
-                                          read_cells)
+from autograder.instructor import demos, hidden_feedback, notebooks, sandbox
+from autograder.instructor.hidden_feedback import SubmittedText
+from autograder.instructor.intake import Submission, cell_source, learner_cells, read_cells
 from autograder.instructor.results import CaseGrade, ExerciseGrade, Status, SubmissionGrade, graded_exercises, ungraded
 from autograder.learner import registry, wire
 from autograder.learner.check import explanation_lines, left_unwritten, report
 from autograder.learner.compare import changed_inputs
 from autograder.learner.judge import (CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake,
                                      warning_notes)
-from autograder.learner.protocol import MALFORMED, CaseRecord, Event, Malformed, case_key
+from autograder.learner.protocol import MALFORMED, CaseRecord, Event, Malformed
 
 MAX_RESTARTS = 12
 
@@ -92,17 +101,39 @@ def grading_stages(exercises: list[registry.Exercise]) -> list[list[registry.Exe
     return stages
 
 
-def _job_exercise(exercise: registry.Exercise) -> tuple[dict, dict]:
-    """The sandbox's part of an exercise (its name, driver, encoded inputs, and the source of the references
-    it uses) and the inputs kept here."""
-    inputs, cases = {}, []
+def _case_lines(exercise: registry.Exercise) -> tuple[list[tuple[bool, dict]], dict]:
+    """Each case of `exercise` as the sandbox receives it (`protocol.case_line`), with whether it is hidden, and
+    the case inputs kept here."""
+    uses = {name: reference_code(exercise.reference.__globals__[name]) for name in exercise.uses}
+    lines, inputs = [], {}
     for case in exercise.cases:
         args = case.make_args()
         inputs[case.name] = args
-        cases.append({"name": case.name, "args": wire.encode(args)})
-    uses = {name: inspect.getsource(exercise.reference.__globals__[name]) for name in exercise.uses}
-    return {"id": exercise.id, "name": exercise.name, "driver": exercise.call.__name__, "uses": uses,
-            "cases": cases}, inputs
+        lines.append((case.hidden, {"exercise": exercise.id, "name": exercise.name, "driver": exercise.call.__name__,
+                                    "uses": uses, "case": case.name, "args": wire.encode(args)}))
+    return lines, inputs
+
+
+def in_sandbox_order(lines: list[list[tuple[bool, dict]]]) -> list[dict]:
+    """The cases of a stage in the order the sandbox gets them: every exercise's visible cases, then every
+    hidden one, so that no hidden input is in the learner's process while a case whose text is shown runs."""
+    return [line for hidden in (False, True) for exercise in lines for is_hidden, line in exercise
+            if is_hidden == hidden]
+
+
+@lru_cache(maxsize=None)
+def reference_code(reference) -> str:
+    """A reference an exercise `uses`, as the sandbox gets it: its compiled code without docstrings, never its
+    source (base64 of `marshal`, which the sandbox's Python, the grader's own, loads)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(reference)))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body and \
+                isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and \
+                isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    code = compile(ast.fix_missing_locations(tree), "<reference>", "exec")
+    return base64.b64encode(marshal.dumps(code)).decode()
 
 
 @dataclass
@@ -137,81 +168,70 @@ class Notebook:
         """The indices of the cells a sandbox still runs."""
         return {cell["index"] for cell in self.cells} - self.skip
 
-    def run_stage(self, jobs: list[dict]) -> Sandboxed:
-        """Run the exercises of `jobs` on the learner's code, in a fresh sandbox after a case or a cell stops
-        one, and keep every case record the sandbox wrote for a case of these exercises."""
-        known = [(job["id"], case["name"]) for job in jobs for case in job["cases"]]
-        result, position = Sandboxed(), [0, 0]
+    def run_stage(self, cases: list[dict]) -> Sandboxed:
+        """Run the `cases` (`protocol.case_line`s, in the order to send them) on the learner's code, in a fresh
+        sandbox after a case or a cell stops one, and keep each case's records as the sandbox's channel
+        took them: only those written while that case was the one out (`sandbox.Channel`)."""
+        keys = [(case["exercise"], case["case"]) for case in cases]
+        result = Sandboxed()
         for _ in range(MAX_RESTARTS):
-            run = sandbox.run({"cells": self.cells, "skip_cells": sorted(self.skip), "exercises": jobs,
-                               "start": position}, self.bundle, self.limits, self.hide)
+            pending = [case for case, key in zip(cases, keys) if key not in result.records and key not in result.decided]
+            if not pending:
+                break
+            run = sandbox.run({"cells": self.cells, "skip_cells": sorted(self.skip), "cases": pending},
+                              self.bundle, self.limits, self.hide)
             result.isolated &= run.isolated
-            for event in run.events:
-                if event.get("event") == Event.CASE_END and case_key(event) in known:
-                    result.records.setdefault(case_key(event), []).append(event)
-            if run.finished:
+            result.records.update({key: run.case_ends[key] for key in run.sent if key in run.case_ends})
+            if len(run.sent) == len(pending) and all(key in run.case_ends for key in run.sent):
                 break
             if not run.events:  # the sandbox never reached the learner's code: the grader's fault, not theirs
                 result.failure = f"the sandbox could not start ({run.ending()}): {' '.join(run.log[-3:])}"
                 break
-            position = self._restart_position(run, position, known, result)
-            if position is None:
+            if not self._after_stop(run, keys, result):
                 break
         return result
 
-    def _restart_position(self, run: sandbox.Run, position: list[int], known: list, result: Sandboxed):
-        """Where the next sandbox starts after `run` stopped early, from its last event; None when nothing is
-        left to run. A last event that names no cell or case of this stage is a malformed result."""
-        last = run.events[-1]
-        kind, key = last.get("event"), case_key(last)
-        index = last.get("index")
-        if kind in (Event.CELL_START, Event.CELL_END) and type(index) is int and index in self.runnable():
-            self.skip.add(last["index"])
-            self.notes.append(f"cell {last['index']} was skipped: it {run.ending()}")
-            return position
-        if kind == Event.CASE_END and key in known:
-            return _position_of(known, known.index(key) + 1)
-        if kind == Event.CASES_WANTED:  # it stopped between two exercises: go on with the one it asked for
-            waiting = [i for i, pending in enumerate(known) if pending[0] == last.get("exercise")
-                       and pending not in result.records and pending not in result.decided]
-            if waiting:
-                return _position_of(known, waiting[0])
-        if kind == Event.CASE_START and key in known:
+    def _after_stop(self, run: sandbox.Run, keys: list, result: Sandboxed) -> bool:
+        """Decide what `run`, which stopped before its last case ended, stopped on, and whether to start another
+        sandbox for what is left: the case that was out (it and the later cases of its exercise fail), else
+        the cell that was running (skipped from now on), else nothing known, and every case left is a
+        malformed result."""
+        if run.sent and run.sent[-1] not in run.case_ends:
+            out = run.sent[-1]
             cause = "time limit" if run.timed_out else "crash"
-            result.decided[key] = NotJudged(f"your code {run.ending()} on this case", cause)
-            rest = [later for later in known[known.index(key) + 1:] if later[0] == key[0]]
-            for later in rest:
-                result.decided[later] = NotJudged(f"not run: an earlier case of this exercise {run.ending()}", cause)
-            return _position_of(known, known.index(key) + 1 + len(rest))
-        for pending in known:
-            if pending not in result.records:
-                result.decided.setdefault(pending, NotJudged(MALFORMED, "malformed result"))
-        return None
+            result.decided[out] = NotJudged(f"your code {run.ending()} on this case", cause)
+            for later in keys[keys.index(out) + 1:]:
+                if later[0] == out[0]:
+                    result.decided[later] = NotJudged(f"not run: an earlier case of this exercise {run.ending()}", cause)
+            return True
+        if run.sent:  # it stopped between two cases: go on with the next
+            return True
+        last = run.events[-1]
+        index = last.get("index")
+        if last.get("event") in (Event.CELL_START, Event.CELL_END) and type(index) is int and index in self.runnable():
+            self.skip.add(index)
+            self.notes.append(f"cell {index} was skipped: it {run.ending()}")
+            return True
+        for key in keys:
+            if key not in result.records:
+                result.decided.setdefault(key, NotJudged(MALFORMED, "malformed result"))
+        return False
 
 
-def _position_of(known: list, index: int) -> list[int] | None:
-    """[exercise, case] positions in the job of the index-th case of `known`, None past the last."""
-    if index >= len(known):
-        return None
-    exercise_ids = list(dict.fromkeys(key[0] for key in known))
-    exercise = known[index][0]
-    return [exercise_ids.index(exercise), index - next(i for i, key in enumerate(known) if key[0] == exercise)]
-
-
-def _outcome(records: list[dict], inputs: dict, hidden: bool) -> Outcome | NotJudged:
+def _outcome(records: list[dict], inputs: dict, hidden: bool, submitted: SubmittedText) -> Outcome | NotJudged:
     """The outcome a case's one record describes, read as untrusted data: anything but exactly one record in
-    the form the sandbox writes is a malformed result. A hidden case's outcome keeps an exception's type
-    and the learner's lines, never its message, and a warning's category, never its text."""
+    the form the sandbox writes is a malformed result. A hidden case's outcome shows only what
+    `hidden_feedback` vouches for, never an exception's message or a warning's text."""
     if len(records) != 1:
         return NotJudged("not run: the grading stopped before this case" if not records else MALFORMED,
                          "" if not records else "malformed result")
     try:
-        return _read_record(records[0], inputs, hidden)
+        return _read_record(records[0], inputs, hidden, submitted)
     except Malformed:
         return NotJudged(MALFORMED, "malformed result")
 
 
-def _read_record(event: dict, inputs: dict, hidden: bool) -> Outcome:
+def _read_record(event: dict, inputs: dict, hidden: bool, submitted: SubmittedText) -> Outcome:
     """The outcome of the case-end `event`, read as a `CaseRecord`; `Malformed` when it is not one."""
     record = CaseRecord.read(event)
     if record.missing:
@@ -219,9 +239,15 @@ def _read_record(event: dict, inputs: dict, hidden: bool) -> Outcome:
                               "(was its cell deleted or renamed?)"])
     if record.not_written:
         return Outcome(not_written=True)
-    notes = warning_notes([warning.split(":", 1)[0] for warning in record.warnings] if hidden else record.warnings)
-    if record.exception:  # a hidden case keeps the exception's type, never its message: it can carry the inputs
-        return Outcome(trace=record.trace + ([record.exception] if hidden else record.message), notes=notes)
+    if hidden:
+        notes = warning_notes(list(dict.fromkeys(map(hidden_feedback.warning_category, record.warnings))))
+    else:
+        notes = warning_notes(record.warnings)
+    if record.exception and hidden:
+        trace = hidden_feedback.frames(record.trace, submitted)
+        return Outcome(trace=trace + [hidden_feedback.exception_kind(record.exception)], notes=notes)
+    if record.exception:
+        return Outcome(trace=record.trace + record.message, notes=notes)
     if record.unsupported:
         what = "a value" if hidden else record.unsupported
         return Outcome(trace=[f"returned {what}, which the grader does not accept"], notes=notes)
@@ -234,45 +260,48 @@ def _read_record(event: dict, inputs: dict, hidden: bool) -> Outcome:
     return Outcome(got, changed=changed_inputs(inputs, after), notes=notes)
 
 
-def grade_submission(folder: Path, student: str, chapter: str, bundle: Path, hide: list[Path],
+def grade_submission(submission: Submission, student: str, chapter: str, bundle: Path, hide: list[Path],
                      limits: sandbox.Limits = sandbox.Limits()) -> SubmissionGrade:
-    """Grade the notebook in `folder` (nbgrader's submitted/<student>/<chapter>/).
+    """Grade the notebook `submission` holds (`intake.take` read it from nbgrader's
+    submitted/<student>/<chapter>/); a refused one gets its status and reason.
 
     Each grading stage (`grading_stages`) runs in sandboxes of its own, started only after the earlier
     stages' cases are decided here."""
     start = time.monotonic()
-    path, notes = find_notebook(folder, chapter)
-    if path is None:
-        return ungraded(student, chapter, Status.NO_NOTEBOOK, no_notebook_reason(folder, chapter), notes)
-    sha = notebook_sha256(path)
+    notes, sha = list(submission.notes), submission.sha256
+    if submission.refusal:
+        return ungraded(student, chapter, *submission.refusal, notes, sha)
     try:
-        cells = read_cells(path)
+        cells = read_cells(submission.data)
     except ValueError as error:
         return ungraded(student, chapter, Status.UNREADABLE, str(error), notes, sha)
     run_cells, layout_notes = learner_cells(cells, chapter)
     skipped = demos.cells_to_skip(run_cells, chapter, exercise_names(chapter))
     notebook = Notebook([cell for cell in run_cells if cell["index"] not in skipped], bundle, limits, hide)
+    submitted = SubmittedText.of([cell["source"] for cell in run_cells])
     grades, isolated = {}, True
     for stage in grading_stages(graded_exercises(chapter)):
-        jobs, inputs = zip(*(_job_exercise(e) for e in stage))
-        sandboxed = notebook.run_stage(list(jobs))
+        lines, inputs = zip(*(_case_lines(e) for e in stage))
+        sandboxed = notebook.run_stage(in_sandbox_order(list(lines)))
         if sandboxed.failure:
             return ungraded(student, chapter, Status.GRADER_ERROR, sandboxed.failure, notes + notebook.notes, sha)
         isolated &= sandboxed.isolated
-        grades.update({e.id: _grade_exercise(e, sandboxed, case_inputs) for e, case_inputs in zip(stage, inputs)})
+        grades.update({e.id: _grade_exercise(e, sandboxed, case_inputs, submitted)
+                       for e, case_inputs in zip(stage, inputs)})
     exercises = [grades[e.id] for e in graded_exercises(chapter)]
     return SubmissionGrade(student, chapter, Status.GRADED, "", exercises, notes + notebook.notes + layout_notes,
                            isolated, round(time.monotonic() - start, 2), sha)
 
 
-def _grade_exercise(exercise: registry.Exercise, sandboxed: Sandboxed, inputs: dict) -> ExerciseGrade:
+def _grade_exercise(exercise: registry.Exercise, sandboxed: Sandboxed, inputs: dict,
+                    submitted: SubmittedText) -> ExerciseGrade:
     """Judge each case of `exercise` here, as the inline check does, and explain the score."""
     results: list[CaseResult] = []
     causes: list[str] = []
     for case in exercise.cases:
         key = (exercise.id, case.name)
         outcome = sandboxed.decided.get(key) or _outcome(sandboxed.records.get(key, []), inputs[case.name],
-                                                         case.hidden)
+                                                         case.hidden, submitted)
         if isinstance(outcome, NotJudged):
             causes.append(outcome.cause)
             results.append(CaseResult(case, False, [outcome.why]))

@@ -12,8 +12,21 @@
    writable tmpfs at /tmp, the learner's only scratch; it switches to that root and detaches the
    old one, so nothing else on the machine can be named from inside;
 2. forks the learner's process, which starts a session of its own, becomes an unprivileged user
-   (uid 65534, in a nested user namespace when the grader is not root) without capabilities, and
-   runs `autograder.learner.in_sandbox` from the bundle;
+   (uid 65534, in a nested user namespace when the grader is not root) without capabilities, sets
+   no-new-privileges, installs a seccomp filter (`syscall_filter`), and runs
+   `autograder.learner.in_sandbox` from the bundle. The filter refuses (EPERM) the kernel's keyrings
+   (add_key, request_key, keyctl): keyrings are not namespaced, the learner's process keeps the
+   grader's session keyring, and with a root grader every learner is the same uid 65534, whose user
+   keyring outlives the sandbox, so keys would pass between sandboxes, and from the grader. It
+   refuses new namespaces (unshare, setns, clone with a namespace flag; clone3, whose flags it cannot
+   read, says ENOSYS, and the C library falls back to clone) and mounts (mount, umount2, pivot_root,
+   chroot, the new mount API): no nested user namespace gives learner code capabilities. It refuses
+   the rest of its list (bpf, perf_event_open, userfaultfd, ptrace, io_uring, modules, kexec, ...)
+   because they are kernel attack surface no notebook needs. Everything else is allowed: the view
+   of the file system is already an allow-list, and torch, numpy, IPython and multiprocessing need
+   many syscalls. Another architecture's syscalls (i386's int 0x80), which the numbers do not
+   describe, kill the process; x32's fail. A machine without a table of numbers gets no sandbox:
+   the isolation probe, which checks that the filter holds, fails there;
 3. stays behind as the namespace's first process, which the learner's code cannot signal: it reaps
    orphans, writes the learner process's wait status to the status descriptor and exits, and the
    kernel then ends every process left in the namespace. `unshare --kill-child` kills this process
@@ -24,11 +37,12 @@ Warm (`"warm"` in the spec; sandbox.WarmHost): the first process builds the same
 warm host instead of forking a learner. It imports the heavy modules the chapter's notebook imports
 (numpy, torch, scikit-learn, matplotlib, IPython, the bundle's checks), once, and then serves one job
 at a time from the grader's control socket. It runs no learner code and never sees a job: each job
-arrives as four descriptors (the job's pipe, the events file, stderr, the status pipe) that it only
+arrives as four descriptors (the job's pipe, the events pipe, stderr, the status pipe) that it only
 hands to a child it forks (`run_job`). That child unshares new mount, PID, network and IPC namespaces,
 mounts a fresh scratch over /tmp, sets the job's limits and forks the job's first process (process 1
 of the new PID namespace, which mounts its own /proc), which forks the learner's process exactly as
-above (`run_learner`: its own session, uid 65534, no capabilities, every other descriptor closed).
+above (`run_learner`: its own session, uid 65534, no capabilities, the seccomp filter, every other
+descriptor closed).
 The child ends that first process at the time limit, which ends every process of the job's namespace
 before it writes the status; a learner's process is a copy of the host's memory, so what it changes
 (a module it patches, a file in its scratch) dies with it and the next job starts from the host as
@@ -39,6 +53,7 @@ Only the standard library is used: it runs before the new root exists, with the 
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import resource
@@ -61,6 +76,44 @@ NEW_ROOT = "/tmp"  # where the fresh root is assembled, inside this mount namesp
 SCRATCH = "/tmp"  # inside the fresh root
 DEVICES = ["null", "zero", "urandom"]
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "loongarch64": 41, "ppc64le": 203, "s390x": 217}
+# The seccomp filter (module docstring, step 2): what the kernel hands it (struct seccomp_data, little-endian
+# on both machines below), what it answers, and the classic-BPF instructions it is written in.
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ERRNO, SECCOMP_RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
+NR_OFFSET, ARCH_OFFSET, FIRST_ARG_OFFSET = 0, 4, 16  # the syscall's number, its arch, args[0]'s low 32 bits
+BPF_LOAD, BPF_JUMP_IF_EQUAL, BPF_JUMP_IF_ANY_BIT, BPF_RETURN = 0x20, 0x15, 0x45, 0x06  # ld [k]; jeq #k; jset #k; ret #k
+X32_SYSCALL_BIT = 0x40000000  # x86_64's x32 ABI: the same arch, numbers with this bit set
+CLONE_NEWTIME, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00000080, 0x02000000, 0x04000000
+NAMESPACE_FLAGS = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID
+                   | CLONE_NEWNET | CLONE_NEWTIME)
+# Per machine: the audit arch of its native syscalls (linux/audit.h), which the filter accepts alone; whether
+# it has x32; clone's and clone3's numbers; the syscalls refused with EPERM. Numbers from the kernel's tables:
+# x86_64's asm/unistd_64.h, aarch64's asm-generic/unistd.h (which has no iopl or ioperm).
+SYSCALLS = {
+    "x86_64": {"arch": 0xC000003E, "x32": True, "clone": 56, "clone3": 435, "denied": {
+        "add_key": 248, "request_key": 249, "keyctl": 250,
+        "unshare": 272, "setns": 308,
+        "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "open_tree": 428, "move_mount": 429,
+        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "ptrace": 101, "process_vm_readv": 310,
+        "process_vm_writev": 311, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
+        "finit_module": 313, "delete_module": 176, "open_by_handle_at": 304, "name_to_handle_at": 303,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "swapon": 167, "swapoff": 168,
+        "reboot": 169, "acct": 163, "quotactl": 179, "setdomainname": 171, "sethostname": 170, "syslog": 103,
+        "lookup_dcookie": 212, "iopl": 172, "ioperm": 173}},
+    "aarch64": {"arch": 0xC00000B7, "x32": False, "clone": 220, "clone3": 435, "denied": {
+        "add_key": 217, "request_key": 218, "keyctl": 219,
+        "unshare": 97, "setns": 268,
+        "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "open_tree": 428, "move_mount": 429,
+        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "bpf": 280, "perf_event_open": 241, "userfaultfd": 282, "ptrace": 117, "process_vm_readv": 270,
+        "process_vm_writev": 271, "kexec_load": 104, "kexec_file_load": 294, "init_module": 105,
+        "finit_module": 273, "delete_module": 106, "open_by_handle_at": 265, "name_to_handle_at": 264,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "swapon": 224, "swapoff": 225,
+        "reboot": 142, "acct": 89, "quotactl": 60, "setdomainname": 162, "sethostname": 161, "syslog": 116,
+        "lookup_dcookie": 18}},
+}
+KEY_SPEC_PROCESS_KEYRING = -2
 # Flags a remount must repeat, or the kernel refuses it (they may be locked by a user namespace).
 KEPT_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
               os.ST_NOATIME: MS_NOATIME, os.ST_NODIRATIME: MS_NODIRATIME, os.ST_RELATIME: MS_RELATIME}
@@ -158,6 +211,7 @@ def become_learner(grader_is_root: bool) -> None:
                 file.write(text)
         _drop_capabilities()
     _checked(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")
+    deny_syscalls()  # last: the nested user namespace above needed unshare
 
 
 def _drop_capabilities() -> None:
@@ -165,6 +219,58 @@ def _drop_capabilities() -> None:
     header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
     data = (ctypes.c_uint32 * 6)()
     _checked(libc.capset(header, data), "drop capabilities")
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def syscall_filter(machine: str) -> list[tuple[int, int, int, int]]:
+    """The seccomp program (code, jump if true, jump if false, k) for `machine` (module docstring, step 2):
+    another arch kills the process; x32, a refused syscall or clone with a namespace flag fail with EPERM;
+    clone3 fails with ENOSYS, so that the C library uses clone, whose flags the filter can read. OSError on
+    a machine without a table, so that no learner code runs unfiltered there (the isolation probe fails)."""
+    if machine not in SYSCALLS:
+        raise OSError(errno.ENOSYS, f"no seccomp filter for this machine ({machine}): only {', '.join(SYSCALLS)}")
+    table = SYSCALLS[machine]
+    refuse = (BPF_RETURN, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM)
+    allow = (BPF_RETURN, 0, 0, SECCOMP_RET_ALLOW)
+    program = [(BPF_LOAD, 0, 0, ARCH_OFFSET), (BPF_JUMP_IF_EQUAL, 1, 0, table["arch"]),
+               (BPF_RETURN, 0, 0, SECCOMP_RET_KILL_PROCESS), (BPF_LOAD, 0, 0, NR_OFFSET)]
+    if table["x32"]:
+        program += [(BPF_JUMP_IF_ANY_BIT, 0, 1, X32_SYSCALL_BIT), refuse]
+    for number in table["denied"].values():  # each: if it is this syscall, refuse it, else go on
+        program += [(BPF_JUMP_IF_EQUAL, 0, 1, number), refuse]
+    program += [(BPF_JUMP_IF_EQUAL, 0, 1, table["clone3"]), (BPF_RETURN, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS),
+                (BPF_JUMP_IF_EQUAL, 1, 0, table["clone"]), allow,
+                (BPF_LOAD, 0, 0, FIRST_ARG_OFFSET), (BPF_JUMP_IF_ANY_BIT, 0, 1, NAMESPACE_FLAGS), refuse, allow]
+    return program
+
+
+def deny_syscalls() -> None:
+    """Install `syscall_filter` on this process, for good: every thread and child it makes inherits it
+    (it has one thread here, fork having left the others behind)."""
+    program = syscall_filter(os.uname().machine)
+    instructions = (_SockFilter * len(program))(*program)
+    fprog = _SockFprog(len(program), instructions)
+    _checked(libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0)), "install the seccomp filter")
+
+
+def _prove_the_filter() -> None:
+    """For the isolation probe: raise unless the filter refuses a key and a nested user namespace."""
+    add_key = SYSCALLS[os.uname().machine]["denied"]["add_key"]
+    tries = [("add_key", lambda: libc.syscall(add_key, b"user", b"nncourse-probe", b"x", ctypes.c_size_t(1),
+                                              ctypes.c_long(KEY_SPEC_PROCESS_KEYRING))),
+             ("unshare(CLONE_NEWUSER)", lambda: libc.unshare(CLONE_NEWUSER))]
+    for what, call in tries:
+        result = call()
+        if result != -1 or ctypes.get_errno() != errno.EPERM:
+            raise OSError(f"the seccomp filter let {what} through (result {result}, errno {ctypes.get_errno()})")
 
 
 def run_learner(spec: dict, events_fd: int, status_fd: int | None) -> None:
@@ -175,7 +281,7 @@ def run_learner(spec: dict, events_fd: int, status_fd: int | None) -> None:
         os.close(status_fd)
     os.chdir(SCRATCH)
     if spec.get("probe"):
-        return
+        return _prove_the_filter()  # an exception ends the probe with a failure: no isolation
     if "warm" not in spec:  # a warm host put them there already
         sys.path[:0] = spec["path"]
     sys.argv = ["sandbox"]

@@ -91,7 +91,8 @@ def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> 
     destination = course_dir / "autograded" / grade.student / chapter / notebooks.chapter_notebook(chapter).name
     destination.parent.mkdir(parents=True, exist_ok=True)
     aside = destination.with_suffix(".ipynb.partial")
-    nbformat.write(submitted, aside)
+    with open(aside, "w", encoding="utf-8", errors="backslashreplace") as file:  # a lone surrogate in the learner's
+        nbformat.write(submitted, file)  # text becomes its JSON escape ("\udc80"): the same notebook, read back
     os.replace(aside, destination)
     return destination
 

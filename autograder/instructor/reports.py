@@ -35,6 +35,10 @@ from autograder.instructor.results import CaseGrade, ExerciseGrade, SubmissionGr
 GRADED = "graded"
 TOP_MISTAKES = 8  # mistakes shown in the figure and the printed summary
 TOP_CASES = 3  # most failed cases shown per exercise
+# Every file here is written as UTF-8, whatever the locale. Learner strings reach the grades representable
+# (protocol.representable, intake.shown_name); should one slip through with a lone surrogate, it is written as
+# its escape rather than stopping the whole class's exports.
+UNREPRESENTABLE = "backslashreplace"
 
 
 # --- one exercise --------------------------------------------------------------------------------------
@@ -147,7 +151,7 @@ def export_csv(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) ->
     """One row per learner and exercise, then a TOTAL row per learner; status says if it was graded."""
     path = work_dir(course_dir) / f"{chapter}_grades.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
+    with open(path, "w", newline="", encoding="utf-8", errors=UNREPRESENTABLE) as file:
         writer = csv.writer(file)
         writer.writerow(["student_id", "chapter", "exercise", "score", "max_score", "status", "reason"])
         for grade in grades:
@@ -166,7 +170,7 @@ def export_mistakes(course_dir: Path, chapter: str, grades: list[SubmissionGrade
     """One row per exercise and known mistake: how many graded learners made it, and their share."""
     path = work_dir(course_dir) / f"{chapter}_mistakes.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
+    with open(path, "w", newline="", encoding="utf-8", errors=UNREPRESENTABLE) as file:
         writer = csv.writer(file)
         writer.writerow(["exercise", "mistake", "learners", "share"])
         for count in mistake_counts(class_stats(chapter, grades)):
@@ -450,11 +454,12 @@ def write_feedback(course_dir: Path, chapter: str, grades: list[SubmissionGrade]
     """Each learner's feedback page, and the class summary page they link to; returns the learners' pages."""
     folder = feedback_folder(course_dir, chapter)
     folder.mkdir(parents=True, exist_ok=True)
-    class_page_path(course_dir, chapter).write_text(class_page(chapter, grades))
+    class_page_path(course_dir, chapter).write_text(class_page(chapter, grades), encoding="utf-8",
+                                                 errors=UNREPRESENTABLE)
     written = []
     for grade in grades:
         path = folder / f"{grade.student}.html"
-        path.write_text(feedback_page(grade))
+        path.write_text(feedback_page(grade), encoding="utf-8", errors=UNREPRESENTABLE)
         written.append(path)
     return written
 
@@ -492,7 +497,7 @@ def write_report(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) 
     """`<chapter>_report.html`, the instructor's report."""
     path = work_dir(course_dir) / f"{chapter}_report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_page(chapter, grades))
+    path.write_text(report_page(chapter, grades), encoding="utf-8", errors=UNREPRESENTABLE)
     return path
 
 

@@ -1,10 +1,9 @@
 """Start the sandbox that runs one learner's code: limits, isolation, and reading what it reported.
 
-The job goes in through a pipe, one line at a time (protocol.job_lines): the cells and the exercises'
-names first, then each exercise's case inputs and the references it uses only when the sandbox asks
-for that exercise, after the earlier ones ran. The events come back through an inherited descriptor
-to an unnamed temporary file, so no run leaves a folder behind; while the sandbox runs, the grader
-looks in that file only for those requests. The process runs
+The job goes in through a pipe, one line at a time: the cells first, then one case each time the
+sandbox asks for one, once the case before it has ended (`Channel`). The events come back through
+another pipe, which the grader reads while the sandbox runs: nothing is written to disk, no run leaves
+a folder behind, and nothing the sandbox does can take back an event once written. The process runs
 
 - with limits: wall-clock seconds, address space (a runaway allocation raises MemoryError in the
   learner's cell), file size and no core dumps;
@@ -55,12 +54,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from autograder.learner.protocol import Event, job_lines, wanted_exercise
+from autograder.learner.protocol import DONE_LINE, Event, case_line, first_line, is_case_request
 
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
         "from autograder.learner.in_sandbox import main; main(int(sys.argv[1]))")
-MAX_EVENTS_BYTES = 64 * 2**20
-FEED_POLL_SECONDS = 0.002  # how often the events file is looked at for a request of an exercise's cases
+MAX_EVENTS_BYTES = 64 * 2**20  # the events kept of one sandbox run, in bytes of JSON ...
+MAX_EVENTS = 20_000  # ... and in number (a chapter's run writes a few hundred)
+DRAIN_SECONDS = 1.0  # after an unisolated sandbox ended: how long to read what a process it left behind writes
+END_SECONDS = 10.0  # after every process of a sandbox ended: the longest wait for its events pipe's end
 ISOLATION = Path(__file__).with_name("isolation.py")
 # New mount, network, IPC and process-ID namespaces (and a user namespace where the grader is not
 # root, to be allowed the rest); `--kill-child` ends the namespace when `unshare` dies.
@@ -82,12 +83,14 @@ class Limits:
 
 @dataclass
 class Run:
-    events: list[dict]
+    events: list[dict]  # every line the sandbox wrote that parses as an event, in order (untrusted)
     returncode: int | None
     timed_out: bool
     seconds: float
     isolated: bool
     log: list[str] = field(default_factory=list)
+    sent: list[tuple[str, str]] = field(default_factory=list)  # the (exercise, case) keys sent, in order
+    case_ends: dict = field(default_factory=dict)  # key -> the case-end events read while it was the case out
 
     @property
     def finished(self) -> bool:
@@ -109,7 +112,9 @@ class Run:
 @lru_cache(maxsize=1)
 def isolation_available() -> bool:
     """Whether this machine lets a sandbox start in its own namespaces, on its allow-listed root, as an
-    unprivileged user: tried once, for real, with the same code as every sandbox."""
+    unprivileged user whose seccomp filter holds (the probe's learner process must be refused add_key and
+    a nested user namespace, isolation._prove_the_filter): tried once, for real, with the same code as every
+    sandbox."""
     if not sys.platform.startswith("linux") or not shutil.which("unshare"):
         return False
     with _status_pipe() as (status, status_fd), tempfile.TemporaryFile() as events:
@@ -274,26 +279,27 @@ class WarmHost:
         """Run `job` in a fresh child of this host; HostFailed when the host no longer serves."""
         start = time.monotonic()
         with ExitStack() as stack:
-            events, stderr = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+            stderr = stack.enter_context(tempfile.TemporaryFile())
             status_reader, status_fd = os.pipe()
             status = stack.enter_context(open(status_reader, "rb"))
             job_reader, job_writer = os.pipe()
+            events_reader, events_writer = os.pipe()
             params = {"seconds": limits.seconds, "memory_bytes": limits.memory_bytes,
                       "file_bytes": limits.file_bytes, "scratch_bytes": limits.scratch_bytes}
             try:
                 socket.send_fds(self.control, [json.dumps(params).encode()],
-                                [job_reader, events.fileno(), stderr.fileno(), status_fd])
+                                [job_reader, events_writer, stderr.fileno(), status_fd])
             except OSError as error:
                 os.close(job_writer)
+                os.close(events_reader)
                 raise HostFailed(f"the warm sandbox stopped serving ({error})") from None
             finally:
-                os.close(job_reader)
-                os.close(status_fd)
-            ended = stack.enter_context(_feeding(open(job_writer, "wb"), {**job, "output_limit": limits.output_chars},
-                                                  events.fileno()))
+                for fd in (job_reader, events_writer, status_fd):
+                    os.close(fd)
+            channel = stack.enter_context(Channel(open(job_writer, "wb"), events_reader,
+                                                  {**job, "output_limit": limits.output_chars}))
             ready, _, _ = select.select([status], [], [], limits.seconds + 30)
             reply = status.read() if ready else b""
-            ended.set()
             if _stopping.is_set():
                 raise Stopped("grading was stopped while this sandbox ran")
             try:
@@ -302,10 +308,10 @@ class WarmHost:
                 self.close()  # the host's child never reported: every process of the host ends here
                 raise HostFailed("the warm sandbox's job did not report") from None
             seconds = time.monotonic() - start
-            # Every process of the job has ended: nothing can write what is read from here on.
+            channel.finish(drain_seconds=None)  # every process of the job has ended: the pipe is at its end
             learner = reported.get("status")
             returncode = os.waitstatus_to_exitcode(int(learner)) if learner else -signal.SIGKILL
-            return Run(_read_events(events), returncode, bool(reported.get("timed_out")), seconds, True, _tail(stderr))
+            return channel.run(returncode, bool(reported.get("timed_out")), seconds, True, _tail(stderr))
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -321,42 +327,123 @@ class WarmHost:
         self.stderr.close()
 
 
-@contextmanager
-def _feeding(pipe, job: dict, events_fd: int):
-    """While the block runs, give the sandbox its job through `pipe`: the first line at once, then each
-    exercise's cases when the sandbox asks for them in its events file (protocol.job_lines), each at most
-    once. Yields an Event to set once the sandbox has ended; the feeder stops then, or at the block's end."""
-    first, per_exercise = job_lines(job)
-    ended = threading.Event()
-    feeder = threading.Thread(target=_feed, args=(pipe, first, per_exercise, events_fd, ended), daemon=True)
-    feeder.start()
-    try:
-        yield ended
-    finally:
-        ended.set()
-        feeder.join()
+class Channel:
+    """The grader's side of a running sandbox: it writes the job's first line at once and reads the events
+    pipe on a thread of its own while the sandbox runs, keeping each line that parses as an event (at most
+    MAX_EVENTS_BYTES of them) and answering each request for a case (`Event.CASE_WANTED`) with the job's
+    next case, but only once the case sent before has ended: a request while a case is out is not
+    answered. A case-end event counts for a case only when it names the case that is out, and is read
+    while it is out (`case_ends`); so learner code that writes requests or records of its own can neither
+    make the grader send a case early nor place a record on a case that is not running. A pipe keeps
+    what was written: nothing the sandbox does can take back an event the grader has read, and the
+    grader reads every event written before the sandbox's last process ended."""
 
+    def __init__(self, pipe, events_fd: int, job: dict):
+        self.pipe, self.events_fd = pipe, events_fd
+        self.cases = [(( case["exercise"], case["case"]), case_line(case)) for case in job.get("cases", [])]
+        self.events: list[dict] = []
+        self.sent: list[tuple[str, str]] = []
+        self.case_ends: dict[tuple[str, str], list[dict]] = {}
+        self.kept = 0
+        self.stopping = threading.Event()
+        self.reader = threading.Thread(target=self._read, args=(first_line(job),), daemon=True)
 
-def _feed(pipe, first: bytes, per_exercise: dict[str, bytes], events_fd: int, ended: threading.Event) -> None:
-    offset, partial = 0, b""
-    try:
-        with pipe:
-            pipe.write(first)
-            pipe.flush()
-            while per_exercise and not ended.is_set():
-                chunk = os.pread(events_fd, 1 << 16, offset)
-                if not chunk:
-                    ended.wait(FEED_POLL_SECONDS)
+    def __enter__(self):
+        self.reader.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.finish(drain_seconds=0)
+
+    def finish(self, drain_seconds: float | None) -> None:
+        """Stop reading: at the pipe's end (`drain_seconds` None: every writer has ended, so it comes at once;
+        END_SECONDS at most), or else once nothing more arrives within a poll, for at most `drain_seconds`."""
+        if drain_seconds is not None:
+            self.stopping.set()
+        self.reader.join(END_SECONDS if drain_seconds is None else drain_seconds)
+        self.stopping.set()
+        self.reader.join()
+
+    def run(self, returncode, timed_out: bool, seconds: float, isolated: bool, log: list[str]) -> Run:
+        return Run(self.events, returncode, timed_out, seconds, isolated, log, list(self.sent),
+                   {key: list(ends) for key, ends in self.case_ends.items()})
+
+    def _read(self, first: bytes) -> None:
+        self._write(first)
+        parts, size, skipping = [], 0, False  # the line read so far, in pieces: joined once, when it ends
+        try:
+            while True:
+                if not select.select([self.events_fd], [], [], 0.05)[0]:
+                    if self.stopping.is_set():
+                        return
                     continue
-                offset += len(chunk)
-                *lines, partial = (partial + chunk).split(b"\n")
-                partial = partial[-4096:]  # a request is a short line; a longer one is not a request
-                for line in lines:
-                    if (wanted := wanted_exercise(line)) in per_exercise:
-                        pipe.write(per_exercise.pop(wanted))
-                        pipe.flush()
-    except OSError:  # the sandbox ended, or stopped reading its job
-        pass
+                chunk = os.read(self.events_fd, 1 << 16)
+                if not chunk:
+                    return
+                start = 0
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    if not skipping:
+                        self._take(b"".join(parts) + chunk[start:end])
+                    parts, size, skipping, start = [], 0, False, end + 1
+                if not skipping and start < len(chunk):
+                    parts.append(chunk[start:])
+                    size += len(chunk) - start
+                    if size > MAX_EVENTS_BYTES:  # a line too long to keep: left out up to its end
+                        parts, size, skipping = [], 0, True
+        finally:
+            os.close(self.events_fd)
+            with suppress(OSError):
+                self.pipe.close()
+
+    def _take(self, line: bytes) -> None:
+        if is_case_request(line):
+            if not self.sent or self.sent[-1] in self.case_ends:
+                self._send_next()
+            return
+        event = _event(line) if len(line) <= MAX_EVENTS_BYTES else None
+        if event is None:
+            return
+        out = self.sent[-1] if self.sent else None
+        ends_out = event.get("event") == Event.CASE_END and out is not None and _names_case(event, out)
+        if ends_out and len(self.case_ends.get(out, [])) >= 2:  # two already make it malformed
+            return
+        if self.kept + len(line) > MAX_EVENTS_BYTES or len(self.events) >= MAX_EVENTS:
+            if not ends_out:
+                return
+            event = {"event": Event.CASE_END, "exercise": out[0], "case": out[1], "over_limit": True}  # malformed
+        self.kept += len(line)
+        self.events.append(event)
+        if ends_out:
+            self.case_ends.setdefault(out, []).append(event)
+
+    def _send_next(self) -> None:
+        if len(self.sent) < len(self.cases):
+            key, line = self.cases[len(self.sent)]
+            self.sent.append(key)
+            self._write(line)
+        else:
+            self._write(DONE_LINE)
+
+    def _write(self, line: bytes) -> None:
+        try:
+            self.pipe.write(line)
+            self.pipe.flush()
+        except (OSError, ValueError):  # the sandbox ended, or stopped reading its job
+            pass
+
+
+def _names_case(event: dict, key: tuple[str, str]) -> bool:
+    return event.get("exercise") == key[0] and event.get("case") == key[1]
+
+
+def _event(line: bytes) -> dict | None:
+    """The event a line of the events pipe holds, or None: a line the learner's code wrote (nested past the
+    parser's depth too), or one cut short."""
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
 
 
 class WarmPool:
@@ -427,49 +514,58 @@ def prewarmed(bundle: Path, hide: list[Path], modules: list[str], limits: Limits
 
 
 def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: Path | None = None) -> Run:
-    """Run the sandbox once on `job` and return what it reported before it finished or was stopped.
+    """Run the sandbox once on `job` ({"cells", "skip_cells", "cases"}) and return what it reported before it
+    finished or was stopped.
 
-    The job (hidden cases' inputs included) goes in through a pipe, an exercise's inputs when the sandbox
-    asks for them (`_feeding`), and never touches the disk; the events come back through an inherited
-    descriptor to an unnamed file, read once every process of the sandbox has ended. Isolated, the sandbox sees `bundle` and `submission` (the learner's
-    folder, if given) read-only at /sandbox/bundle and /sandbox/submission, and no folder in `hide`."""
+    The job (hidden cases' inputs included) goes in through a pipe, one case at a time (`Channel`), and
+    never touches the disk; the events come back through another pipe, read while the sandbox runs.
+    Isolated, the sandbox sees `bundle` and `submission` (the learner's folder, if given) read-only at
+    /sandbox/bundle and /sandbox/submission, and no folder in `hide`."""
     isolated = isolation_available()
     pool = _pools.get(_pool_key(bundle, hide)) if isolated and submission is None else None
     if pool is not None and (warm := pool.run(job, limits)) is not None:
         return warm
     with ExitStack() as stack:
-        events, stderr = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+        stderr = stack.enter_context(tempfile.TemporaryFile())
         status, status_fd = stack.enter_context(_status_pipe())
+        events_reader, events_writer = os.pipe()
         if isolated:
             spec = {**_view(bundle, submission, hide), "scratch_bytes": limits.scratch_bytes,
-                    "status_fd": status_fd, "events_fd": events.fileno(),
+                    "status_fd": status_fd, "events_fd": events_writer,
                     "path": list(dict.fromkeys([BUNDLE, *map(str, _python_folders()[1:])]))}
             command, scratch = _isolated_command(spec), SCRATCH
         else:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="nncourse-sandbox-"))
             paths = list(dict.fromkeys([str(bundle), *map(str, _python_folders()[1:])]))
-            command = [sys.executable, "-S", "-c", BOOT.format(paths=paths), str(events.fileno())]
+            command = [sys.executable, "-S", "-c", BOOT.format(paths=paths), str(events_writer)]
         start = time.monotonic()
-        inherited = (events.fileno(), status_fd) if isolated else (events.fileno(),)
-        with _running_lock:
-            if _stopping.is_set():
-                raise Stopped("grading was stopped")
-            process = _start(command, status_fd, cwd="/" if isolated else scratch, env=_environment(scratch),
-                             stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
-            _running[process] = isolated
+        inherited = (events_writer, status_fd) if isolated else (events_writer,)
         try:
-            pipe, process.stdin = process.stdin, None  # the feeder's alone, which closes it
-            with _feeding(pipe, {**job, "output_limit": limits.output_chars}, events.fileno()):
+            with _running_lock:
+                if _stopping.is_set():
+                    raise Stopped("grading was stopped")
+                process = _start(command, status_fd, cwd="/" if isolated else scratch, env=_environment(scratch),
+                                 stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
+                _running[process] = isolated
+        except BaseException:
+            os.close(events_reader)
+            raise
+        finally:
+            os.close(events_writer)  # only the sandbox's copy stays: its end is the end of the events
+        try:
+            pipe, process.stdin = process.stdin, None  # the channel's alone, which closes it
+            with Channel(pipe, events_reader, {**job, "output_limit": limits.output_chars}) as channel:
                 timed_out = _wait(process, limits.seconds, isolated)
+                # Isolated, every process of the sandbox has ended: the pipe is at its end. Without isolation,
+                # one the learner's code left behind may still hold it: read for a moment, then stop.
+                channel.finish(drain_seconds=None if isolated else DRAIN_SECONDS)
         finally:
             with _running_lock:
                 del _running[process]
         if _stopping.is_set():
             raise Stopped("grading was stopped while this sandbox ran")
         seconds = time.monotonic() - start
-        # Every process of the sandbox has ended: nothing can write what is read from here on.
-        return Run(_read_events(events), _returncode(process, status.read()), timed_out, seconds, isolated,
-                   _tail(stderr))
+        return channel.run(_returncode(process, status.read()), timed_out, seconds, isolated, _tail(stderr))
 
 
 def _wait(process: subprocess.Popen, seconds: float, isolated: bool) -> bool:
@@ -515,16 +611,3 @@ def _tail(stderr) -> list[str]:
     stderr.seek(0, os.SEEK_END)
     stderr.seek(max(stderr.tell() - 2000, 0))
     return stderr.read().decode(errors="replace").splitlines()
-
-
-def _read_events(file) -> list[dict]:
-    file.seek(0)
-    events = []
-    for line in file.read(MAX_EVENTS_BYTES).splitlines():
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
-            continue  # a line the learner's code wrote (nested past the parser's depth too), or one cut short
-        if isinstance(event, dict) and "event" in event:
-            events.append(event)
-    return events

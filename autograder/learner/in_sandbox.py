@@ -1,31 +1,51 @@
 """Runs a learner's notebook code inside the grading sandbox and reports raw outputs, never a grade.
 
-    (started by autograder.instructor.sandbox with the job on standard input and an inherited file descriptor
-    for the events)
+    (started by autograder.instructor.sandbox with the job on standard input and an inherited pipe for
+    the events)
 
 The grader starts this in a separate process with limits (time, memory, file size), without the
 network and, where the system allows, without sight of the instructor's files; only the learner's
-bundle (no references) is importable. It runs the notebook's code cells, then, one exercise at a
-time, asks for that exercise's case inputs (`protocol.job_lines`), calls the learner's function on
-them through `judge.run_one_case` and appends one JSON line per event to the events file: cells
-started and finished, cases started and finished with their `protocol.CaseRecord`. Whether an output is
-right is decided by the grader, outside this process, so nothing the learner's code does in here
-can change how it is judged; at worst it can spoil its own outputs. An exercise that `uses` earlier
-ones gets their references, rebuilt from source (`reference_namespace`), only in a sandbox the
-grader starts after those exercises' cases are decided (grading.grading_stages).
+bundle (no references) is importable. It runs the notebook's code cells, then asks for one case at a
+time (`Event.CASE_WANTED`), calls the learner's function on it through `judge.run_one_case` and writes
+one JSON line per event to the events pipe: cells started and finished, cases started and finished with
+their `protocol.CaseRecord`. The grader sends a case only once the one before it has ended, the visible
+cases of every exercise before any hidden one, so no hidden input is in this process while a visible
+case runs. Whether an output is right is decided by the grader, outside this process, so nothing the
+learner's code does in here can change how it is judged; at worst it can spoil its own outputs. An
+exercise that `uses` earlier ones gets their references as compiled code without source or docstrings
+(`reference_namespace`), only in a sandbox the grader starts after those exercises' cases are decided
+(grading.grading_stages).
+
+What runs a case (`run_one_case`, `CaseRecord`, `wire`, the drivers) is imported before the first
+learner cell, so a cell that patches those modules' names does not change how its cases are run, and
+a case whose runner's code was swapped (`__code__`) is reported in a form the grader rejects.
 
 Only the standard library, numpy, IPython and the learner's bundle (`autograder.learner.protocol`,
 `judge`, `wire`, `drivers`) are used here.
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
+import marshal
 import math
 import os
 import sys
 
-from autograder.learner.protocol import Event
+from autograder.learner import drivers, wire
+from autograder.learner.judge import run_one_case
+from autograder.learner.protocol import CaseRecord, Event
+
+
+
+def _runner() -> dict:
+    """The functions that run a case and report it, as this module finds them now."""
+    return {"run_one_case": run_one_case, "CaseRecord.of": CaseRecord.of.__func__, "CaseRecord.event": CaseRecord.event,
+            "wire.encode": wire.encode, "wire.decode": wire.decode}
+
+
+RUNNER = {name: (function, function.__code__) for name, function in _runner().items()}  # before any learner cell
 
 
 class BoundedText(io.TextIOBase):
@@ -51,15 +71,14 @@ class BoundedText(io.TextIOBase):
 
 
 class Events:
-    """Appends one JSON line per event to the file descriptor the grader passed in."""
+    """Writes one JSON line per event to the pipe the grader passed in."""
 
     def __init__(self, fd: int):
-        self.file = os.fdopen(fd, "a", buffering=1)
+        self.file = os.fdopen(fd, "w", buffering=1)
 
     def __call__(self, **event):
         self.file.write(json.dumps(event) + "\n")
         self.file.flush()
-        os.fsync(self.file.fileno())
 
 
 def run_cells(shell, cells, skip, events):
@@ -74,41 +93,42 @@ def run_cells(shell, cells, skip, events):
 
 
 def reference_namespace(uses: dict) -> dict:
-    """The references of earlier exercises that this one may call, built from their source."""
+    """The references of earlier exercises that this one may call, built from their compiled code (base64 of
+    `marshal`, as grading sends it)."""
     import numpy as np
 
     namespace = {"np": np, "math": math}
-    for source in uses.values():
-        exec(compile(source, "<reference>", "exec"), namespace)
+    for code in uses.values():
+        exec(marshal.loads(base64.b64decode(code)), namespace)
     return namespace
 
 
-def run_exercise(shell, exercise, start_case, events):
-    """Each case of `exercise` from `start_case` on, through `judge.run_one_case` as the inline check runs it,
-    reported as a case-end event with its `CaseRecord`."""
-    from autograder.learner import drivers, wire
-    from autograder.learner.judge import run_one_case
-    from autograder.learner.protocol import CaseRecord
+def runner_intact() -> bool:
+    """Whether the functions that run and report a case are still those imported before the first learner cell,
+    with their code."""
+    return all(now is function and now.__code__ is code for (function, code), now in zip(RUNNER.values(),
+                                                                                          _runner().values()))
 
-    driver = drivers.DRIVERS[exercise["driver"]]
-    built = reference_namespace(exercise["uses"])
-    references = {name: built[name] for name in exercise["uses"]}
-    for position, case in enumerate(exercise["cases"]):
-        if position < start_case:
-            continue
-        events(event=Event.CASE_START, exercise=exercise["id"], case=case["name"])
-        fn = shell.user_ns.get(exercise["name"])
-        if fn is None:
-            record = CaseRecord(missing=True)
-        else:
-            args = wire.decode(case["args"])
-            record = CaseRecord.of(run_one_case(driver, fn, args, references), args)
-        events(event=Event.CASE_END, exercise=exercise["id"], case=case["name"], **record.event())
+
+def run_case(shell, case: dict, events) -> None:
+    """One case, through `judge.run_one_case` as the inline check runs it, reported as a case-end event with
+    its `CaseRecord`."""
+    key = {"exercise": case["exercise"], "case": case["case"]}
+    events(event=Event.CASE_START, **key)
+    fn = shell.user_ns.get(case["name"])
+    if fn is None:
+        record = CaseRecord(missing=True).event()
+    else:
+        built = reference_namespace(case["uses"])
+        args = wire.decode(case["args"])
+        ran = run_one_case(drivers.DRIVERS[case["driver"]], fn, args, {name: built[name] for name in case["uses"]})
+        record = CaseRecord.of(ran, args).event() if runner_intact() else {"runner_changed": True}
+    events(event=Event.CASE_END, **key, **record)
 
 
 def main(events_fd: int):
     requests = sys.stdin  # through a pipe: the hidden cases' inputs never touch the disk
-    job = json.loads(requests.readline())  # the cells and the exercises' names; their cases come one by one
+    job = json.loads(requests.readline())  # the cells; the cases come one by one
     events = Events(events_fd)
     output = BoundedText(job.get("output_limit", 20000))
     sys.stdout = sys.stderr = output
@@ -117,15 +137,12 @@ def main(events_fd: int):
 
     shell = InteractiveShell.instance()
     run_cells(shell, job["cells"], set(job.get("skip_cells", [])), events)
-    start_exercise, start_case = job.get("start", [0, 0])
-    for position, exercise in enumerate(job["exercises"]):
-        if position < start_exercise:
-            continue
-        events(event=Event.CASES_WANTED, exercise=exercise["id"])
-        given = json.loads(requests.readline() or "{}")
-        if given.get("id") != exercise["id"]:  # the job's lines were taken or asked for out of turn
+    while True:
+        events(event=Event.CASE_WANTED)
+        case = json.loads(requests.readline() or "{}")
+        if "case" not in case:
             break
-        run_exercise(shell, {**exercise, **given}, start_case if position == start_exercise else 0, events)
+        run_case(shell, case, events)
     events(event=Event.DONE, output=output.text())
 
 

@@ -1,14 +1,16 @@
-"""The grading sandbox's protocol: the events it reports and the record of one case, in one place.
+"""The grading sandbox's protocol: the events it reports, the cases it is sent, and the record of one case.
 
-The sandbox (`in_sandbox`) appends one JSON line per event to a file the grader reads once every
-process of the sandbox has ended. Each line is an object with the key "event", one of `Event`'s
-values. A case's end carries a `CaseRecord`: what `judge.run_one_case` saw, encoded by `wire`.
+The sandbox (`in_sandbox`) writes one JSON line per event to a pipe the grader reads while it runs. Each
+line is an object with the key "event", one of `Event`'s values. Its job comes the other way, one line
+at a time: first the cells (`first_line`), then one case per `Event.CASE_WANTED` (`case_line`), each
+written by the grader only once the case before it has ended, and `DONE_LINE` after the last. A case's
+end carries a `CaseRecord`: what `judge.run_one_case` saw, encoded by `wire`.
 
 Whatever the sandbox wrote is untrusted data: learner code runs in that process and can write any
 line. `CaseRecord.read` takes a record only in the exact form `CaseRecord.event` writes, bounded in
-length; anything else raises `Malformed`, which fails that case with the course's words
-(`MALFORMED`), never the learner's. Values inside a record are decoded by `wire.decode`, which never
-executes anything and raises only `wire.DecodeError`.
+length, its text `representable`; anything else raises `Malformed`, which fails that case with the
+course's words (`MALFORMED`), never the learner's. Values inside a record are decoded by `wire.decode`,
+which never executes anything and raises only `wire.DecodeError`.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class Event(StrEnum):
 
     CELL_START = "cell_start"  # a notebook cell began: {"index"}
     CELL_END = "cell_end"  # ... and ended: {"index", "error"}
-    CASES_WANTED = "cases_wanted"  # ready for an exercise's cases, which the grader sends only now: {"exercise"}
+    CASE_WANTED = "case_wanted"  # ready for the next case, which the grader sends only now: {}
     CASE_START = "case_start"  # an exercise's case began: {"exercise", "case"}
     CASE_END = "case_end"  # ... and ended: {"exercise", "case"} and the fields of its CaseRecord
     DONE = "done"  # everything ran: {"output"}, the learner's printed output, bounded
@@ -38,36 +40,33 @@ MALFORMED = "the sandbox returned a malformed result"
 MAX_LINES = 40  # a longer traceback keeps the first and last half of these
 MAX_LINE_CHARS = 300
 EXCEPTION_KIND = re.compile(r"[A-Za-z_][\w.]{0,119}")
-PER_EXERCISE = ("uses", "cases")  # what of an exercise the sandbox receives only when it asks for that exercise
+MAX_REQUEST_BYTES = 256  # a line longer than this is not a request for a case
+DONE_LINE = b'{"done": true}\n'  # the grader's answer to a request once every case was sent
 
 
-def job_lines(job: dict) -> tuple[bytes, dict[str, bytes]]:
-    """The job as the sandbox receives it, one JSON line at a time: a first line with the cells and each
-    exercise's name and driver, then, per exercise, a line with its cases' inputs and the source of the
-    references it uses, which the grader writes only when the sandbox asks for that exercise
-    (`Event.CASES_WANTED`). So an exercise's inputs arrive when its cases are about to run, one exercise at
-    a time. Returns the first line and {exercise id: its line}."""
-    exercises = job.get("exercises", [])
-    first = {**job, "exercises": [{k: v for k, v in e.items() if k not in PER_EXERCISE} for e in exercises]}
-    per_exercise = {e["id"]: {"id": e["id"], **{k: e[k] for k in PER_EXERCISE}} for e in exercises}
-    return _line(first), {key: _line(value) for key, value in per_exercise.items()}
+def first_line(job: dict) -> bytes:
+    """The job's first line: everything but its cases, which go one at a time (`case_line`)."""
+    return _line({key: value for key, value in job.items() if key != "cases"})
+
+
+def case_line(case: dict) -> bytes:
+    """One case as the sandbox receives it: {"exercise", "name", "driver", "uses", "case", "args"}."""
+    return _line(case)
 
 
 def _line(value) -> bytes:
     return (json.dumps(value) + "\n").encode()
 
 
-def wanted_exercise(line: bytes) -> str | None:
-    """The exercise an events-file line asks the cases of, or None: the grader reads these while the
-    sandbox runs, as untrusted data like every other line."""
-    if b"cases_wanted" not in line or len(line) > 4096:
-        return None
+def is_case_request(line: bytes) -> bool:
+    """Whether an events line asks for the next case: read as untrusted data like every other line."""
+    if len(line) > MAX_REQUEST_BYTES or Event.CASE_WANTED.encode() not in line:
+        return False
     try:
         event = json.loads(line)
     except (ValueError, RecursionError):
-        return None
-    wanted = event.get("exercise") if isinstance(event, dict) and event.get("event") == Event.CASES_WANTED else None
-    return wanted if type(wanted) is str else None
+        return False
+    return isinstance(event, dict) and event.get("event") == Event.CASE_WANTED
 
 
 class Malformed(ValueError):
@@ -127,6 +126,8 @@ class CaseRecord:
         for flag in ("missing", "not_written"):
             _require(values.get(flag, True) is True)
         _require(type(values.get("unsupported", "?")) is str and values.get("unsupported") != "")
+        if "unsupported" in values:
+            values["unsupported"] = representable(values["unsupported"][:MAX_LINE_CHARS])
         if "exception" in values:
             _require(type(values["exception"]) is str and EXCEPTION_KIND.fullmatch(values["exception"]) is not None)
         for lines in ("trace", "message", "warnings"):
@@ -144,12 +145,20 @@ def _require(condition: bool) -> None:
 
 
 def _lines(value) -> list[str]:
-    """A list of text lines, each at most MAX_LINE_CHARS, at most MAX_LINES of them (the middle left out)."""
+    """A list of text lines, each at most MAX_LINE_CHARS, at most MAX_LINES of them (the middle left out),
+    each `representable`."""
     _require(type(value) is list and all(type(line) is str for line in value))
     if len(value) > MAX_LINES:
         half = MAX_LINES // 2
         value = value[:half] + [f"... {len(value) - 2 * half} lines left out ..."] + value[-half:]
-    return [line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + " ..." for line in value]
+    return [representable(line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + " ...") for line in value]
+
+
+def representable(text: str) -> str:
+    """`text` with each lone surrogate written as its escape ("\\udc80"): JSON can carry one (the events a
+    sandbox writes, a notebook's text), but no strict UTF-8 writer (a file, the CSV, an HTML page, the
+    gradebook) can write it, so every string from a submission passes through here where it enters."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _error_fields(error: BaseException) -> dict:
