@@ -8,6 +8,7 @@ grader reads them as untrusted data.
 """
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -312,6 +313,13 @@ def graded_class(tmp_path_factory):
             path.mkdir()
         else:
             path.write_bytes(data)
+    linked = course_dir / "submitted" / "m_links_to_the_course" / CHAPTER / NOTEBOOK  # the references' notebook
+    linked.parent.mkdir(parents=True)
+    linked.symlink_to(notebooks.chapter_notebook(CHAPTER))
+    latin1 = course_dir / "submitted" / "l_keeps_a_latin1_file" / CHAPTER
+    latin1.mkdir(parents=True)
+    nbformat.write(edited(release, reference), latin1 / NOTEBOOK)
+    open(os.path.join(os.fsencode(latin1), b"r\xe9sum\xe9.txt"), "wb").close()  # as an old zip tool names it
     result = grade_command(course_dir)
     stored = {path.stem: results.SubmissionGrade.from_json(json.loads(path.read_text()))
               for path in (classroom.work_dir(course_dir) / "grades" / CHAPTER).glob("*.json")}
@@ -442,13 +450,17 @@ def test_every_bad_notebook_gets_its_own_row_and_the_others_their_grades_feedbac
     course_dir, result, results, rows = graded_class
     assert result.returncode == 0, result.stderr
     bad = [student for student in results if student.startswith("m_")]
-    assert len(bad) == 7
+    assert len(bad) == 8
     students = {path.name for path in (course_dir / "submitted").iterdir()}
     assert {row["student_id"] for row in rows} == students == set(results)
     for student in bad:
-        expected = "no notebook" if student == "m_folder_named_like_it" else "unreadable notebook"
+        expected = "no notebook" if student in ("m_folder_named_like_it", "m_links_to_the_course") else \
+            "unreadable notebook"
         assert results[student].status == expected and results[student].reason, student
     assert "is a folder" in results["m_folder_named_like_it"].reason
+    assert "is a symbolic link, not a notebook: links are not graded" in results["m_links_to_the_course"].reason
+    assert results["l_keeps_a_latin1_file"].score == FULL
+    assert results["l_keeps_a_latin1_file"].notes == ["extra files ignored: r\\xe9sum\\xe9.txt"]
     assert "nbformat rejects" in results["m_nbformat_99"].reason
     assert "nbformat rejects" in results["m_cell_without_metadata"].reason
     for student in students:
@@ -464,6 +476,27 @@ def test_every_bad_notebook_gets_its_own_row_and_the_others_their_grades_feedbac
                 assert submission.score == results[student].score, student
     for student in ("a_reference", "z_reference"):
         assert (course_dir / "autograded" / student / CHAPTER / NOTEBOOK).exists()
+
+
+@pytest.mark.slow
+def test_the_whole_class_grades_alike_on_a_dask_cluster(graded_class, tmp_path):
+    """Every submission above, honest, broken and hostile, graded again by a LocalCluster's workers: every row
+    kept, each with the status, score, reason and per-exercise scores of the local run."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    course_dir, _, local, _ = graded_class
+    shutil.copytree(course_dir / "submitted", tmp_path / "course" / "submitted", symlinks=True)
+    with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster:
+        grades = classroom.grade_class(tmp_path / "course", CHAPTER, limits=sandbox.Limits(seconds=30),
+                                       progress=False, scheduler=cluster.scheduler_address)
+
+    def summary(grade):
+        return grade.status, grade.score, grade.reason, [(e.id, e.score, e.reason) for e in grade.exercises]
+    assert {grade.student: summary(grade) for grade in grades} == {student: summary(grade)
+                                                                   for student, grade in local.items()}
 
 
 @pytest.mark.slow

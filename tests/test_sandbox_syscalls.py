@@ -327,3 +327,28 @@ def test_threads_forks_multiprocessing_and_torch_still_work(learner_bundle, mode
     assert seen == {"threads": str([40000.0] * 4), "os.fork": "7", "Pool fork": "[1, 2, 3]",
                     "Pool spawn": "[1, 2, 3]",
                     "torch": f"3.0 {256.0 ** 3}"}
+
+
+def shared_memory_on_the_machine() -> tuple[list[str], list[str]]:
+    """The System V segments (/proc/sysvipc/shm, without its header) and the POSIX ones (/dev/shm) the grader
+    sees."""
+    segments = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return segments, sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
+
+
+@needs_isolation
+@pytest.mark.slow
+def test_no_segment_or_shared_memory_outlives_its_sandbox(learner_bundle, mode):
+    """A System V segment (its own IPC namespace ends with the sandbox) and a POSIX shared memory block (in
+    /dev/shm, which leads to the sandbox's own scratch) left behind on purpose are gone with the sandbox."""
+    before = shared_memory_on_the_machine()
+    seen = run_cell(learner_bundle, """
+from multiprocessing import shared_memory
+segment = libc.shmget(0, 4096, 0o1000 | 0o600)  # IPC_PRIVATE, IPC_CREAT: kept until removed
+block = shared_memory.SharedMemory(name="nncourse-left-behind", create=True, size=4096)
+block.close()  # closed, never unlinked
+print("segment:", segment >= 0)
+print("block:", os.path.exists("/dev/shm/nncourse-left-behind"))
+""")
+    assert seen == {"segment": "True", "block": "True"}  # both were made inside
+    assert shared_memory_on_the_machine() == before
