@@ -37,7 +37,7 @@ def ensure_environment():
         venv.create(VENV, with_pip=True)
     if STAMP.exists() and STAMP.read_text() == wanted_hash():
         return
-    print("Installing the course and its pinned dependencies (about a minute) ...", flush=True)
+    print("Installing the course and its pinned dependencies (about two minutes on 2 cores) ...", flush=True)
     subprocess.run([str(BIN / "python"), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
                     "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True)
     STAMP.write_text(wanted_hash())

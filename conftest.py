@@ -9,6 +9,9 @@ they start exist; a value set by the caller is kept.
 """
 import os
 
+# The `isolation` fixture: a test of the sandbox's isolation fails, not skips, where the host can isolate.
+pytest_plugins = ["tests.isolation_required"]
+
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 

@@ -20,11 +20,14 @@ from autograder.learner import registry
 
 
 def alternatives(exercise_id):
-    """pytest params, one per registered alternative of `exercise_id` (none if it is not registered)."""
+    """pytest params, one per registered alternative of `exercise_id` ([] for an exercise that has none).
+
+    An id that names no exercise (a typo, an exercise renamed) raises at collection: an empty parametrization
+    would skip its tests silently."""
     try:
         found = registry.get(exercise_id).alternatives
-    except KeyError:
-        return []
+    except KeyError as error:
+        raise LookupError(f"tests/strategies.alternatives: unknown exercise id {exercise_id!r} ({error})") from None
     return [pytest.param(alternative, id=alternative.__name__) for alternative in found]
 
 

@@ -6,6 +6,7 @@ import torch
 from solutions.ch00_setup import sigmoid
 from solutions import common
 from solutions.common import available_devices, make_deterministic, timing_threads
+from tests.fixtures_threads import torch_globals_restored  # noqa: F401  (a fixture)
 
 
 def test_sigmoid_matches_torch_without_warnings():
@@ -15,7 +16,8 @@ def test_sigmoid_matches_torch_without_warnings():
     np.testing.assert_allclose(ours, torch.sigmoid(torch.tensor(x)).numpy(), rtol=1e-12, atol=1e-300)
 
 
-def test_make_deterministic_repeats_numbers():
+def test_make_deterministic_repeats_numbers(torch_globals_restored):
+    torch.set_num_threads(2)  # another count than the one it sets (pytest's workers start on 1, conftest.py)
     first = make_deterministic(3).normal(size=4), torch.rand(2)
     second = make_deterministic(3).normal(size=4), torch.rand(2)
     np.testing.assert_array_equal(first[0], second[0])
@@ -47,6 +49,6 @@ def test_timing_threads_uses_the_cores_this_process_may_run_on(monkeypatch, torc
     assert timing_threads() == expected
 
 
-def test_timing_threads_is_read_before_make_deterministic_changes_the_count():
+def test_timing_threads_is_read_before_make_deterministic_changes_the_count(torch_globals_restored):
     make_deterministic(0, threads=1)
     assert timing_threads() == min(common.TORCH_DEFAULT_THREADS, len(common.os.sched_getaffinity(0)))

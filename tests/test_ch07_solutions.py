@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from solutions import ch07_training_run as ch07
 from solutions import models
 from solutions.common import make_deterministic
+from tests.fixtures_threads import torch_globals_restored  # noqa: F401  (a fixture)
 
 CONFIGS = [  # (N, C_in, C_out, H, W, kH, kW, stride, padding)
     (1, 1, 1, 5, 5, 3, 3, 1, 0),
@@ -131,7 +132,7 @@ def test_shift_images_moves_each_image_by_its_own_shift_and_fills_zeros():
         assert torch.equal(out[k], expected)
 
 
-def test_the_exported_cnn_gives_the_eager_models_outputs_for_any_batch_size(tmp_path):
+def test_the_exported_cnn_gives_the_eager_models_outputs_for_any_batch_size(tmp_path, torch_globals_restored):
     make_deterministic(0)
     model = models.digits_cnn(seed=0).eval()
     batch = torch.export.Dim("batch", min=1, max=4096)

@@ -83,7 +83,8 @@ def test_pruned_sgd_follows_torch_prune_trained_by_sgd_on_digits():
         optimizer.step()
         weights.append((layer.weight_orig * layer.weight_mask).detach().clone())  # what the next forward uses
     ours = ch09.pruned_sgd(start, mask, grads, lr=0.1, momentum=0.9)
-    for mine, theirs in zip(ours, weights):
+    assert len(ours) == len(weights) == 10, f"{len(ours)} weights for 10 steps"
+    for mine, theirs in zip(ours, weights, strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-14)
         assert torch.all(mine[~mask] == 0)
 
@@ -125,9 +126,18 @@ def test_dp_sgd_matches_a_per_sample_loop_and_its_noise_has_the_stated_size(mode
     theirs = drivers.dp_sgd_on_a_model(_dp_loop, args)
     for name in ours:
         torch.testing.assert_close(ours[name], theirs[name], rtol=1e-10, atol=1e-12)
+    # the noise's size, on a case with some 10 000 entries (seeded: the same draws on every run): with n draws of
+    # σ C z, the sample standard deviation has a standard error of σ C / √(2(n − 1)) (about 0.7 % here), the mean
+    # one of σ C / √n; both within 5 standard errors (a correct sum fails with a chance below 1e-6), so that a
+    # noise scale off by 1.2 (or by √N, or divided by N twice) is far outside
+    args = _dp_case(9, model, 12, d=100, c=100, hidden=50, max_norm=0.2, noise_multiplier=1.5)()
+    noisy = drivers.dp_sgd_on_a_model(ch09.dp_sgd_gradient, args)
     quiet = drivers.dp_sgd_on_a_model(ch09.dp_sgd_gradient, {**args, "noise_multiplier": 0.0})
-    noise = torch.cat([(ours[name] - quiet[name]).reshape(-1) for name in ours]) * 12  # σ C z
-    assert abs(float(noise.std()) / (1.5 * 0.2) - 1) < 0.5
+    noise = torch.cat([(noisy[name] - quiet[name]).reshape(-1) for name in noisy]) * 12  # σ C z
+    n, size = len(noise), 1.5 * 0.2
+    assert n > 5000
+    assert abs(float(noise.std()) / size - 1) < 5 / (2 * (n - 1)) ** 0.5, float(noise.std()) / size
+    assert abs(float(noise.mean())) / size < 5 / n ** 0.5
     args = _dp_case(8, model, 12, max_norm=0.2, noise_multiplier=0.0)()
     mean = drivers.dp_sgd_on_a_model(ch09.dp_sgd_gradient, args)
     assert float(torch.sqrt(sum(g.pow(2).sum() for g in mean.values()))) <= 0.2 + 1e-9  # a mean of norms ≤ C

@@ -60,3 +60,99 @@ def test_a_bug_of_the_course_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "_list", lambda args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         main(["list"])
+
+
+# --- nncourse grade: what it promises before any sandbox runs ---------------------------------------------
+
+@pytest.fixture
+def one_submission(tmp_path):
+    (tmp_path / "submitted" / "alice" / "ch02").mkdir(parents=True)
+    return tmp_path
+
+
+@pytest.fixture
+def grading_stub(monkeypatch):
+    """`classroom.grade_class` and the reports replaced: the arguments the command passes, without grading."""
+    from autograder.instructor import classroom, reports
+
+    calls = []
+    monkeypatch.setattr(classroom, "grade_class", lambda *args, **kwargs: calls.append((args, kwargs)) or [])
+    monkeypatch.setattr(reports, "write_all", lambda course_dir, chapter, grades: {})
+    monkeypatch.setattr(reports, "summary", lambda chapter, grades: f"summary of {chapter}")
+    return calls
+
+
+def test_grade_help_states_the_defaults_the_code_uses(capsys):
+    from autograder.instructor import sandbox
+
+    with pytest.raises(SystemExit) as exit:
+        main(["grade", "--help"])
+    assert exit.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    # the README's figures (60 s), the sandbox's own defaults, and what --help says: one set
+    assert sandbox.Limits().seconds == 60 and sandbox.Limits().memory_bytes == 6 * 2**30
+    assert "--timeout TIMEOUT seconds a sandbox may run (default: 60)" in shown
+    assert "--memory-gb MEMORY_GB address space per sandbox (default: 6)" in shown
+    assert "--workers WORKERS submissions graded at once (default: cores)" in shown
+
+
+def test_grade_passes_the_default_limits_and_regrade(one_submission, grading_stub, capsys):
+    from autograder.instructor import sandbox
+
+    assert main(["grade", "ch02", "--course-dir", str(one_submission)]) == 0
+    assert main(["grade", "ch02", "--course-dir", str(one_submission), "--regrade", "--timeout", "5",
+                 "--memory-gb", "1.5", "--workers", "3"]) == 0
+    (first_args, first), (_, second) = grading_stub
+    assert first_args == (one_submission, "ch02")
+    assert first == {"workers": None, "limits": sandbox.Limits(), "regrade": False, "scheduler": None}
+    assert first["limits"] == sandbox.Limits(seconds=60.0, memory_bytes=6 * 2**30)
+    assert second == {"workers": 3, "limits": sandbox.Limits(seconds=5.0, memory_bytes=int(1.5 * 2**30)),
+                      "regrade": True, "scheduler": None}
+    assert "summary of ch02" in capsys.readouterr().out
+
+
+def test_grade_without_workers_grades_on_as_many_threads_as_cores(one_submission, monkeypatch):
+    """`--workers` left out: classroom.grade_class's local pool has one thread per core."""
+    from contextlib import nullcontext
+
+    from autograder.instructor import classroom, reports, sandbox
+
+    pools = []
+    monkeypatch.setattr(classroom.os, "cpu_count", lambda: 7)
+    monkeypatch.setattr(sandbox, "prewarmed", lambda *args, **kwargs: nullcontext())
+    monkeypatch.setattr(classroom, "_on_threads", lambda todo, *args: pools.append(args[-1]) or [])
+    monkeypatch.setattr(reports, "write_all", lambda course_dir, chapter, grades: {})
+    assert main(["grade", "ch02", "--course-dir", str(one_submission)]) == 0
+    assert pools == [7]
+
+
+def test_grading_without_isolation_warns(one_submission, grading_stub, monkeypatch, capsys):
+    from autograder.instructor import sandbox
+
+    monkeypatch.setattr(sandbox, "isolation_available", lambda: False)
+    assert main(["grade", "ch02", "--course-dir", str(one_submission)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("warning: this machine does not allow user namespaces (unshare), so learners' code runs "
+                          "without network isolation") and "for a class you do not trust" in err
+    monkeypatch.setattr(sandbox, "isolation_available", lambda: True)
+    assert main(["grade", "ch02", "--course-dir", str(one_submission)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("course", ["no submitted folder", "other chapters only", "empty submitted folder"])
+def test_grade_with_no_submissions_fails_and_says_where_it_looked(course, tmp_path, grading_stub, capsys):
+    if course == "other chapters only":
+        (tmp_path / "submitted" / "alice" / "ch01").mkdir(parents=True)
+    elif course == "empty submitted folder":
+        (tmp_path / "submitted").mkdir()
+    assert main(["grade", "ch02", "--course-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"nncourse grade: no submissions of ch02 in {tmp_path / 'submitted'}/*/ch02/")
+    assert ("does not exist" in err) == (course == "no submitted folder") and "collect them there first" in err
+    assert grading_stub == [] and not (tmp_path / "nncourse").exists()
+
+
+def test_grade_with_no_submissions_exits_non_zero_from_the_shell(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "autograder.instructor.cli", "grade", "ch02", "--course-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "no submissions of ch02" in done.stderr, (done.returncode, done.stderr)

@@ -3,6 +3,7 @@
 autograd for batch normalization), against closed forms (the proximal step's optimality conditions, dropout's mask
 from the docstring's rule) and against an independent reading of early stopping's rule, on drawn shapes, magnitudes
 and loss sequences with ties and NaN."""
+import dataclasses
 import math
 
 import numpy as np
@@ -18,6 +19,15 @@ from tests import strategies as s
 
 def implementations(name):
     return [pytest.param(registry.get(f"ch05.{name}").reference, id="reference"), *s.alternatives(f"ch05.{name}")]
+
+
+def test_alternatives_of_an_unknown_exercise_is_an_error_and_of_one_without_any_is_empty(monkeypatch):
+    with pytest.raises(LookupError, match="'ch05.l2_penalti'"):  # a typo would have emptied a parametrization
+        s.alternatives("ch05.l2_penalti")
+    assert [param.id for param in s.alternatives("ch05.l2_penalty")]  # the real ones are there
+    bare = dataclasses.replace(registry.get("ch05.l2_penalty"), alternatives=())
+    monkeypatch.setattr(registry, "get", lambda exercise_id: bare)
+    assert s.alternatives("ch05.l2_penalty") == []
 
 
 weight_lists = st.lists(s.scaled_arrays(st.one_of(st.tuples(st.integers(1, 4)),
@@ -41,7 +51,8 @@ def assert_penalty_is_autograds(fn, weights, lam, torch_term, rtol):
         theirs = sum(torch_term(t) for t in tensors)
         theirs.backward()
         assert penalty == pytest.approx(theirs.item(), rel=1e-12, abs=1e-300)
-        for g, t in zip(grads, tensors):
+        assert len(grads) == len(tensors) > 0, f"{len(grads)} gradients for {len(tensors)} weights"
+        for g, t in zip(grads, tensors, strict=True):
             np.testing.assert_allclose(g, t.grad.numpy(), rtol=rtol, atol=0)
     else:
         assert penalty == 0 and grads == []

@@ -1,11 +1,13 @@
 """The sandbox on its own: what a learner's code can see, reach and use."""
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
 import signal
+import sysconfig
 import time
 import uuid
 from contextlib import suppress
@@ -15,9 +17,9 @@ from textwrap import dedent
 import pytest
 
 from autograder.instructor import bundle, classroom, notebooks, sandbox
+from tests.isolation_required import needs_isolation, require_isolation, unshare_command
 
 pytestmark = pytest.mark.slow
-needs_isolation = pytest.mark.skipif(not sandbox.isolation_available(), reason="needs Linux user namespaces")
 
 PROBE = """
 import ctypes, os, socket, sys
@@ -136,10 +138,10 @@ WARM_MODULES = ["numpy", "IPython.core.interactiveshell", "autograder.learner.in
 @pytest.fixture(params=["cold", "warm"])
 def mode(request, monkeypatch):
     """Each isolation test runs twice: in a cold sandbox, and forked from a warm host (sandbox.prewarmed),
-    which must keep every property of the cold one."""
+    which must keep every property of the cold one. Warm sandboxes exist only isolated: where the host can
+    isolate and the sandbox does not, the warm half fails (tests/isolation_required.py)."""
     if request.param == "warm":
-        if not sandbox.isolation_available():
-            pytest.skip("warm sandboxes need Linux user namespaces")
+        require_isolation()
         cold = sandbox.run
 
         def warm(job, bundle, limits, hide, submission=None):
@@ -209,6 +211,58 @@ def test_a_cell_that_never_ends_is_stopped_at_the_deadline(learner_bundle, tmp_p
     assert run.timed_out and not run.finished
     assert run.events[-1] == {"event": "cell_start", "index": 0}
     assert run.ending() == "ran past the time limit"
+
+
+@pytest.mark.parametrize("cell, returncode, ending", [
+    ("import os\nos._exit(3)", 3, "stopped the process (exit code 3)"),
+    ("import os\nos.kill(os.getpid(), 9)", -9, "killed the process (SIGKILL)"),
+])
+def test_how_the_learners_process_ended_reaches_the_grader(learner_bundle, tmp_path, mode, cell, returncode, ending):
+    """The exit status comes back alike from a cold sandbox and from a job forked off a warm host (through the
+    job's first process and the status pipe): what the feedback then says the code did."""
+    job = {"cells": [{"index": 0, "source": cell}]}
+    run = sandbox.run(job, learner_bundle, sandbox.Limits(seconds=20), classroom.hidden_paths(tmp_path))
+    assert not run.finished and not run.timed_out and run.events[-1] == {"event": "cell_start", "index": 0}
+    assert run.returncode == returncode and run.ending() == ending, (run.returncode, run.log)
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd_open", "without pidfd_open"])
+@pytest.mark.parametrize("child_sleeps", [0, 30], ids=["ends at once", "sleeps past the limit"])
+def test_a_warm_jobs_child_is_waited_for_at_most_its_limit_then_killed(monkeypatch, pidfd, child_sleeps):
+    """isolation._wait_at_most, which ends a warm job's first process at the time limit: with pidfd_open, and
+    polling where the kernel or Python has none. A child of this test (fork, then only sleep and _exit)."""
+    from autograder.instructor import isolation
+
+    if pidfd:
+        assert hasattr(os, "pidfd_open"), "Linux 5.3+ and Python 3.9+ have it: the branch must be tested"
+        opened = []
+        real = os.pidfd_open
+        monkeypatch.setattr(isolation.os, "pidfd_open", lambda pid: opened.append(pid) or real(pid))
+    else:
+        monkeypatch.delattr(isolation.os, "pidfd_open", raising=False)
+    child = os.fork()
+    if child == 0:
+        try:
+            time.sleep(child_sleeps)
+        finally:
+            os._exit(0)
+    start = time.monotonic()
+    try:
+        timed_out = isolation._wait_at_most(child, 1.0)
+    except BaseException:
+        with suppress(ProcessLookupError, ChildProcessError):
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        raise
+    took = time.monotonic() - start
+    assert timed_out == (child_sleeps > 0)
+    assert took < (5 if child_sleeps else 0.9), took  # killed at the limit, not after its sleep
+    if child_sleeps:
+        assert took >= 1.0
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left
+        os.waitpid(child, os.WNOHANG)
+    if pidfd:
+        assert opened == [child]
 
 
 def test_printed_output_is_kept_bounded(learner_bundle, tmp_path, mode):
@@ -651,21 +705,75 @@ def shared_folder():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def closed_on_the_way(paths) -> dict[Path, set[str]]:
+    """The folders on the way to `paths` that others may not enter (a home of mode 0700 or 0750 holding the
+    repository or pyenv's Python), each with the names of its entries on the way."""
+    closed: dict[Path, set[str]] = {}
+    for path in paths:
+        for way in {Path(os.path.abspath(path)), Path(path).resolve()}:
+            for depth in range(1, len(way.parts)):
+                folder = Path(*way.parts[:depth]).resolve()
+                if not os.stat(folder).st_mode & 0o001:
+                    closed.setdefault(folder, set()).add(way.parts[depth])
+    return closed
+
+
+def opening_the_way(paths, stash: Path) -> str:
+    """Shell commands, for root in a mount namespace of the test's own (`unshare --mount`), after which
+    any user can reach `paths`: each closed folder on the way is covered by an open tmpfs holding only the
+    entries on the way, each bound back from the original. Nothing changes outside that namespace."""
+    def bind(source: Path, target: Path, folder: bool) -> list[str]:
+        make = "mkdir" if folder else "touch"
+        return [f"{make} {shlex.quote(str(target))}", f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"]
+
+    commands = [f"mount -t tmpfs -o size=1m,mode=755 none {shlex.quote(str(stash))}"]
+    closed = sorted(closed_on_the_way(paths).items(), key=lambda found: len(found[0].parts))  # the outer first
+    for number, (folder, names) in enumerate(closed):
+        kept = [(folder / name, stash / f"{number}-{index}") for index, name in enumerate(sorted(names))]
+        commands += [line for entry, place in kept for line in bind(entry, place, entry.is_dir())]
+        commands.append(f"mount -t tmpfs -o size=1m,mode=755 none {shlex.quote(str(folder))}")
+        commands += [line for entry, place in kept for line in bind(place, entry, entry.is_dir())]
+    return "\n".join(commands)
+
+
 def test_a_grader_that_is_not_root_isolates_cold_and_warm_sandboxes(shared_folder):
     """Most instructors grade as themselves, not root: the sandbox then makes a user namespace of its own
     (`unshare --user --map-root-user`) and still runs the learner as uid 65534 in its own PID namespace,
-    cold and forked from a warm host. Run here as nobody, without capabilities."""
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root to become an unprivileged user (setpriv)")
+    cold and forked from a warm host. Run here as nobody, without capabilities.
+
+    Nobody must reach the interpreter, its base installation and the repository, which often lie under a
+    closed home (/root, or CI's /home/runner): the grader runs in a mount namespace of the test's own in
+    which each closed folder on the way is an open one holding only the way on (`opening_the_way`)."""
+    if os.geteuid() != 0:
+        pytest.skip(f"runs only where the suite runs as root (here uid {os.geteuid()}): becoming another user "
+                    "(setpriv) and opening the way to Python (mounts) need root")
+    missing = [tool for tool in ("setpriv", "unshare", "mount") if not shutil.which(tool)]
+    if missing:
+        pytest.skip(f"needs util-linux's {', '.join(missing)} to become an unprivileged user in a mount namespace")
     folder = shared_folder
+    stash = folder / "way"
+    stash.mkdir()
+    paths = [path for path in [sys.executable, getattr(sys, "_base_executable", sys.executable), sys.prefix,
+                               sys.base_prefix, *sysconfig.get_paths().values(), notebooks.ROOT, folder]
+             if os.path.exists(path)]
+    way = opening_the_way(paths, stash)
     env = {"PATH": os.environ["PATH"], "HOME": str(folder), "PYTHONPATH": str(notebooks.ROOT)}
+
+    def as_nobody(*command, **options):
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-e", "-c",
+                               way + '\nexec "$@"', "sh", *AS_NOBODY, *command], cwd=folder, env=env,
+                              capture_output=True, text=True, **options)
+
     runs_python = ("import os, sys, numpy, IPython, autograder\n"  # the sandbox starts the base interpreter itself
                    "sys.exit(0 if os.access(getattr(sys, '_base_executable', sys.executable), os.X_OK) else 3)")
-    probe = subprocess.run([*AS_NOBODY, sys.executable, "-c", runs_python], cwd=folder, env=env, capture_output=True,
-                           text=True)
+    probe = as_nobody(sys.executable, "-c", runs_python, timeout=120)
     if probe.returncode != 0:
-        pytest.skip(f"this machine's Python is not usable by an unprivileged user: {probe.stderr[-200:]}")
-    graded = subprocess.run([*AS_NOBODY, sys.executable, "-c", UNPRIVILEGED_GRADER], cwd=folder, env=env,
-                            capture_output=True, text=True, timeout=300)
+        pytest.skip(f"even with the closed folders on the way opened ({sorted(map(str, closed_on_the_way(paths)))}),"
+                    f" uid 65534 cannot run this Python (exit {probe.returncode}): {probe.stderr[-300:]}")
+    namespaces = as_nobody(*unshare_command(root=False), timeout=60)
+    if namespaces.returncode != 0:  # asked of `unshare` alone: the sandbox's own probe is what is tested below
+        pytest.skip(f"this host does not let an unprivileged user make the sandbox's namespaces (`unshare "
+                    f"{' '.join(unshare_command(root=False)[1:])}` as uid 65534: {namespaces.stderr.strip()[-300:]})")
+    graded = as_nobody(sys.executable, "-c", UNPRIVILEGED_GRADER, timeout=300)
     assert graded.returncode == 0, graded.stderr[-2000:]
     assert graded.stdout.splitlines() == ["True True 65534 2", "True True 65534 2"]

@@ -4,7 +4,6 @@ import ctypes
 import errno
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from autograder.instructor import isolation, notebooks, sandbox
-from tests.test_sandbox import learner_bundle, mode, needs_isolation, output_of  # noqa: F401 - fixtures
+from tests.isolation_required import host_can_isolate, needs_isolation
+from tests.test_sandbox import learner_bundle, mode, output_of  # noqa: F401 - fixtures
 
 MACHINE = os.uname().machine
 NUMBERS = ({**SYSCALLS["denied"], "clone": SYSCALLS["clone"], "clone3": SYSCALLS["clone3"]}
@@ -158,14 +158,13 @@ def test_an_unknown_machine_gets_no_learner_process():
 
 @pytest.mark.slow
 def test_where_namespaces_work_the_probe_finds_the_filter_holding():
-    """The isolation probe fails where the filter does not hold, and the tests below would then be skipped,
-    not failed: so where `unshare` itself works, the probe must pass."""
-    if not sys.platform.startswith("linux") or not shutil.which("unshare"):
-        pytest.skip("no Linux namespaces")
-    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
-    if subprocess.run([shutil.which("unshare"), *user, *sandbox.NAMESPACES, "true"], capture_output=True).returncode:
-        pytest.skip("this machine does not allow the sandbox's namespaces")
-    assert sandbox.isolation_available()
+    """The isolation probe fails where the filter does not hold: so where `unshare` itself makes the sandbox's
+    namespaces, the probe must pass (the tests below then fail rather than skip: tests/isolation_required.py)."""
+    can, how = host_can_isolate()
+    if not can:
+        pytest.skip(f"this host cannot make the sandbox's namespaces: {how}")
+    assert sandbox.NAMESPACES == ["--mount", "--net", "--ipc", "--pid", "--fork", "--kill-child"]
+    assert sandbox.isolation_available(), f"{how}, but the sandbox's probe says no"
 
 
 @needs_isolation

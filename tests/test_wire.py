@@ -15,14 +15,37 @@ from autograder.learner import wire
     np.array([], dtype="<U1"), np.array([["a"]], dtype=object).reshape(1, 1),
 ])
 def test_round_trip(value):
-    back = wire.loads(wire.dumps(value))
-    assert type(back) is type(value)
-    if isinstance(value, (np.ndarray, np.generic)):
-        assert back.dtype == value.dtype and back.shape == value.shape and np.array_equal(back, value)
+    assert_same(wire.loads(wire.dumps(value)), value)
+
+
+def assert_same(back, value, where="value"):
+    """back is value: the same type, and the same contents all the way down (containers item by item, arrays with
+    their dtype and shape, NaN for NaN)."""
+    assert type(back) is type(value), f"{where}: {type(back).__name__} for {type(value).__name__}"
+    if isinstance(value, (tuple, list)):
+        assert len(back) == len(value), f"{where}: {len(back)} items for {len(value)}"
+        for k, (b, v) in enumerate(zip(back, value)):
+            assert_same(b, v, f"{where}[{k}]")
+    elif isinstance(value, dict):
+        assert list(back) == list(value), f"{where}: keys {list(back)} for {list(value)}"
+        for key in value:
+            assert_same(back[key], value[key], f"{where}[{key!r}]")
+    elif isinstance(value, (np.ndarray, np.generic)):
+        assert back.dtype == value.dtype and back.shape == value.shape, f"{where}: {back.dtype} {back.shape}"
+        assert np.array_equal(back, value, equal_nan=value.dtype.kind in "fc"), f"{where}: {back!r} for {value!r}"
     elif isinstance(value, float) and np.isnan(value):
-        assert np.isnan(back)
-    elif not isinstance(value, (tuple, list, dict)):
-        assert back == value
+        assert np.isnan(back), where
+    else:
+        assert back == value, f"{where}: {back!r} for {value!r}"
+
+
+def test_assert_same_sees_contents_not_only_types():
+    for wrong, right in [((1.0, np.ones(2)), (1.0, np.zeros(2))), ([1, [2, 3]], [1, [2, 4]]), ([1, [2, 3]], [1, [2]]),
+                         ({"a": np.ones(1), "b": (1,)}, {"a": np.ones(1), "b": (2,)}),
+                         ({"a": np.ones(1)}, {"a": np.ones(1, dtype=np.float32)}),
+                         ({"a": np.ones(1)}, {"b": np.ones(1)}), ((np.ones((1, 2)),), (np.ones(2),))]:
+        with pytest.raises(AssertionError):
+            assert_same(wrong, right)
 
 
 def test_generators_keep_their_state():

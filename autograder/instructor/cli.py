@@ -94,8 +94,11 @@ def _grade(args) -> int:
     from autograder.instructor import classroom, nbgrader_bridge, reports, sandbox
 
     course_dir = Path(args.course_dir)
-    if not classroom.submissions(course_dir, args.chapter):
-        print(f"nncourse grade: no submissions in {course_dir / 'submitted'}/*/{args.chapter}/", file=sys.stderr)
+    if not classroom.submissions(course_dir, args.chapter):  # nothing graded is a failure, never an empty report
+        submitted = course_dir / "submitted"
+        print(f"nncourse grade: no submissions of {args.chapter} in {submitted}/*/{args.chapter}/"
+              f"{'' if submitted.is_dir() else f' ({submitted} does not exist)'}: collect them there first "
+              f"(nbgrader collect, or one folder per learner: submitted/<student>/{args.chapter}/).", file=sys.stderr)
         return 1
     if not sandbox.isolation_available():
         print("warning: this machine does not allow user namespaces (unshare), so learners' code runs without "
