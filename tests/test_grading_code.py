@@ -206,3 +206,51 @@ def test_a_class_with_no_graded_submission_has_no_mean_and_no_failed_case():
     grades = [ungraded("someone", "ch02", Status.NO_NOTEBOOK, "no notebook")]
     assert all(stats.mean_score == 0.0 and stats.graded == 0 for stats in reports.class_stats("ch02", grades))
     assert "No case failed." in reports.report_page("ch02", grades)
+
+
+def test_a_case_is_named_with_hidden_said():
+    from autograder.learner.check import case_label
+
+    assert (case_label("two points", False), case_label("large values", True)) == ("two points",
+                                                                                   "large values (hidden)")
+
+
+def test_an_output_of_the_wrong_kind_is_named_for_what_was_expected():
+    from autograder.learner.compare import _plain_array
+
+    assert _plain_array("text", False)[1] == "expected a numpy array, got str"
+    assert _plain_array([1.0], True)[1] == "expected a number, got list"
+    assert _plain_array([1.0], False)[1].startswith("returned a list; return a numpy array")
+
+
+def _moved(value):
+    """`value` with every number moved by one, its structure kept."""
+    if isinstance(value, dict):
+        return {key: _moved(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_moved(item) for item in value)
+    return value + 1
+
+
+def test_a_hidden_case_names_at_most_three_problems_and_never_their_values():
+    from autograder.learner.judge import Outcome, judge
+
+    exercise = registry.get("ch03.two_layer_loss_and_grads")
+    case = next(c for c in exercise.cases if c.hidden)
+    got = _moved(exercise.expected_output(case))
+    result = judge(exercise, case, Outcome(got), case.make_args())
+    assert not result.passed and len(result.lines) == 3
+    assert all("expected" not in line or "got" not in line for line in result.lines)
+
+
+def test_the_summary_figure_says_no_known_mistake_was_made_only_when_none_was():
+    from autograder.instructor import reports
+    from tests.test_reports import mistake, submission as graded_submission
+
+    def texts(grades):
+        figure = reports.summary_figure("ch02", grades)
+        return [text.get_text() for axes in figure.axes for text in axes.texts]
+    assert "no known mistake was made" in texts([graded_submission("ada", {})])
+    flipped = {"ch02.mse_gradient": mistake("ch02.mse_gradient", "gradient sign flipped")}
+    made = texts([graded_submission("ada", {}), graded_submission("ben", flipped)])
+    assert "no known mistake was made" not in made and any("gradient sign flipped" in text for text in made)

@@ -220,8 +220,8 @@ def _as_percent(axes) -> None:
     axes.xaxis.set_major_formatter(PercentFormatter(1.0))
 
 
-def plot_summary(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> Path:
-    """`<chapter>_summary.png`: each exercise's pass rate, and the most common mistakes as labelled bars."""
+def summary_figure(chapter: str, grades: list[SubmissionGrade]):
+    """The class summary's figure: each exercise's pass rate, and the most common mistakes as labelled bars."""
     stats = class_stats(chapter, grades)
     common = most_common_mistakes(stats)
     figure, (rates, mistakes) = _figure(13, 0.9 + 0.38 * max(len(stats), len(common), 3), columns=2)
@@ -239,9 +239,14 @@ def plot_summary(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) 
     mistakes.invert_yaxis()
     if not common:
         mistakes.text(0.5, 0.5, "no known mistake was made", ha="center", va="center", transform=mistakes.transAxes)
+    return figure
+
+
+def plot_summary(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) -> Path:
+    """`<chapter>_summary.png`: `summary_figure`, saved."""
     path = work_dir(course_dir) / f"{chapter}_summary.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    summary_figure(chapter, grades).savefig(path, dpi=100)
     return path
 
 

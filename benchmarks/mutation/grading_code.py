@@ -29,19 +29,19 @@ from benchmarks.mutation.mutants import changes, parent_slots, swapped_in
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = {  # module -> the test files that reach it
     "learner/judge.py": ["test_grading_code.py", "test_check_messages.py", "test_soundness.py"],
-    "learner/compare.py": ["test_compare.py", "test_check_messages.py"],
+    "learner/compare.py": ["test_compare.py", "test_check_messages.py", "test_grading_code.py"],
     "learner/protocol.py": ["test_grading_code.py", "test_grading_untrusted.py", "test_sandbox.py"],
     "learner/registry.py": ["test_grading_code.py", "test_check_messages.py"],
     "learner/stored.py": ["test_bundle.py"],
     "learner/check.py": ["test_check_messages.py", "test_grading_code.py"],
     "learner/in_sandbox.py": ["test_grading_code.py", "test_sandbox.py", "test_grading_untrusted.py"],
     "instructor/grading.py": ["test_grading_code.py", "test_grading_untrusted.py", "test_soundness.py"],
-    "instructor/intake.py": ["test_intake.py", "test_grading_exports.py"],
+    "instructor/intake.py": ["test_intake.py", "test_grading_code.py", "test_grading_exports.py"],
     "instructor/results.py": ["test_grading_code.py", "test_grading_untrusted.py", "test_reports.py"],
-    "instructor/reports.py": ["test_reports.py", "test_grading_exports.py"],
+    "instructor/reports.py": ["test_reports.py", "test_grading_code.py", "test_grading_exports.py"],
     "instructor/sandbox.py": ["test_sandbox.py", "test_sandbox_syscalls.py"],
     "instructor/isolation.py": ["test_sandbox.py", "test_sandbox_syscalls.py"],
-    "instructor/hidden_feedback.py": ["test_grading_untrusted.py"],
+    "instructor/hidden_feedback.py": ["test_grading_code.py", "test_grading_untrusted.py"],
 }
 
 
