@@ -254,3 +254,18 @@ def test_the_summary_figure_says_no_known_mistake_was_made_only_when_none_was():
     flipped = {"ch02.mse_gradient": mistake("ch02.mse_gradient", "gradient sign flipped")}
     made = texts([graded_submission("ada", {}), graded_submission("ben", flipped)])
     assert "no known mistake was made" not in made and any("gradient sign flipped" in text for text in made)
+
+
+def test_a_grade_id_spells_the_exercise_id_with_a_hyphen_one_to_one():
+    assert registry.grade_id_of("ch02.mse_loss") == "ch02-mse_loss"
+    ids = [e.id for e in registry.all_exercises()]
+    assert len({registry.grade_id_of(i) for i in ids}) == len(ids)
+
+
+def test_a_stored_exercise_without_a_mistakes_output_says_so():
+    from autograder.learner import stored
+
+    exercise = stored.from_json(stored.to_json(registry.get("ch02.mse_loss")))
+    case = exercise.cases[0]
+    with pytest.raises(LookupError, match="no stored output of 'made up' on"):
+        exercise.mistake_output(registry.Mistake("made up", "", None), case)

@@ -543,6 +543,8 @@ FORGED = {
     "a skipped record": [{"skipped": WORDS}],
     "duplicates": [{"not_written": True}, {"not_written": True}],
     "flags of the wrong type": [{"missing": WORDS}],
+    "two kinds of record at once": [{"not_written": True, "output": {"__float__": "1.0"}, "args_after": {"__dict__": {}}}],
+    "an output without the inputs after the call": [{"output": {"__float__": "1.0"}}],
     "inputs that change shape": [{"output": {"__float__": "1.0"}, "args_after": {"__list__": []}}],
 }
 
@@ -633,7 +635,8 @@ def test_a_sandbox_that_stops_in_its_cells_on_a_forged_event_fails_what_is_left_
 
 def test_wire_decode_raises_only_its_own_error_and_never_reseeds_numpy():
     before = np.random.get_state()
-    outputs = [record["output"] for kind, records in FORGED.items() if kind != "inputs that change shape"
+    valid_outputs = ("inputs that change shape", "two kinds of record at once", "an output without the inputs after the call")
+    outputs = [record["output"] for kind, records in FORGED.items() if kind not in valid_outputs
                for record in records if "output" in record]
     for forged in outputs + \
             [deep(100_000), [1, 2], 3.5, {"__list__": "abc"}, {"__dict__": {"a": {"__float__": 1.0}}},

@@ -5,8 +5,8 @@
 Each mutant is one change the exercise mutation's rules propose (`mutants.changes`: an operator or
 comparison swapped, a constant moved, a statement dropped, `and`/`or`, ...) to one node of a module of
 `autograder/learner/` or `autograder/instructor/` (the exercises' references excluded: they have
-their own mutation run), docstrings left alone. The mutant is written into a scratch copy of the
-repository (the working tree is never touched), and the test files that name the module run there,
+their own mutation run), docstrings and type annotations left alone. The mutant is written into a
+scratch copy of the last commit (the working tree is never touched), and the test files that name the module run there,
 stopping at the first failure; a mutant is killed when they fail (or run past `--timeout`), and
 survives when they pass. The report lists every survivor with its line and change, to be killed by a
 test or shown equivalent.
@@ -72,7 +72,8 @@ def annotations(tree: ast.AST) -> set[ast.AST]:
 
 def mutants_of(module: str) -> list[GradingMutant]:
     """Every mutant of `module` (a path under autograder/), its source unparsed whole."""
-    tree = ast.parse((ROOT / "autograder" / module).read_text())
+    tree = ast.parse(subprocess.run(["git", "show", f"HEAD:autograder/{module}"], cwd=ROOT, capture_output=True,
+                                    text=True, check=True).stdout)
     parents, unevaluated = parent_slots(tree), annotations(tree)
     found, seen = [], {ast.unparse(tree)}
     for node in list(ast.walk(tree)):
@@ -89,16 +90,11 @@ def mutants_of(module: str) -> list[GradingMutant]:
 
 
 def scratch_copy() -> Path:
-    """The repository's files (tracked, and new ones git does not ignore) in a temporary folder; the virtual
-    environment is used where it is."""
+    """The last commit's files (`git archive HEAD`) in a temporary folder, so that work in progress in the tree
+    changes nothing; the virtual environment is used where it is."""
     scratch = Path(tempfile.mkdtemp(prefix="nncourse-mutants-"))
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, check=True)
-    files = listed.stdout.split(b"\0")
-    for name in filter(None, files):
-        target = scratch / name.decode()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name.decode(), target)
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(scratch)], input=archive.stdout, check=True)
     return scratch
 
 
