@@ -50,6 +50,14 @@ def test_bundle_is_an_installable_package(learner_bundle, tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("nncourse_learner-*.whl"))).namelist()
     assert "autograder/learner/stored_cases/ch02.json" in names and "solutions/data.py" in names
     assert not [name for name in names if name.startswith(("solutions/ch", "autograder/instructor"))]
+    metadata = zipfile.ZipFile(next(tmp_path.glob("nncourse_learner-*.whl"))).read(
+        next(name for name in names if name.endswith("METADATA"))).decode()
+    required = {line.split(": ", 1)[1].split(">")[0].split("<")[0].split("=")[0].strip()
+                for line in metadata.splitlines() if line.startswith("Requires-Dist: ")}
+    # What the bundle's README promises: `jupyter lab`, the Assignment List, progress bars, the chapters' imports.
+    assert {"numpy", "scipy", "torch", "matplotlib", "scikit-learn", "tqdm", "jupyterlab", "ipykernel", "nbformat",
+            "ipywidgets", "nbgrader"} <= required
+    assert not required & {"pytest", "distributed", "onnx", "fastapi"}  # the instructor's and the suite's tools
 
 
 def _course_imports(path):

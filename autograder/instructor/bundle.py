@@ -11,6 +11,7 @@ reference there either; and a chapter's notebook imports nothing the bundle lack
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import shutil
@@ -54,7 +55,7 @@ version = "{version}"
 description = "The learner's copy of the neural-network course: checks for the visible cases, no references."
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["numpy", "torch", "matplotlib", "scikit-learn", "tqdm"]
+dependencies = {dependencies}
 
 [tool.setuptools.packages.find]
 include = ["autograder*", "solutions*"]
@@ -62,6 +63,19 @@ include = ["autograder*", "solutions*"]
 [tool.setuptools.package-data]
 "autograder.learner" = ["stored_cases/*.json"]
 """
+
+
+def learner_dependencies() -> list[str]:
+    """What `pip install ./nncourse-learner` installs: the course's own dependencies, with the ranges the course
+    states, its `lab` extra (JupyterLab, ipykernel, nbformat, ipywidgets for the progress bars), and nbgrader,
+    whose Assignment List a graded class fetches and hands in notebooks with. Read from the installed course's
+    metadata, so that the two lists never drift apart."""
+    wanted = []
+    for requirement in importlib.metadata.requires("nncourse") or []:
+        spec, _, marker = (part.strip() for part in requirement.partition(";"))
+        if not marker or marker == 'extra == "lab"' or (spec.startswith("nbgrader") and "instructor" in marker):
+            wanted.append(spec)
+    return list(dict.fromkeys(wanted))
 
 
 def build(destination: Path, chapters=None) -> Path:
@@ -84,6 +98,7 @@ def build(destination: Path, chapters=None) -> Path:
     for chapter, items in by_chapter.items():
         (cases_dir / f"{chapter}.json").write_text(json.dumps(items))
     version = notebooks.project_version()
-    (destination / "pyproject.toml").write_text(PYPROJECT.format(version=version))
+    (destination / "pyproject.toml").write_text(PYPROJECT.format(version=version,
+                                                                 dependencies=json.dumps(learner_dependencies())))
     (destination / "README.md").write_text(README)
     return destination
