@@ -15,11 +15,12 @@ import os
 import shutil
 from contextlib import nullcontext
 from dataclasses import fields
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from autograder.instructor import classroom, cli, intake, nbgrader_bridge, notebooks, reports, sandbox
+from autograder.instructor import classroom, cli, intake, nbgrader_bridge, notebooks, reports, results, sandbox
 from autograder.instructor.results import SubmissionGrade, graded_exercises
 from tests.test_grading import answers, edited, lean
 
@@ -234,3 +235,37 @@ def test_a_big_notebook_gets_the_same_grade_on_a_dask_cluster_as_on_the_local_po
     assert big.status == "graded" and big.score == FULL, [(e.id, e.reason) for e in big.exercises]
     assert over.status == "unreadable notebook" and over.reason.startswith("the notebook is 81.0 MiB, over the 80.0 MiB")
     assert link.status == "no notebook" and "links are not graded" in link.reason
+
+
+def test_a_late_submission_is_late_in_the_gradebook_and_the_export(released, tmp_path):
+    """nbgrader's `collect` writes each submission's time into timestamp.txt; the gradebook gets it as
+    `nbgrader autograde` would, so that due dates and late penalties work: an on-time and a late learner, and
+    a timestamp that is not a time or is a link (the learner's side of the exchange writes it) are none."""
+    from datetime import datetime
+
+    from nbgrader.api import Gradebook
+
+    course_dir = tmp_path / "course"
+    shutil.copytree(released[0], course_dir, ignore=shutil.ignore_patterns("submitted", "nncourse", "autograded"))
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        gradebook.update_or_create_assignment(CHAPTER, duedate=datetime(2026, 12, 1, 12, 0))
+    times = {"on_time": "2026-12-01 11:59:00.000000 UTC", "late": "2026-12-01 13:00:00.000000 UTC",
+             "not_a_time": "yesterday at noon", "linked": None}
+    for student, text in times.items():
+        folder = Path(folder_of(course_dir, student).decode())
+        if text is None:
+            (folder / "timestamp.txt").symlink_to(course_dir / "nbgrader_config.py")
+        else:
+            (folder / "timestamp.txt").write_text(text)
+    grades = [results.ungraded(student, CHAPTER, results.Status.NO_NOTEBOOK, "no notebook") for student in times]
+    assert nbgrader_bridge.record_in_gradebook(course_dir, CHAPTER, grades) == len(times)
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
+        submitted = {student: gradebook.find_submission(CHAPTER, student) for student in times}
+        late = {student: (s.timestamp, s.total_seconds_late) for student, s in submitted.items()}
+    assert late["on_time"] == (datetime(2026, 12, 1, 11, 59), 0)
+    assert late["late"] == (datetime(2026, 12, 1, 13, 0), 3600)
+    assert late["not_a_time"][0] is None and late["linked"][0] is None
+    export = nbgrader_bridge.nbgrader(course_dir, "export", "--to", str(tmp_path / "grades.csv"))
+    assert export.returncode == 0
+    rows = {row["student_id"]: row for row in csv.DictReader(open(tmp_path / "grades.csv"))}
+    assert rows["late"]["timestamp"].startswith("2026-12-01 13:00:00") and rows["late"]["late_submission_penalty"]

@@ -57,6 +57,15 @@ def test_a_file_name_that_is_not_utf8_is_noted_readably(submitted):
     assert representable(taken)
 
 
+def test_the_files_nbgraders_exchange_adds_are_not_extra_files(submitted):
+    folder = submitted / "alice" / CHAPTER
+    (folder / "timestamp.txt").write_text("2026-12-01 11:59:00.000000 UTC")
+    (folder / "submission_secret.txt").write_text("secret")
+    assert intake.take(folder, CHAPTER).notes == ()
+    (folder / "notes.txt").write_text("mine")
+    assert intake.take(folder, CHAPTER).notes == ("extra files ignored: notes.txt",)
+
+
 def test_a_renamed_notebook_whose_name_is_not_utf8_is_graded_and_named_readably(submitted):
     folder = folder_of(submitted, "bob")
     shutil.copy(COURSE_NOTEBOOK, os.path.join(os.fsencode(folder), LATIN1 + b".ipynb"))

@@ -33,6 +33,7 @@ from autograder.learner.protocol import representable
 MAX_NOTEBOOK_BYTES = 256 * 2**20
 
 LINKS_REFUSED = "links are not graded"
+NBGRADER_FILES = frozenset({"timestamp.txt", "submission_secret.txt"})  # what nbgrader's exchange adds: not extra
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO never blocks the read
 
@@ -144,7 +145,7 @@ def _choose(kinds: dict[str, str], expected: str) -> tuple[str, list[str]]:
             raise _link_refused(expected)
         if kinds[expected] == "folder":
             raise _Refused(Status.NO_NOTEBOOK, f"{expected} in the submission folder is a folder, not a notebook")
-        others = sorted(name for name in kinds if name != expected)
+        others = sorted(name for name in kinds if name != expected and name not in NBGRADER_FILES)
         return expected, [f"extra files ignored: {', '.join(shown_name(name) for name in others[:5])}"] if others else []
     candidates = sorted(name for name, kind in kinds.items()
                         if name.endswith(".ipynb") and not name.startswith(".") and kind != "folder")
@@ -196,7 +197,7 @@ def find_notebook(folder: Path, chapter: str) -> tuple[Path | None, list[str]]:
     """The submitted notebook's path in `folder` as `take` would choose it (never a link or a folder), with
     its notes; None when `take` refuses the submission. `folder` may name the student by the name results
     show (`shown_name`): the folder on disk is found."""
-    folder = _on_disk(Path(folder))
+    folder = submission_folder(Path(folder))
     submission = take(folder, chapter)
     if submission.refusal:
         return None, list(submission.notes)
@@ -207,7 +208,7 @@ def find_notebook(folder: Path, chapter: str) -> tuple[Path | None, list[str]]:
     return (folder / names[0] if names else None), list(submission.notes)
 
 
-def _on_disk(folder: Path) -> Path:
+def submission_folder(folder: Path) -> Path:
     """`folder` (…/submitted/<student>/<chapter>), its student named as results show them: the folder on disk,
     whose name may not be UTF-8."""
     student = folder.parent

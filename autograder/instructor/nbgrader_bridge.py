@@ -7,12 +7,13 @@ the learner versions (`release`), the gradebook that `nbgrader export` and the f
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
-from autograder.instructor import bundle, notebooks
+from autograder.instructor import bundle, intake, notebooks
 from autograder.instructor.errors import CourseError
 from autograder.instructor.intake import find_notebook
 from autograder.instructor.results import Status, SubmissionGrade
@@ -60,7 +61,8 @@ def _record_submission(gradebook, course_dir: Path, chapter: str, grade: Submiss
         gradebook.remove_submission(chapter, grade.student)
     except MissingEntry:
         pass
-    gradebook.add_submission(chapter, grade.student)
+    submitted_at = submission_timestamp(intake.submission_folder(course_dir / "submitted" / grade.student / chapter))
+    gradebook.add_submission(chapter, grade.student, **({"timestamp": submitted_at} if submitted_at else {}))
     graded = grade.status == Status.GRADED
     for exercise in grade.exercises:
         cell = gradebook.find_grade(f"{registry.grade_id_of(exercise.id)}-test",
@@ -69,6 +71,27 @@ def _record_submission(gradebook, course_dir: Path, chapter: str, grade: Submiss
         cell.needs_manual_grade = not graded
     if graded:
         write_autograded(course_dir, chapter, grade)
+
+
+def submission_timestamp(folder: Path):
+    """When the learner handed the submission in, as nbgrader's `collect` wrote it (`timestamp.txt` in the
+    submission's folder), parsed as `nbgrader autograde` parses it, so that due dates and late penalties work
+    (`submission.total_seconds_late`); None when there is none, it is a link, or it is not a time. The file
+    is the learner's side of the exchange: it is read without following a link, and at most 100 bytes."""
+    from nbgrader.utils import parse_utc
+
+    if os.path.islink(folder) or os.path.islink(folder.parent):  # a link is not a submission (intake.take)
+        return None
+    try:
+        fd = os.open(folder / "timestamp.txt", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        text = file.read(100).decode("utf-8", "replace").strip() if stat.S_ISREG(os.fstat(fd).st_mode) else ""
+    try:
+        return parse_utc(text) if text else None
+    except (ValueError, OverflowError, TypeError):
+        return None
 
 
 def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> Path:
