@@ -9,6 +9,7 @@ from autograder.instructor.cli import main
 
 @pytest.mark.parametrize("command", [["grade", "ch99"], ["release", "ch99"]])
 def test_a_chapter_the_course_lacks_is_named_with_the_chapters_it_has(command, tmp_path, capsys):
+    (tmp_path / "nbgrader_config.py").write_text("")
     (tmp_path / "submitted" / "alice" / "ch99").mkdir(parents=True)
     assert main([*command, "--course-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -23,9 +24,24 @@ def test_a_failing_nbgrader_step_is_a_message(tmp_path, monkeypatch, capsys):
         raise nbgrader_bridge.CourseError("nbgrader generate_assignment ch02 --force failed:\nno nbgrader_config.py")
 
     monkeypatch.setattr(nbgrader_bridge, "nbgrader", failing)
+    (tmp_path / "nbgrader_config.py").write_text("")
     assert main(["release", "ch02", "--course-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("nncourse release: nbgrader generate_assignment ch02 --force failed:\n"
                                        "no nbgrader_config.py\n")
+
+
+@pytest.mark.parametrize("command", [["grade", "ch04"], ["release", "ch04"]])
+def test_an_instructor_command_outside_a_course_directory_says_so_first(command, tmp_path, capsys, monkeypatch):
+    (tmp_path / "submitted" / "alice" / "ch04").mkdir(parents=True)  # even with submissions: no config, no course
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 2
+    assert capsys.readouterr().err == (f"nncourse {command[0]}: this folder is not a course directory (no "
+                                       f"nbgrader_config.py in {tmp_path}): cd into the course directory or pass "
+                                       "--course-dir DIR\n")
+    missing = tmp_path / "nowhere"
+    assert main([*command, "--course-dir", str(missing)]) == 2
+    assert f"{missing} is not a course directory" in capsys.readouterr().err
+    assert not (tmp_path / "nncourse").exists() and not (tmp_path / "release").exists()
 
 
 def test_a_course_directory_that_is_not_one_is_a_message(tmp_path, capsys):
@@ -66,6 +82,7 @@ def test_a_bug_of_the_course_keeps_its_traceback(monkeypatch):
 
 @pytest.fixture
 def one_submission(tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text("")
     (tmp_path / "submitted" / "alice" / "ch02").mkdir(parents=True)
     return tmp_path
 
@@ -76,7 +93,8 @@ def grading_stub(monkeypatch):
     from autograder.instructor import classroom, reports
 
     calls = []
-    monkeypatch.setattr(classroom, "grade_class", lambda *args, **kwargs: calls.append((args, kwargs)) or [])
+    monkeypatch.setattr(classroom, "grade_class",
+                        lambda *args, **kwargs: calls.append((args, kwargs)) or classroom.ClassGrades([], unchanged=2))
     monkeypatch.setattr(reports, "write_all", lambda course_dir, chapter, grades: {})
     monkeypatch.setattr(reports, "summary", lambda chapter, grades: f"summary of {chapter}")
     return calls
@@ -108,7 +126,9 @@ def test_grade_passes_the_default_limits_and_regrade(one_submission, grading_stu
     assert first["limits"] == sandbox.Limits(seconds=60.0, memory_bytes=6 * 2**30)
     assert second == {"workers": 3, "limits": sandbox.Limits(seconds=5.0, memory_bytes=int(1.5 * 2**30)),
                       "regrade": True, "scheduler": None}
-    assert "summary of ch02" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "summary of ch02" in out
+    assert out.count("2 submissions unchanged since graded, not graded again (--regrade grades every one again)") == 2
 
 
 def test_grade_without_workers_grades_on_as_many_threads_as_cores(one_submission, monkeypatch):
@@ -141,6 +161,7 @@ def test_grading_without_isolation_warns(one_submission, grading_stub, monkeypat
 
 @pytest.mark.parametrize("course", ["no submitted folder", "other chapters only", "empty submitted folder"])
 def test_grade_with_no_submissions_fails_and_says_where_it_looked(course, tmp_path, grading_stub, capsys):
+    (tmp_path / "nbgrader_config.py").write_text("")
     if course == "other chapters only":
         (tmp_path / "submitted" / "alice" / "ch01").mkdir(parents=True)
     elif course == "empty submitted folder":
@@ -153,6 +174,7 @@ def test_grade_with_no_submissions_fails_and_says_where_it_looked(course, tmp_pa
 
 
 def test_grade_with_no_submissions_exits_non_zero_from_the_shell(tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text("")
     done = subprocess.run([sys.executable, "-m", "autograder.instructor.cli", "grade", "ch02", "--course-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "no submissions of ch02" in done.stderr, (done.returncode, done.stderr)

@@ -322,6 +322,7 @@ def test_grading_again_resumes_without_regrading(graded):
     before = {path.name: path.stat().st_mtime_ns for path in results.glob("*.json")}
     (results / "reference.json.partial").write_text("{ a result cut short by a killed run")
     again = classroom.grade_class(course_dir, CHAPTER, workers=2, limits=LIMITS, progress=False)
+    assert again.unchanged == len(grades)  # what `nncourse grade` reports as not graded again
     assert {path.name: path.stat().st_mtime_ns for path in results.glob("*.json")} == before
     assert {g.student: g.score for g in again} == {s: g.score for s, g in grades.items()}
 

@@ -60,9 +60,18 @@ def hidden_paths(course_dir: Path) -> list[Path]:
     return [course_dir.resolve(), notebooks.ROOT, *packages]
 
 
+class ClassGrades(list):
+    """Every submission's grade, by student, and how many of them were kept from an earlier run (`unchanged`:
+    their notebook had not changed since it was graded)."""
+
+    def __init__(self, grades, unchanged: int = 0):
+        super().__init__(grades)
+        self.unchanged = unchanged
+
+
 def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
                 limits: sandbox.Limits = sandbox.Limits(), regrade: bool = False, progress: bool = True,
-                scheduler: str | None = None) -> list[SubmissionGrade]:
+                scheduler: str | None = None) -> ClassGrades:
     """Grade every submission of `chapter`; returns all results, earlier ones included.
 
     Each submission is an independent task: by default a local pool of `workers` runs them; with
@@ -74,6 +83,7 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
     learner_bundle = bundle.build(work_dir(course_dir) / "bundle", chapters={chapter})
     hide = hidden_paths(course_dir)
     grades, todo = _stored_and_pending(store, found, chapter, regrade)
+    unchanged = len(grades)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc=f"grading {chapter}", unit="submission", disable=not progress)
@@ -94,7 +104,7 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
             grades[student] = grade
             bar.update()
     bar.close()
-    return [grades[student] for student in sorted(grades)]
+    return ClassGrades([grades[student] for student in sorted(grades)], unchanged)
 
 
 def _stored_and_pending(store: ResultStore, found: list[tuple[str, Path]], chapter: str,

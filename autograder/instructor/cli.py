@@ -81,9 +81,20 @@ def _lab(args, jupyter_args) -> int:
     return lab.run(Path(args.course_dir) if args.course_dir else None, Path(args.work_dir), jupyter_args)
 
 
+def course_directory(path: str) -> Path:
+    """`path` as a course directory; CourseError, before anything else is tried, when it is not one."""
+    course_dir = Path(path)
+    if not (course_dir / "nbgrader_config.py").is_file():
+        where = "this folder" if path == "." else course_dir
+        raise CourseError(f"{where} is not a course directory (no nbgrader_config.py in {course_dir.resolve()}): "
+                          "cd into the course directory or pass --course-dir DIR")
+    return course_dir
+
+
 def _release(args) -> int:
     from autograder.instructor import nbgrader_bridge
 
+    course_directory(args.course_dir)
     chapters = args.chapters or list(notebooks.chapter_modules())
     path = nbgrader_bridge.release(Path(args.course_dir), chapters)
     print(f"released {', '.join(chapters)} into {Path(args.course_dir) / 'release'}; learner bundle: {path}")
@@ -93,7 +104,7 @@ def _release(args) -> int:
 def _grade(args) -> int:
     from autograder.instructor import classroom, nbgrader_bridge, reports, sandbox
 
-    course_dir = Path(args.course_dir)
+    course_dir = course_directory(args.course_dir)
     if not classroom.submissions(course_dir, args.chapter):  # nothing graded is a failure, never an empty report
         submitted = course_dir / "submitted"
         print(f"nncourse grade: no submissions of {args.chapter} in {submitted}/*/{args.chapter}/"
@@ -116,6 +127,9 @@ def _grade(args) -> int:
     written = reports.write_all(course_dir, args.chapter, grades)
     if (course_dir / "gradebook.db").exists():
         nbgrader_bridge.record_in_gradebook(course_dir, args.chapter, grades)
+    if grades.unchanged:
+        print(f"{grades.unchanged} submission{'s' if grades.unchanged > 1 else ''} unchanged since graded, not graded "
+              "again (--regrade grades every one again)")
     print(reports.summary(args.chapter, grades))
     print("\n".join(f"{what}: {path}" for what, path in written.items()))
     return 0
