@@ -607,3 +607,26 @@ def test_a_first_check_stopped_halfway_leaves_nothing_and_the_next_one_loads_its
 def test_an_unknown_id_is_suggested_from_every_chapter():
     with pytest.raises(KeyError, match="ch04.adam_step"):
         registry.get("ch02.adam_step")
+
+
+def test_a_checkpoint_torch_cannot_load_names_the_key_and_the_type_it_holds():
+    """An object saved in place of its state (the numpy Generator itself): the first line says which key holds
+    what, and no known mistake about another key (the model object) is named."""
+    import torch
+
+    def save_checkpoint(path, model, optimizer, scheduler, epoch, generator, rng):
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "torch_rng": torch.get_rng_state(),
+                    "loader_rng": generator.get_state(), "numpy_rng": rng}, path)
+
+    passed, output = run("ch07.save_checkpoint", save_checkpoint)
+    assert not passed and """got      "'numpy_rng' holds a numpy.random._generator.Generator, which""" in output
+    assert "known mistake" not in output
+
+    def saves_the_model(path, model, optimizer, scheduler, epoch, generator, rng):
+        save_checkpoint(path, model, optimizer, scheduler, epoch, generator, rng.bit_generator.state)
+        contents = torch.load(path, weights_only=True)
+        torch.save({**contents, "model": model}, path)
+
+    passed, output = run("ch07.save_checkpoint", saves_the_model)
+    assert not passed and "'model' holds a torch.nn" in output and "known mistake: the model object saved" in output

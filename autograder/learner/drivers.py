@@ -624,9 +624,33 @@ def saved_after_training(fn, args):
         try:
             contents = torch.load(path, weights_only=True)
         except Exception as error:
-            return "torch.load(path, weights_only=True) cannot read the file: it holds a Python object that is not " \
-                   f"a tensor, a number or a container of them ({type(error).__name__})"
+            return _unloadable(path, error)
     return _checkpoint_contents(contents)
+
+
+def _unloadable(path, error) -> str:
+    """Why torch.load(path, weights_only=True) refused a checkpoint, naming each of its keys whose value torch
+    refuses and that value's type (read back in full here, in the process that wrote it, to find them)."""
+    import io
+
+    import torch
+
+    try:
+        contents = torch.load(path, weights_only=False)
+    except Exception:
+        contents = None
+    refused = []
+    for key, value in contents.items() if isinstance(contents, dict) else ():
+        buffer = io.BytesIO()
+        try:
+            torch.save({key: value}, buffer)
+            buffer.seek(0)
+            torch.load(buffer, weights_only=True)
+        except Exception:
+            refused.append(f"{key!r} holds a {type(value).__module__}.{type(value).__qualname__}")
+    what = "; ".join(refused) if refused else f"the file holds a Python object ({type(error).__name__})"
+    return f"{what}, which torch.load(path, weights_only=True) refuses. Save tensors, numbers and containers of " \
+           "them: a state_dict(), get_state() or bit_generator.state, never the object itself"
 
 
 def resumed_from_a_checkpoint(fn, args):
