@@ -269,3 +269,18 @@ def test_a_stored_exercise_without_a_mistakes_output_says_so():
     case = exercise.cases[0]
     with pytest.raises(LookupError, match="no stored output of 'made up' on"):
         exercise.mistake_output(registry.Mistake("made up", "", None), case)
+
+
+def test_a_notebook_as_released_has_no_layout_note_and_a_doubled_solution_cell_has_one():
+    import nbformat
+
+    from autograder.instructor import notebooks
+    from autograder.instructor.intake import learner_cells
+
+    cells = [dict(cell) for cell in nbformat.read(notebooks.chapter_notebook("ch02"), as_version=4).cells]
+    assert learner_cells(cells, "ch02")[1] == []
+    first = next(cell for cell in cells if cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+    grade_id = first["metadata"]["nbgrader"]["grade_id"]
+    exercise = next(e for e in graded_exercises("ch02") if e.grade_id == grade_id)
+    assert learner_cells(cells + [first], "ch02")[1] == [
+        f"the solution cell of {exercise.id} appears 2 times; the last definition counts"]
