@@ -178,3 +178,30 @@ def test_grade_with_no_submissions_exits_non_zero_from_the_shell(tmp_path):
     done = subprocess.run([sys.executable, "-m", "autograder.instructor.cli", "grade", "ch02", "--course-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "no submissions of ch02" in done.stderr, (done.returncode, done.stderr)
+
+
+def test_a_solution_is_read_from_its_chapters_file_as_the_registry_holds_it():
+    """`nncourse solution` reads the reference without importing the course (well under a second), and what it
+    prints is the registry's reference, for every exercise; a name that is not an exercise gets the registry's
+    answer."""
+    import inspect
+
+    from autograder.instructor.cli import reference_source
+    from autograder.learner import registry
+
+    def shown(source):
+        return [line for line in source.rstrip().splitlines() if line.strip() not in ("### BEGIN SOLUTION",
+                                                                                      "### END SOLUTION")]
+    for exercise in registry.all_exercises():
+        assert shown(reference_source(exercise.id)) == shown(inspect.getsource(exercise.reference)), exercise.id
+    assert reference_source("ch02.no_such_exercise") is None and reference_source("ch99.mse_loss") is None
+    assert reference_source("ch02._fit_with") is None  # a helper of the references, not an exercise
+
+
+def test_a_solution_is_printed_without_importing_torch_or_scikit_learn():
+    """What made it take 2-13 s: the registry imports every chapter's references and their libraries."""
+    script = ("import contextlib, io, sys\nfrom autograder.instructor.cli import main\n"
+              "with contextlib.redirect_stdout(io.StringIO()) as out:\n    code = main(['solution', 'ch02.mse_loss'])\n"
+              "print(code, out.getvalue().splitlines()[0], sorted({'torch', 'sklearn', 'scipy'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "0 def mse_loss(X, y, w, b): []", done.stderr
