@@ -351,3 +351,23 @@ print("block:", os.path.exists("/dev/shm/nncourse-left-behind"))
 """)
     assert seen == {"segment": "True", "block": "True"}  # both were made inside
     assert shared_memory_on_the_machine() == before
+
+
+def test_the_kernel_constants_are_the_kernels():
+    """The flags isolation.py passes to mount, unshare, prctl and ioctl: the kernel's ABI (linux/mount.h,
+    linux/sched.h, linux/prctl.h, linux/sockios.h, linux/if.h), fixed for good; a wrong bit can still work on one
+    machine's mounts and fail on another's."""
+    assert (isolation.MS_RDONLY, isolation.MS_NOSUID, isolation.MS_NODEV, isolation.MS_NOEXEC) == (1, 2, 4, 8)
+    assert (isolation.MS_REMOUNT, isolation.MS_BIND, isolation.MS_NOATIME, isolation.MS_NODIRATIME,
+            isolation.MS_RELATIME) == (32, 4096, 1024, 2048, 2097152)
+    assert (isolation.MNT_DETACH, isolation.MS_REC, isolation.MS_PRIVATE) == (2, 16384, 262144)
+    assert (isolation.CLONE_NEWUSER, isolation.CLONE_NEWNS, isolation.CLONE_NEWIPC, isolation.CLONE_NEWPID,
+            isolation.CLONE_NEWNET) == (0x10000000, 0x00020000, 0x08000000, 0x20000000, 0x40000000)
+    assert (isolation.PR_SET_DUMPABLE, isolation.PR_SET_NO_NEW_PRIVS) == (4, 38)
+    assert (isolation.SIOCGIFFLAGS, isolation.SIOCSIFFLAGS, isolation.IFF_UP) == (0x8913, 0x8914, 1)
+    header = Path("/usr/include/linux/mount.h")
+    if header.is_file():  # where the kernel's headers are installed, the same values from them
+        defined = dict(re.findall(r"^#define (MS_\w+)\s+(\S+)", header.read_text(), re.M))
+        for name in ("MS_RDONLY", "MS_REMOUNT", "MS_BIND", "MS_RELATIME", "MS_REC", "MS_PRIVATE"):
+            base, _, shift = defined[name].strip("()").partition("<<")  # "(1<<21)" or "4096"
+            assert int(base) << int(shift or 0) == getattr(isolation, name), name
