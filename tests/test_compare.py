@@ -151,3 +151,15 @@ def test_a_float32_reference_gives_float32_answers_float32_tolerance_even_when_s
     assert differences(got, expected, Tolerance(strict_dtype=True)) == []
     assert differences(got.astype(np.float64), expected) == []
     assert differences(expected * np.float32(1.001), expected, Tolerance(strict_dtype=True)) != []
+
+
+def test_float32_widens_the_tolerance_to_its_precision_and_no_further():
+    """A float32 answer is compared within 50 float32 epsilons (relative) and 10 of them times the values' scale,
+    at least 1 (absolute): its own rounding passes; 1 % off, or off by 1e-4 of that scale, fails, at any scale."""
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 1.0, 1e6):
+        expected = scale * rng.standard_normal(50)
+        assert differences(expected.astype(np.float32), expected, Tolerance(1e-7, 1e-10)) == []
+        assert differences((expected * 1.01).astype(np.float32), expected, Tolerance(1e-7, 1e-10)) != []
+        shifted = expected + 1e-4 * max(scale, 1.0)
+        assert differences(shifted.astype(np.float32), expected, Tolerance(1e-7, 1e-10)) != []

@@ -1,7 +1,7 @@
 """Runs a learner's notebook code inside the grading sandbox and reports raw outputs, never a grade.
 
-    (started by autograder.instructor.sandbox with the job on standard input and an inherited pipe for
-    the events)
+    main(events_fd)    (called in the sandbox's learner process, by isolation.py or, unisolated, sandbox.BOOT,
+                        with the job on standard input and `events_fd` an inherited pipe for the events)
 
 The grader starts this in a separate process with limits (time, memory, file size), without the
 network and, where the system allows, without sight of the instructor's files; only the learner's
@@ -144,7 +144,3 @@ def main(events_fd: int):
             break
         run_case(shell, case, events)
     events(event=Event.DONE, output=output.text())
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]))
