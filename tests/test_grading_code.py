@@ -284,3 +284,14 @@ def test_a_notebook_as_released_has_no_layout_note_and_a_doubled_solution_cell_h
     exercise = next(e for e in graded_exercises("ch02") if e.grade_id == grade_id)
     assert learner_cells(cells + [first], "ch02")[1] == [
         f"the solution cell of {exercise.id} appears 2 times; the last definition counts"]
+
+
+def test_the_score_histogram_has_one_bar_centred_on_each_score():
+    from autograder.instructor import reports
+    from tests.test_reports import mistake, submission as graded_submission
+
+    flipped = {"ch02.mse_gradient": mistake("ch02.mse_gradient", "gradient sign flipped")}
+    grades = [graded_submission("ada", {}), graded_submission("ben", flipped), graded_submission("cy", {})]
+    axes = reports.score_figure(grades).axes[0]
+    bars = {round(bar.get_x() + bar.get_width() / 2, 6): bar.get_height() for bar in axes.patches if bar.get_height()}
+    assert bars == {float(grade.score): [g.score for g in grades].count(grade.score) for grade in grades}

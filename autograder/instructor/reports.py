@@ -250,8 +250,8 @@ def plot_summary(course_dir: Path, chapter: str, grades: list[SubmissionGrade]) 
     return path
 
 
-def score_histogram(grades: list[SubmissionGrade]) -> bytes:
-    """A PNG of the graded submissions' total scores, one bar per score."""
+def score_figure(grades: list[SubmissionGrade]):
+    """The graded submissions' total scores, one bar per score, centred on it."""
     graded = graded_only(grades)
     figure, axes = _figure(7, 3)
     top = max((grade.max_score for grade in grades), default=0)
@@ -260,8 +260,13 @@ def score_histogram(grades: list[SubmissionGrade]) -> bytes:
     axes.set(xlabel="total score", ylabel="learners", title=f"scores of the {len(graded)} graded submissions",
              xlim=(-0.5, top + 0.5))
     axes.yaxis.get_major_locator().set_params(integer=True)
+    return figure
+
+
+def score_histogram(grades: list[SubmissionGrade]) -> bytes:
+    """`score_figure` as a PNG."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    score_figure(grades).savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
