@@ -383,6 +383,7 @@ def test_the_grade_command_end_to_end(graded, tmp_path):
     import sys
 
     course_dir = graded[0]
+    shutil.copy(course_dir / "nbgrader_config.py", tmp_path)  # a course directory, as `grade` requires
     for student in ("reference", "invalid_json"):
         shutil.copytree(course_dir / "submitted" / student, tmp_path / "submitted" / student)
     result = subprocess.run([sys.executable, "-m", "autograder.instructor.cli", "grade", CHAPTER, "--course-dir", str(tmp_path),
@@ -423,6 +424,7 @@ def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resum
     from contextlib import ExitStack
 
     course_dir = graded[0]
+    shutil.copy(course_dir / "nbgrader_config.py", tmp_path)  # a course directory, as `grade` requires
     shutil.copytree(course_dir / "submitted" / "reference", tmp_path / "submitted" / "a_quick")
     release = nbformat.read(course_dir / "release" / CHAPTER / NOTEBOOK, as_version=4)
     for student in ("b_slow", "c_slow"):
