@@ -1,5 +1,5 @@
 """Chapter 06: CPU and GPU. Choosing a device, moving a nested batch to it, timing work on it correctly, a training
-epoch that runs unchanged on any device, and a mixed-precision training step.
+epoch that runs unchanged on any device, and a mixed-precision training step in the 16-bit dtype the device wants.
 
 Everything that touches the machine comes in as an argument: the environment and the availability probes of
 `pick_device`, the clock and the synchronize function of `time_function`, the device of `train_epoch`. So each
@@ -42,9 +42,11 @@ def to_device(batch, device):
     """The batch with every tensor in it moved to `device`, however deeply it is nested.
 
     Dicts, lists and tuples are rebuilt as the same type (a tuple stays a tuple, a dict keeps its keys and their
-    order), every torch.Tensor inside becomes tensor.to(device), and anything else (numbers, strings, None, numpy
-    arrays) is kept as it is. The batch itself is not changed.
-    batch: a tensor, or dicts / lists / tuples of them and other values; device: torch.device or str
+    order, a namedtuple stays that namedtuple: it is rebuilt from its fields, type(batch)(*items), since its
+    constructor takes one argument per field where tuple and list take one iterable), every torch.Tensor inside
+    becomes tensor.to(device), and anything else (numbers, strings, None, numpy arrays) is kept as it is. The batch
+    itself is not changed.
+    batch: a tensor, or dicts / lists / tuples (namedtuples too) of them and other values; device: torch.device or str
     ->  the same structure, its tensors on `device`
     """
     ### BEGIN SOLUTION
@@ -53,7 +55,8 @@ def to_device(batch, device):
     if isinstance(batch, dict):
         return {key: to_device(value, device) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(value, device) for value in batch)
+        items = [to_device(value, device) for value in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
     return batch
     ### END SOLUTION
 
@@ -114,20 +117,43 @@ def train_epoch(model, batches, optimizer, loss_fn, device):
     ### END SOLUTION
 
 
-def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=torch.bfloat16, scaler=None):
+def autocast_dtype(device):
+    """The 16-bit dtype mixed precision on `device` should use, and mixed_precision_step's default.
+
+    - CUDA of compute capability 8.0 or more (A100, L4, H100): bfloat16, which their tensor cores run natively; it
+      has float32's range and needs no GradScaler.
+    - CUDA below 8.0 (Colab's free T4 is 7.5, a V100 7.0): float16, with a torch.amp.GradScaler. bfloat16 is only
+      emulated there, slower than float32. torch.cuda.is_bf16_supported() cannot decide: it counts emulation (True on
+      a T4) and asks about the current device, not `device`; the capability of `device` decides.
+    - MPS: float16, torch's own autocast default there.
+    - the CPU (and any other device): bfloat16, CPU autocast's default, no scaler.
+    device: torch.device or str  ->  torch.bfloat16 or torch.float16
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if tuple(torch.cuda.get_device_capability(device)) >= (8, 0) else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.bfloat16
+
+
+def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=None, scaler=None):
     """One training step in mixed precision on the device where x is, as torch.amp prescribes.
 
     The gradients are zeroed (they may hold an earlier step's), the forward pass and the loss run under
     torch.autocast(x.device.type, dtype=dtype) (matrix products in `dtype`, the weights kept in float32), the
-    backward pass and the step outside it. bfloat16 has float32's range and needs no scaling (the CPU's usual
-    choice). float16, the usual choice on CUDA, flushes gradients below about 6e-8 to zero, so with a
+    backward pass and the step outside it; dtype None means autocast_dtype(x.device), what that device wants.
+    bfloat16 has float32's range and needs no scaling (the CPU's choice, and CUDA's from compute capability 8.0).
+    float16, the choice on older GPUs (Colab's T4), flushes gradients below about 6e-8 to zero, so with a
     torch.amp.GradScaler the loss is scaled up before backward: scaler.scale(loss).backward(), then
     scaler.step(optimizer) (which unscales the gradients, and skips the step when they hold inf or NaN) and
     scaler.update() (which adapts the scale). Without a scaler: loss.backward(), optimizer.step().
     Afterwards every parameter's .grad holds this step's gradient, unscaled.
-    x: (B, ...) and y: (B, ...) tensors on the model's device; scaler: torch.amp.GradScaler or None
+    x: (B, ...) and y: (B, ...) tensors on the model's device; dtype: torch.bfloat16, torch.float16 or None;
+    scaler: torch.amp.GradScaler or None
     ->  the loss, unscaled, as a float
     """
+    dtype = autocast_dtype(x.device) if dtype is None else dtype
     ### BEGIN SOLUTION
     optimizer.zero_grad()
     with torch.autocast(x.device.type, dtype=dtype):

@@ -148,7 +148,8 @@ def _move_by_abc(batch, device):
     if isinstance(batch, Mapping):
         return type(batch)((key, _move_by_abc(value, device)) for key, value in batch.items())
     if isinstance(batch, tuple):
-        return tuple(_move_by_abc(value, device) for value in batch)
+        moved = [_move_by_abc(value, device) for value in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else tuple(moved)
     if isinstance(batch, list):
         return [_move_by_abc(value, device) for value in batch]
     return batch
@@ -395,7 +396,8 @@ def _step(seed, loss_weight=1.0, n=8, d=4, h=6, c=3, lr=0.1, **options):
 
 
 def _amp_variant(kind):
-    def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=torch.bfloat16, scaler=None):
+    def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=None, scaler=None):
+        dtype = ref.autocast_dtype(x.device) if dtype is None else dtype
         if kind != "no_zero_grad":
             optimizer.zero_grad()
         with torch.autocast(x.device.type, dtype=dtype, enabled=kind != "no_autocast"):
@@ -416,7 +418,8 @@ def _amp_variant(kind):
     return mixed_precision_step
 
 
-def _amp_unscale_first(model, x, y, optimizer, loss_fn, dtype=torch.bfloat16, scaler=None):
+def _amp_unscale_first(model, x, y, optimizer, loss_fn, dtype=None, scaler=None):
+    dtype = ref.autocast_dtype(x.device) if dtype is None else dtype
     for p in model.parameters():
         p.grad = None
     with torch.amp.autocast(device_type=x.device.type, dtype=dtype):
@@ -433,7 +436,8 @@ def _amp_unscale_first(model, x, y, optimizer, loss_fn, dtype=torch.bfloat16, sc
     return float(loss)
 
 
-def _amp_enabled_scaler(model, x, y, optimizer, loss_fn, dtype=torch.bfloat16, scaler=None):
+def _amp_enabled_scaler(model, x, y, optimizer, loss_fn, dtype=None, scaler=None):
+    dtype = ref.autocast_dtype(x.device) if dtype is None else dtype
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type=x.device.type, dtype=dtype):
         output = model(x)
