@@ -188,3 +188,15 @@ def test_a_mistyped_exercise_id_gets_suggestions():
 def test_the_readme_opens_each_learner_notebook_on_colab(chapter):
     learner = learner_path(notebooks.chapter_notebook(chapter), notebooks.COURSE, notebooks.LEARNER)
     assert f"({notebooks.colab_url(learner)})" in (notebooks.ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("chapter", sorted(notebooks.chapter_modules()))
+def test_each_chapter_says_at_its_top_that_run_all_stops_at_the_first_unwritten_exercise(chapter):
+    """A learner who presses Run All meets the first unwritten exercise's stop; the chapter says so before they do,
+    and chapter 00 says why."""
+    cells = nbformat.read(notebooks.chapter_notebook(chapter), as_version=4).cells
+    first = next(cell for cell in cells if cell.cell_type == "markdown").source
+    if chapter == "ch00":
+        assert any("**Run All stops at the first exercise not written yet.**" in cell.source for cell in cells)
+    else:
+        assert "**Run All** stops at the first exercise not written yet" in first, chapter
