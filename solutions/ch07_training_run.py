@@ -89,13 +89,14 @@ def save_checkpoint(path, model, optimizer, scheduler, epoch, generator, rng):
 def load_checkpoint(path, model, optimizer, scheduler, generator, rng):
     """Restore a checkpoint that save_checkpoint wrote into a run's objects, in place, and say where to go on.
 
-    Read the file with torch.load(path, weights_only=True); load the model's, the optimizer's and the scheduler's
-    state_dicts into them; set torch's global generator, `generator` (the loader's) and `rng` (numpy's) to the
-    saved states.
+    Read the file with torch.load(path, weights_only=True, map_location="cpu"): a checkpoint saved on a GPU then
+    loads on a machine without one (each load_state_dict copies into its object's own device, and the generators'
+    states must be CPU tensors anyway). Load the model's, the optimizer's and the scheduler's state_dicts into
+    them; set torch's global generator, `generator` (the loader's) and `rng` (numpy's) to the saved states.
     ->  the epoch to continue from: the saved epoch + 1 (an int)
     """
     ### BEGIN SOLUTION
-    checkpoint = torch.load(path, weights_only=True)
+    checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])

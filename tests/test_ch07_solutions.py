@@ -114,6 +114,24 @@ def test_a_checkpoint_holds_state_dicts_and_every_generator(tmp_path):
     assert saved["numpy_rng"] == run.rng.bit_generator.state and saved["epoch"] == 0
 
 
+def test_a_checkpoint_saved_on_a_gpu_loads_on_a_machine_without_one(tmp_path, monkeypatch):
+    """Simulated: torch.save tags every tensor with the device its storage is on; tagged "cuda:0", as a GPU run
+    saves it, a plain torch.load on a machine without CUDA refuses the file, and load_checkpoint (map_location
+    "cpu") resumes from it with the weights saved."""
+    run = ch07.TrainingRun(seed=0, n_images=64, epochs=2)
+    run.train_epochs(0, 1)
+    with monkeypatch.context() as gpu:
+        gpu.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        run.save(tmp_path / "c.pt", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="on a CUDA device"):
+        torch.load(tmp_path / "c.pt", weights_only=True)
+    fresh = ch07.TrainingRun(seed=1, n_images=64, epochs=2)
+    assert fresh.load(tmp_path / "c.pt") == 1
+    for name, value in run.model.state_dict().items():
+        assert torch.equal(fresh.model.state_dict()[name], value) and value.device.type == "cpu", name
+
+
 def test_shift_images_moves_each_image_by_its_own_shift_and_fills_zeros():
     images = torch.arange(2 * 16, dtype=torch.float32).reshape(2, 1, 4, 4) + 1
     rng = np.random.default_rng(0)
