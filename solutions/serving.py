@@ -165,14 +165,19 @@ def latency_percentiles(url: str, payload, requests: int = 200, timeout: float =
 
 
 def torch_logits(model):
-    """(n, 64) float32 array -> logits array, by a torch model in eval mode without gradients."""
+    """(n, 64) float32 array -> logits array, by a torch model in eval mode without gradients, on the model's own
+    device (a GPU's too): the batch goes to the device and dtype of the model's parameters (the CPU and torch's
+    default dtype for a model without any, such as a dynamically quantized one), the logits come back to the CPU."""
     import torch
 
     model.eval()
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
 
     def predict(images):
         with torch.inference_mode():
-            return model(torch.from_numpy(images).to(next(model.parameters(), torch.zeros(())).dtype)).float().numpy()
+            return model(torch.from_numpy(images).to(device=device, dtype=dtype)).float().cpu().numpy()
     return predict
 
 

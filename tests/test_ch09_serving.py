@@ -64,3 +64,35 @@ def test_onnx_runtime_gives_the_eager_models_outputs(model, tmp_path):
     with torch.no_grad():
         eager = model(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(serving.onnx_logits(path)(X), eager, rtol=1e-5, atol=1e-5)
+
+
+class _OnAnotherDevice(torch.nn.Module):
+    """A model whose parameters are on the meta device, standing in for a GPU's: it checks where its input is and
+    answers with CPU logits of that many rows (meta tensors hold no numbers to return)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(10, 64, device="meta", dtype=torch.float64))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append((x.device.type, x.dtype))
+        return torch.zeros(len(x), 10, device="meta", dtype=x.dtype)
+
+
+def test_the_logits_of_a_model_on_another_device_are_computed_there_and_come_back(monkeypatch):
+    model = _OnAnotherDevice()
+    images = np.zeros((3, 64), dtype=np.float32)
+    moved = []
+    real_to = torch.Tensor.to
+
+    def to(tensor, *args, **kwargs):  # meta has no numbers: a tensor leaving it for the CPU is counted and made
+        if tensor.device.type == "meta" and (kwargs.get("device") == "cpu" or "cpu" in map(str, args)):
+            moved.append(tuple(tensor.shape))
+            return torch.zeros(tensor.shape, dtype=tensor.dtype)
+        return real_to(tensor, *args, **kwargs)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda tensor: to(tensor, "cpu"))
+    logits = serving.torch_logits(model)(images)
+    assert model.seen == [("meta", torch.float64)] and moved == [(3, 10)]
+    assert isinstance(logits, np.ndarray) and logits.shape == (3, 10)
