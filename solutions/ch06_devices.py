@@ -11,6 +11,8 @@ import statistics
 
 import torch
 
+from solutions.common import autocast_dtype  # noqa: F401 - mixed_precision_step's default, shared with the notebook
+
 ENVIRONMENT_VARIABLE = "NNCOURSE_DEVICE"
 
 
@@ -115,26 +117,6 @@ def train_epoch(model, batches, optimizer, loss_fn, device):
         count += len(x)
     return total / count
     ### END SOLUTION
-
-
-def autocast_dtype(device):
-    """The 16-bit dtype mixed precision on `device` should use, and mixed_precision_step's default.
-
-    - CUDA of compute capability 8.0 or more (A100, L4, H100): bfloat16, which their tensor cores run natively; it
-      has float32's range and needs no GradScaler.
-    - CUDA below 8.0 (Colab's free T4 is 7.5, a V100 7.0): float16, with a torch.amp.GradScaler. bfloat16 is only
-      emulated there, slower than float32. torch.cuda.is_bf16_supported() cannot decide: it counts emulation (True on
-      a T4) and asks about the current device, not `device`; the capability of `device` decides.
-    - MPS: float16, torch's own autocast default there.
-    - the CPU (and any other device): bfloat16, CPU autocast's default, no scaler.
-    device: torch.device or str  ->  torch.bfloat16 or torch.float16
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if tuple(torch.cuda.get_device_capability(device)) >= (8, 0) else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.bfloat16
 
 
 def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=None, scaler=None):

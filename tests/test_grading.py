@@ -7,6 +7,7 @@ learner's result.
 import csv
 import json
 import shutil
+from contextlib import contextmanager
 
 import nbformat
 import pytest
@@ -350,9 +351,22 @@ def test_scores_reach_nbgrader_gradebook_and_its_export(graded):
     assert "ran past the time limit" in mutant
 
 
-def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path):
+@contextmanager
+def local_cluster(tmp_path, workers: int = 2, threads: int = 1):
+    """A Dask LocalCluster of `workers` processes (`threads` each), its spill folder in `tmp_path`, for the tests
+    that grade on a cluster; skipped where the dask extra is not installed."""
     distributed = pytest.importorskip("distributed")
     import dask
+
+    with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), \
+            distributed.LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                                     dashboard_address=None) as cluster:
+        yield cluster
+
+
+def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path):
+    distributed = pytest.importorskip("distributed")
+
     course_dir = graded[0]
     students = ["reference", "deleted_cell", "invalid_json", "empty_folder"]
     exports = {}
@@ -363,9 +377,7 @@ def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path
         if engine == "local":
             grades = classroom.grade_class(small, CHAPTER, workers=2, limits=LIMITS, progress=False)
         else:
-            with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), \
-                    distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                             dashboard_address=None) as cluster:
+            with local_cluster(tmp_path) as cluster:
                 grades = classroom.grade_class(small, CHAPTER, limits=LIMITS, progress=False,
                                                scheduler=cluster.scheduler_address)
                 with distributed.Client(cluster) as client:
@@ -435,11 +447,7 @@ def test_ctrl_c_stops_within_seconds_keeps_what_was_graded_and_says_how_to_resum
     with ExitStack() as stack:
         engine_options = ["--workers", "1"]
         if engine == "dask":
-            distributed = pytest.importorskip("distributed")
-            import dask
-            stack.enter_context(dask.config.set({"temporary-directory": str(tmp_path / "dask")}))
-            cluster = stack.enter_context(distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                                                   dashboard_address=None))
+            cluster = stack.enter_context(local_cluster(tmp_path, workers=1))
             engine_options = ["--scheduler", cluster.scheduler_address]
         grade = subprocess.Popen([sys.executable, "-m", "autograder.instructor.cli", "grade", CHAPTER, "--course-dir",
                                   str(tmp_path), "--timeout", "300", *engine_options], stdout=subprocess.PIPE,

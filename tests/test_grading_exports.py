@@ -22,7 +22,7 @@ import pytest
 
 from autograder.instructor import classroom, cli, intake, nbgrader_bridge, notebooks, reports, results, sandbox
 from autograder.instructor.results import SubmissionGrade, graded_exercises
-from tests.test_grading import answers, edited, lean
+from tests.test_grading import answers, edited, lean, local_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -204,9 +204,6 @@ def test_a_big_notebook_gets_the_same_grade_on_a_dask_cluster_as_on_the_local_po
     """56 MB (over the 50 MiB a task once carried) is graded alike on both paths; a notebook over the size limit
     (made low here: `take` applies it where the class is read, before any task leaves) and a link are refused
     alike."""
-    distributed = pytest.importorskip("distributed")
-    import dask
-
     course_dir, reference = released
     monkeypatch.setattr(intake, "MAX_NOTEBOOK_BYTES", 80 * 2**20)
     grades = {}
@@ -220,9 +217,7 @@ def test_a_big_notebook_gets_the_same_grade_on_a_dask_cluster_as_on_the_local_po
         if engine == "local":
             graded = classroom.grade_class(small, CHAPTER, workers=2, limits=LIMITS, progress=False)
         else:
-            with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), \
-                    distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
-                                             dashboard_address=None) as cluster:
+            with local_cluster(tmp_path, workers=1, threads=2) as cluster:
                 graded = classroom.grade_class(small, CHAPTER, limits=LIMITS, progress=False,
                                                scheduler=cluster.scheduler_address)
         grades[engine] = {grade.student: grade for grade in graded}

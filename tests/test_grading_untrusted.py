@@ -21,7 +21,7 @@ from autograder.instructor import classroom, demos, grading, intake, nbgrader_br
 from autograder.learner import registry, wire
 from autograder.learner.check import INDENT
 from autograder.instructor.results import graded_exercises
-from tests.test_grading import add_code_cell, answers, edited, lean, with_answer
+from tests.test_grading import add_code_cell, answers, edited, lean, local_cluster, with_answer
 
 CHAPTER = "ch02"
 NOTEBOOK = notebooks.chapter_notebook(CHAPTER).name
@@ -482,14 +482,9 @@ def test_every_bad_notebook_gets_its_own_row_and_the_others_their_grades_feedbac
 def test_the_whole_class_grades_alike_on_a_dask_cluster(graded_class, tmp_path):
     """Every submission above, honest, broken and hostile, graded again by a LocalCluster's workers: every row
     kept, each with the status, score, reason and per-exercise scores of the local run."""
-    distributed = pytest.importorskip("distributed")
-    import dask
-
     course_dir, _, local, _ = graded_class
     shutil.copytree(course_dir / "submitted", tmp_path / "course" / "submitted", symlinks=True)
-    with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None) as cluster:
+    with local_cluster(tmp_path) as cluster:
         grades = classroom.grade_class(tmp_path / "course", CHAPTER, limits=sandbox.Limits(seconds=30),
                                        progress=False, scheduler=cluster.scheduler_address)
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from autograder.learner.protocol import DONE_LINE, Event, case_line, first_line, is_case_request
+from autograder.learner.protocol import DONE_LINE, Event, case_key, case_line, first_line, is_case_request
 
 BOOT = ("import sys; sys.path[:0] = {paths!r}; sys.argv = ['sandbox'] + sys.argv[1:]; "
         "from autograder.learner.in_sandbox import main; main(int(sys.argv[1]))")
@@ -404,7 +404,7 @@ class Channel:
         if event is None:
             return
         out = self.sent[-1] if self.sent else None
-        ends_out = event.get("event") == Event.CASE_END and out is not None and _names_case(event, out)
+        ends_out = event.get("event") == Event.CASE_END and out is not None and case_key(event) == out
         if ends_out and len(self.case_ends.get(out, [])) >= 2:  # two already make it malformed
             return
         if self.kept + len(line) > MAX_EVENTS_BYTES or len(self.events) >= MAX_EVENTS:
@@ -430,10 +430,6 @@ class Channel:
             self.pipe.flush()
         except (OSError, ValueError):  # the sandbox ended, or stopped reading its job
             pass
-
-
-def _names_case(event: dict, key: tuple[str, str]) -> bool:
-    return event.get("exercise") == key[0] and event.get("case") == key[1]
 
 
 def _event(line: bytes) -> dict | None:
