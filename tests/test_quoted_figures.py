@@ -33,6 +33,7 @@ ELSEWHERE = {
              "75 %": "the training share of the split, 1 − the test share 0.25 set in the code"},
     "ch05": {"8 970": "the network's weights and biases, 64·64 + 64 + 64·64 + 64 + 64·10 + 10",
              "0.99": "Keras's default momentum for batch normalization (its documentation)"},
+    "ch06": {"7.5": "the T4's CUDA compute capability (NVIDIA's list of CUDA GPUs; autocast_dtype's docstring)"},
     "ch03": {"1797": "the digits data set's size (scikit-learn's documentation)",
              "709": "e^x overflows float64 above x ≈ 709.78 (log of float64's largest value)"},
 }
