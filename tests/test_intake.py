@@ -8,8 +8,10 @@ import shutil
 import nbformat
 import pytest
 
-from autograder.instructor import classroom, intake, notebooks
-from autograder.instructor.results import Status
+from autograder.instructor import classroom, intake, nbgrader_bridge, notebooks
+from autograder.instructor.errors import CourseError
+from autograder.instructor.results import ExerciseGrade, Status, SubmissionGrade
+from autograder.learner import registry
 
 CHAPTER = "ch02"
 COURSE_NOTEBOOK = notebooks.chapter_notebook(CHAPTER)
@@ -212,14 +214,44 @@ def test_a_student_folder_that_is_not_utf8_is_listed_by_its_shown_name_and_found
     assert [student for student, _ in found] == ["alice", "r\\xe9sum\\xe9"]
     taken = intake.take(found[1][1], CHAPTER)
     assert taken.refusal is None and taken.data == COURSE_NOTEBOOK.read_bytes()
-    path, notes = intake.find_notebook(submitted / "r\\xe9sum\\xe9" / CHAPTER, CHAPTER)  # as the gradebook asks
-    assert path is not None and path.read_bytes() == COURSE_NOTEBOOK.read_bytes() and notes == []
+    again = intake.take(intake.submission_folder(submitted / "r\\xe9sum\\xe9" / CHAPTER), CHAPTER)  # as the gradebook
+    assert again == taken  # names the student, by the name results show
 
 
-def test_find_notebook_never_gives_a_link(submitted):
-    linked = linked_at(submitted, "notebook", COURSE_NOTEBOOK)
-    assert intake.find_notebook(linked, CHAPTER) == (None, [])
-    assert intake.find_notebook(submitted / "alice" / CHAPTER, CHAPTER)[0] == submitted / "alice" / CHAPTER / NOTEBOOK
+def graded(student, data):
+    exercises = [ExerciseGrade(exercise.id, exercise.points, exercise.points, 3, 3, "all 3 cases passed")
+                 for exercise in registry.all_exercises() if exercise.chapter == CHAPTER]
+    return SubmissionGrade(student, CHAPTER, Status.GRADED, "", exercises, [], True, 1.0,
+                           hashlib.sha256(data).hexdigest())
+
+
+def test_the_autograded_notebook_is_the_graded_one_with_each_exercises_feedback(submitted):
+    course_dir = submitted.parent
+    written = nbgrader_bridge.write_autograded(course_dir, CHAPTER, graded("alice", COURSE_NOTEBOOK.read_bytes()))
+    assert written == course_dir / "autograded" / "alice" / CHAPTER / NOTEBOOK
+    tests = [cell for cell in nbformat.read(written, as_version=4).cells
+             if notebooks.grade_id(cell) and notebooks.grade_id(cell).endswith("-test")]
+    assert len(tests) == len([exercise for exercise in registry.all_exercises() if exercise.chapter == CHAPTER]) > 0
+    assert all(cell.outputs[0]["text"] == "all 3 cases passed" for cell in tests)
+
+
+@pytest.mark.parametrize("change", ["edited", "linked", "removed"])
+def test_a_notebook_that_is_no_longer_the_graded_one_gets_no_autograded_copy(submitted, tmp_path, change):
+    """Feedback never sits beside another notebook: one edited after grading, one swapped for a link to the
+    same bytes (which grading would have refused), or one gone."""
+    course_dir, data = submitted.parent, COURSE_NOTEBOOK.read_bytes()
+    notebook = submitted / "alice" / CHAPTER / NOTEBOOK
+    if change == "edited":
+        notebook.write_bytes(data.replace(b'"cells"', b'"cells" ', 1))
+    else:
+        notebook.unlink()
+        if change == "linked":
+            (tmp_path / "elsewhere.ipynb").write_bytes(data)
+            notebook.symlink_to(tmp_path / "elsewhere.ipynb")
+    with pytest.raises(CourseError, match=r"alice's ch02 notebook is no longer the one that was graded \(.+\): "
+                                          r"grade again with `nncourse grade ch02 --regrade`"):
+        nbgrader_bridge.write_autograded(course_dir, CHAPTER, graded("alice", data))
+    assert not (course_dir / "autograded").exists()
 
 
 def test_a_submission_is_small_to_print_and_travels_whole(submitted):

@@ -190,22 +190,7 @@ def _read(name: str, folder_fd: int, shown: str, notes: list[str]) -> bytes:
     return data
 
 
-# --- what the gradebook's autograded copy reads (nbgrader_bridge.write_autograded) ---------------------
-
-
-def find_notebook(folder: Path, chapter: str) -> tuple[Path | None, list[str]]:
-    """The submitted notebook's path in `folder` as `take` would choose it (never a link or a folder), with
-    its notes; None when `take` refuses the submission. `folder` may name the student by the name results
-    show (`shown_name`): the folder on disk is found."""
-    folder = submission_folder(Path(folder))
-    submission = take(folder, chapter)
-    if submission.refusal:
-        return None, list(submission.notes)
-    try:
-        names = [name for name in os.listdir(folder) if shown_name(name) == submission.name]
-    except OSError:
-        return None, []
-    return (folder / names[0] if names else None), list(submission.notes)
+# --- what the gradebook's autograded copy reads again (nbgrader_bridge.write_autograded) -----------------
 
 
 def submission_folder(folder: Path) -> Path:

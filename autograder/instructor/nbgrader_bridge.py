@@ -15,7 +15,6 @@ from pathlib import Path
 
 from autograder.instructor import bundle, intake, notebooks
 from autograder.instructor.errors import CourseError
-from autograder.instructor.intake import find_notebook
 from autograder.instructor.results import Status, SubmissionGrade
 from autograder.learner import registry
 
@@ -97,11 +96,19 @@ def submission_timestamp(folder: Path):
 def write_autograded(course_dir: Path, chapter: str, grade: SubmissionGrade) -> Path:
     """nbgrader's autograded/<student>/<chapter>/ copy of a graded submission, for the formgrader and
     `nbgrader generate_feedback`: the learner's notebook, each test cell back to its released
-    source (learners may have edited theirs) and showing our feedback for its exercise as output."""
+    source (learners may have edited theirs) and showing our feedback for its exercise as output.
+
+    The notebook is the one that was graded: read again as grading read it (`intake.take`: no link followed,
+    never past its size limit) and used only when its SHA-256 is the one the grade recorded. CourseError
+    when it changed since, or can no longer be read: the feedback must never sit beside another notebook."""
     import nbformat
 
-    path, _ = find_notebook(course_dir / "submitted" / grade.student / chapter, chapter)
-    submitted = nbformat.read(path, as_version=4)
+    submission = intake.take(intake.submission_folder(course_dir / "submitted" / grade.student / chapter), chapter)
+    if submission.refusal or submission.sha256 != grade.notebook_sha256:
+        raise CourseError(f"{grade.student}'s {chapter} notebook is no longer the one that was graded "
+                          f"({submission.refusal[1] if submission.refusal else 'it changed since'}): grade again "
+                          f"with `nncourse grade {chapter} --regrade`")
+    submitted = nbformat.reads(submission.data, as_version=4)
     released_path = course_dir / "release" / chapter / notebooks.chapter_notebook(chapter).name
     released = notebooks.cells_by_grade_id(nbformat.read(released_path, as_version=4)) if released_path.exists() else {}
     feedback = {f"{registry.grade_id_of(e.id)}-test": e.feedback for e in grade.exercises}
