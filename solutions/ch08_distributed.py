@@ -106,8 +106,10 @@ TRAINING_SCRIPT = '''"""Data-parallel training of a small network on digits; eve
     torchrun --standalone --nproc-per-node=2 train_ddp.py bench   # throughput, and the share of all_reduce
     torchrun --standalone --nproc-per-node=2 train_ddp.py check bench   # both, in one launch
 
-torchrun gives each process its RANK, LOCAL_RANK and WORLD_SIZE, and a rendezvous (MASTER_ADDR, MASTER_PORT) that
-init_process_group reads. With CUDA the ranks use NCCL and one GPU each (cuda:LOCAL_RANK); without, gloo on the CPU.
+torchrun gives each process its RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE (its number, and the number of
+ranks, on this machine), and a rendezvous (MASTER_ADDR, MASTER_PORT) that init_process_group reads. pick_backend
+(solutions/launching.py) reads them: NCCL and one GPU each (cuda:LOCAL_RANK) when this machine has a GPU for each of
+its ranks, else gloo on the CPU; rank 0 says which, and why.
 """
 import json
 import os
@@ -122,13 +124,13 @@ from torch.utils.data import DistributedSampler
 
 from my_ch08 import average_gradients  # your function, written beside this file by the notebook
 from solutions.data import digits
+from solutions.launching import pick_backend
 from solutions.models import mlp
 
-CUDA = torch.cuda.is_available()
-dist.init_process_group("nccl" if CUDA else "gloo", timeout=timedelta(seconds=60))
+BACKEND, DEVICE, WHY = pick_backend()  # NCCL on cuda:LOCAL_RANK with a GPU for each rank here, else gloo on the CPU
+dist.init_process_group(BACKEND, timeout=timedelta(seconds=60))
 RANK, WORLD = dist.get_rank(), dist.get_world_size()
-DEVICE = torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if CUDA else "cpu")
-if CUDA:
+if DEVICE.type == "cuda":
     torch.cuda.set_device(DEVICE)
 torch.set_num_threads(1)  # one core per rank
 X_all, _, y_all, _ = digits()
@@ -140,12 +142,28 @@ def say(*text):
         print(*text, flush=True)
 
 
-def steps_of(rank, world, batch, steps):
-    """The rows rank `rank` of `world` reads at each step: DistributedSampler's shard of epoch 0, in batches."""
-    sampler = DistributedSampler(range(len(y_all)), num_replicas=world, rank=rank, seed=0, drop_last=True)
-    sampler.set_epoch(0)
-    order = list(sampler)
-    return [order[i * batch:(i + 1) * batch] for i in range(steps)]
+say(f"{BACKEND} on {DEVICE} (rank 0 of {WORLD}): {WHY}")
+
+
+def steps_of(n, rank, world, batch, steps):
+    """The rows rank `rank` of `world` reads at each of `steps` steps, `batch` rows each, from n rows: the shard
+    DistributedSampler gives it of one epoch after another (set_epoch), each cut into whole batches, the short rest
+    of an epoch left out (as DataLoader's drop_last does). So every step's world · batch rows are those of one
+    process's step with batch world · batch (rank 0, 1 process): no rank ever has a short batch, which would weigh
+    its rows unlike one process's, or an empty one, whose mean loss is NaN.
+    ->  a list of `steps` lists of `batch` row indices"""
+    per_epoch = n // (world * batch)  # whole steps in one epoch, for every rank and for one process alike
+    if per_epoch == 0:
+        raise ValueError(f"{world} ranks x batch {batch} need {world * batch} rows a step, more than the {n} "
+                         f"digits: use at most {n // batch} ranks, or a smaller batch")
+    rows, epoch = [], 0
+    while len(rows) < steps:
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, seed=0, drop_last=True)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        rows += [order[i * batch:(i + 1) * batch] for i in range(per_epoch)]
+        epoch += 1
+    return rows[:steps]
 
 
 def largest_gap(a, b):
@@ -159,10 +177,10 @@ def check(batch=32, steps=20, lr=0.1):
     """W ranks with batch B against one process with batch W·B: gradients at the first step, weights after `steps`
     steps of SGD; your average_gradients against DistributedDataParallel."""
     loss_fn = torch.nn.functional.cross_entropy
+    mine, whole = steps_of(len(y_all), RANK, WORLD, batch, steps), steps_of(len(y_all), 0, 1, WORLD * batch, steps)
     yours, alone = mlp([64, 32, 10]).to(DEVICE), mlp([64, 32, 10]).to(DEVICE)  # the same starting weights
     ddp = DistributedDataParallel(mlp([64, 32, 10]).to(DEVICE))
     optimizers = [torch.optim.SGD(model.parameters(), lr=lr) for model in (yours, ddp, alone)]
-    mine, whole = steps_of(RANK, WORLD, batch, steps), steps_of(0, 1, WORLD * batch, steps)
     for step in range(steps):
         for optimizer in optimizers:
             optimizer.zero_grad()
@@ -172,7 +190,8 @@ def check(batch=32, steps=20, lr=0.1):
         loss_fn(alone(X_all[whole[step]]), y_all[whole[step]]).backward()
         if step == 0:
             grads = [[p.grad for p in model.parameters()] for model in (yours, ddp, alone)]
-            say(f"{WORLD} ranks x batch {batch} against 1 process x batch {WORLD * batch}, float64")
+            say(f"{WORLD} ranks x batch {batch} against 1 process x batch {WORLD * batch}, float64, "
+                f"{len(y_all) // (WORLD * batch)} steps per epoch of the {len(y_all)} digits")
             say(f"  step 1 gradients, yours vs one process:  max |difference| below 1e-12: "
                 f"{largest_gap(grads[0], grads[2]) < 1e-12}")
             say(f"  step 1 gradients, DDP vs yours:          max |difference| below 1e-12: "
@@ -198,7 +217,7 @@ def bench(batch=int(os.environ.get("BENCH_BATCH", "64")), steps=30, warmup=5, wi
     generator = torch.Generator().manual_seed(RANK)
     x = torch.randn(batch, 64, generator=generator).to(DEVICE)
     y = torch.randint(0, 10, (batch,), generator=generator).to(DEVICE)
-    sync = torch.cuda.synchronize if CUDA else (lambda: None)
+    sync = torch.cuda.synchronize if DEVICE.type == "cuda" else (lambda: None)
     compute = communicate = 0.0
     for step in range(warmup + steps):
         start = time.perf_counter()

@@ -1,14 +1,19 @@
-"""Launching a script on several processes of this machine with torchrun, as chapters 08 and 09 do.
+"""Launching a script on several processes of this machine with torchrun, as chapters 08 and 09 do, and choosing
+the backend and the device of each of them.
 
 Chapter 08 shows this code word for word and teaches it; chapter 09 launches FSDP with it. It travels with a
 learner's copy of the course, like `models.py`: a script that several processes run needs a launcher that stops
-every one of them when one fails or the time is up, in a graded class too.
+every one of them when one fails or the time is up, in a graded class too, and each process needs a device that
+exists on the machine it runs on (`pick_backend`; chapter 08's training script calls it).
 """
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+
+import torch
+import torch.distributed as dist
 
 
 def launch(script, nproc=2, args=(), timeout=120, env=None):
@@ -42,24 +47,80 @@ def launch(script, nproc=2, args=(), timeout=120, env=None):
     return out
 
 
+def pick_backend(environ=None, cuda_device_count=None, nccl_available=None):
+    """The process-group backend and the device of one rank, and why: NCCL on the rank's own GPU, cuda:LOCAL_RANK,
+    when this machine has a GPU for each of its ranks; else gloo on the CPU.
+
+    NCCL reduces CUDA tensors only, and wants one GPU per rank: with fewer GPUs than ranks on the machine (2 ranks
+    on Colab's one GPU) rank 1 would ask for cuda:1, which does not exist ("invalid device ordinal"), and two NCCL
+    ranks cannot share one GPU. gloo reduces CPU tensors, on any number of ranks. A non-empty NNCOURSE_DEVICE that
+    is not a CUDA device ("cpu", read as chapter 06's pick_device reads it) keeps the ranks on the CPU whatever the
+    machine has; a CUDA one ("cuda", "cuda:1") changes nothing, each rank still takes its own GPU.
+    environ: a mapping with torchrun's LOCAL_RANK and LOCAL_WORLD_SIZE, the rank's number on this machine and the
+    number of ranks this machine runs (os.environ when None; 0 and 1 when absent, one process started without
+    torchrun); cuda_device_count, nccl_available: functions of no argument (torch.cuda.device_count and
+    dist.is_nccl_available when None)
+    ->  (backend "nccl" or "gloo", torch.device, why: one line for the log)
+    """
+    environ = os.environ if environ is None else environ
+    cuda_device_count = torch.cuda.device_count if cuda_device_count is None else cuda_device_count
+    nccl_available = dist.is_nccl_available if nccl_available is None else nccl_available
+    local_rank, ranks = int(environ.get("LOCAL_RANK", 0)), int(environ.get("LOCAL_WORLD_SIZE", 1))
+    chosen = environ.get("NNCOURSE_DEVICE", "")
+    if chosen and not chosen.startswith("cuda"):
+        return "gloo", torch.device("cpu"), f"NNCOURSE_DEVICE={chosen} keeps the ranks on the CPU"
+    gpus = cuda_device_count()
+    if gpus == 0:
+        return "gloo", torch.device("cpu"), "no CUDA GPU on this machine"
+    counted = f"{gpus} CUDA GPU{'s' * (gpus > 1)} for {ranks} rank{'s' * (ranks > 1)} on this machine"
+    if gpus < ranks:
+        return "gloo", torch.device("cpu"), f"{counted}, and NCCL needs one GPU per rank"
+    if not nccl_available():
+        return "gloo", torch.device("cpu"), f"{counted}, but this torch has no NCCL (on Windows, for one)"
+    return "nccl", torch.device("cuda", local_rank), f"{counted}, one each"
+
+
+# What gloo and NCCL report, in lower case, on a rank whose collective lost the rank at the other end: the error
+# of a rank that was waiting for another one that failed, not an error of its own.
+PEER_GONE = ("closed by peer", "reset by peer", "remote worker crash", "remote process exit", "ncclremoteerror")
+
+
 def _failing_rank_output(text):
-    """What the rank that failed first wrote, from torchrun's standard error: torchrun names that rank under
-    "Root Cause", and a rank's Python traceback comes with each line prefixed "[rankN]: ". A rank that died
-    without one (a signal, an abort inside C++) has no such lines: then what the ranks wrote before torchrun's
-    own report (its log lines start "W1124 ...", "E1124 ..."), and how the rank ended."""
+    """What the rank that failed first wrote, from torchrun's standard error: a rank's Python traceback comes with
+    each line prefixed "[rankN]: ", and torchrun names under "Root Cause" the rank it saw fail first. That is not
+    always the rank whose error it was: when rank 1 raises, rank 0, waiting for it in a collective, fails a moment
+    later with "Connection closed by peer", and a busy machine may see both gone at once and name rank 0. So a named
+    rank whose traceback is only such a lost connection (PEER_GONE) gives way to the first rank whose traceback is
+    an error of its own. A rank that died without a traceback (a signal, an abort inside C++) has no such lines:
+    then what the ranks wrote before torchrun's own report (its log lines start "W1124 ...", "E1124 ..."), and how
+    the rank ended."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("Root Cause")), len(lines))
     rank = next((line.split(":", 1)[1].split()[0] for line in lines[start:] if line.strip().startswith("rank")), None)
-    prefix = f"[rank{rank}]: "
-    own = [line[len(prefix):] for line in lines if line.startswith(prefix)]
-    if rank is not None and own:
-        return f"rank {rank} failed first:\n" + "\n".join(own[-20:])
+    written = _rank_lines(lines)
+    own = [r for r, its in written.items() if not any(gone in line.lower() for line in its for gone in PEER_GONE)]
+    if rank in written and rank not in own and own:  # the named rank only lost the one that failed
+        rank = own[0]
+    if rank in written:
+        return f"rank {rank} failed first:\n" + "\n".join(written[rank][-20:])
     report = next((i for i, line in enumerate(lines) if line[:1] in "WEI" and line[1:5].isdigit()), len(lines))
     written = [line for line in lines[:report] if line.strip()][-20:]
     ended = [line.strip() for line in lines[start:] if line.strip().startswith("exitcode")][:1]
     if rank is None or not ended:
         return "\n".join(lines[-20:])
     return f"rank {rank} failed first ({ended[0]}), after the ranks wrote:\n" + "\n".join(written)
+
+
+def _rank_lines(lines):
+    """{rank: the lines it wrote prefixed "[rankN]: ", the prefix removed}, ranks as strings ("0", "1", ...) in the
+    order of their first line."""
+    written = {}
+    for line in lines:
+        if line.startswith("[rank") and "]: " in line:
+            rank, rest = line[len("[rank"):].split("]: ", 1)
+            if rank.isdigit():
+                written.setdefault(rank, []).append(rest)
+    return written
 
 
 def _kill_tree(process):
