@@ -159,8 +159,8 @@ Pair = collections.namedtuple("Pair", ["inputs", "mask"])
 
 
 def test_to_device_keeps_a_namedtuple():
-    """The reference, the notebook's copy and every registered alternative. (The exercise's cases cannot hold a
-    namedtuple: the wire that carries a case's input to the grading sandbox encodes plain tuples only.)"""
+    """The reference, the notebook's copy and every registered alternative, on namedtuples nested in a dict and a
+    tuple (the exercise's own cases hold one too, carried to the grading sandbox by the wire; tests/test_wire.py)."""
     batch = Batch(torch.randn(3, 2), torch.tensor([0, 1, 1]), [7, 8, 9])
     nested = {"train": Pair(batch, torch.ones(3, dtype=torch.bool)), "plain": (torch.zeros(1), Pair(None, 2))}
     for fn in (ch06.to_device, notebook_definitions()["to_device"], *registry.get("ch06.to_device").alternatives):

@@ -2,8 +2,10 @@
 present on every machine) keeps its structure; the timer's calls to an injected clock and synchronize come in the
 right order; the device chooser follows the environment; the training epoch equals a loop written out by hand;
 the bfloat16 autocast step, and float16 with a GradScaler, stay near a float32 step written out (on the CPU, and on
-CUDA where present). The simulated device the checks use behaves as a second device does. Tests marked gpu run only
-where CUDA is present: float16 with a GradScaler there, and moves to cuda."""
+CUDA where present). The simulated device the checks use behaves as a second device does, and through the checks'
+drivers the references keep the device contracts there: namedtuples rebuilt, the caller's batch left where it was,
+autocast on the GPU the tensors are on. Tests marked gpu run only where CUDA is present: float16 with a GradScaler
+there, and moves to cuda."""
 import copy
 
 import numpy as np
@@ -125,6 +127,26 @@ def test_the_simulated_device_behaves_as_a_second_device():
     assert torch.equal(moved, x)  # all along, the numbers were computed on the CPU
 
 
+def test_the_simulated_device_copies_when_asked_as_torch_does():
+    """torch.amp.GradScaler copies its found-inf flag to each device with .to(device, non_blocking=True, copy=True),
+    which torch's own argument parser for .to() does not take."""
+    x = drivers._placed(torch.arange(3.0), "cpu")
+    with drivers._simulated_device():
+        copied = x.to(device="cuda", non_blocking=True, copy=True)
+        same_place = x.to("cpu", copy=True)
+        assert copied.device.type == "cuda" and same_place.device.type == "cpu"
+    assert torch.equal(copied, x) and copied.data_ptr() != x.data_ptr() != same_place.data_ptr()
+
+
+def test_a_machine_with_a_simulated_gpu_is_reported_while_it_runs_and_forgotten_after():
+    before = (torch.cuda.is_available(), torch.cuda.device_count())
+    with drivers._a_machine_with_a_gpu((7, 5)):
+        assert torch.cuda.is_available() and torch.cuda.device_count() == 1
+        assert torch.cuda.get_device_capability("cuda:0") == (7, 5) and ch06.autocast_dtype("cuda") == torch.float16
+        assert torch.amp.GradScaler("cuda").is_enabled()  # off, with a warning, where torch reports no CUDA
+    assert (torch.cuda.is_available(), torch.cuda.device_count()) == before
+
+
 def step_setup(seed=0):
     model = small_model(seed)[:1].append(torch.nn.ReLU()).append(torch.nn.Linear(8, 3))
     x, y = batches([16], seed)[0]
@@ -220,3 +242,36 @@ def test_moving_to_cuda_and_an_epoch_there():
     median, times = ch06.time_function(lambda: torch.ones(512, 512, device="cuda") @ torch.ones(512, 512, device="cuda"),
                                        warmup=2, repeats=3, synchronize=torch.cuda.synchronize)
     assert len(times) == 3 and median > 0
+
+
+# ---------------------------------------------------------------- the device contracts, on a simulated GPU
+
+def test_to_device_rebuilds_namedtuples_and_leaves_the_callers_batch_where_it_was():
+    """Through the check's own driver: the result's layout, and the batch passed in as it lies afterwards."""
+    from autograder.learner import wire
+
+    Batch, Pair = wire.namedtuple_type("Batch", ("x", "y", "ids")), wire.namedtuple_type("Pair", ("inputs", "mask"))
+    batch = {"train": Pair(Batch(torch.ones(2, 3), torch.tensor([0, 1]), None), torch.ones(2, dtype=torch.bool)),
+             "ids": [4, torch.zeros(1)]}
+    layout, values, caller = drivers.onto_simulated_device(ch06.to_device, {"batch": batch, "device": "cuda"})
+    assert layout == ("{'train': Pair(Batch(tensor on cuda, tensor on cuda, NoneType None), tensor on cuda), "
+                      "'ids': [int 4, tensor on cuda]}")
+    assert caller == layout.replace("cuda", "cpu") and len(values) == 6
+    assert type(batch["train"].inputs) is Batch and batch["ids"][1].device.type == "cpu"
+
+
+def test_mixed_precision_step_on_a_simulated_t4_autocasts_the_gpu_in_float16_with_a_scaler():
+    """The check's driver on a simulated T4: the default dtype is float16, the autocast is CUDA's (which on the
+    simulation leaves the CPU's arithmetic in float32), GradScaler("cuda") scales and unscales, and the step equals
+    a float32 step written out."""
+    model, x, y = step_setup(5)
+    params = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    args = {"params": params, "x": x, "y": y, "lr": 0.1, "loss_weight": 1.0, "device": "cuda",
+            "capability": [7, 5], "init_scale": 2.0 ** 16}
+    autocast, loss, grads, after, scale = drivers.one_mixed_precision_step(ch06.mixed_precision_step, args)
+    assert autocast == "cuda float16" and scale == 2.0 ** 16
+    full, full_grads, _ = stepped(5, float32_step)
+    assert loss == pytest.approx(full, rel=1e-6)
+    assert_near(list(grads.values()), full_grads, rel=1e-5)
+    on_the_cpu = drivers.one_mixed_precision_step(ch06.mixed_precision_step, {**args, "device": "cpu"})
+    assert on_the_cpu[0] == "cpu bfloat16" and on_the_cpu[1] != loss  # the CPU's own dtype, in its arithmetic

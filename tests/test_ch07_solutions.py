@@ -1,5 +1,6 @@
-"""Chapter 07's references: conv2d against torch's in float64, evaluate's mode and autograd, a checkpoint that
-resumes a training run bit for bit in a new process, and torch.export's program against the eager CNN."""
+"""Chapter 07's references: conv2d against torch's in float64, evaluate's mode and autograd, and its device (the
+model's, on a simulated GPU), a checkpoint that resumes a training run bit for bit in a new process and from a file
+saved on a (simulated) GPU, and torch.export's program against the eager CNN."""
 import subprocess
 import sys
 import textwrap
@@ -60,6 +61,21 @@ def test_evaluate_uses_eval_mode_no_autograd_and_restores_the_mode():
     assert accuracy == pytest.approx((scores.argmax(1) == y).float().mean().item())
     ch07.evaluate(model, batches)
     assert not model.training
+
+
+def test_evaluate_moves_the_batches_to_the_models_device_and_leaves_the_model_there():
+    """Through the check's driver, on a machine with a simulated GPU: the model on the GPU evaluates CPU batches as on
+    the CPU, and a model on the CPU of that machine stays on the CPU."""
+    from autograder.instructor.exercises import ch07 as exercises
+    from autograder.learner import drivers
+
+    args, probe = exercises._evaluation(True, (4, 3), seed=86)(), torch.cuda.is_available
+    on_the_cpu = drivers.evaluated_in_a_mode(ch07.evaluate, args)
+    for device in ("cuda", "cpu"):
+        result, training, recording, where = drivers.evaluated_in_a_mode(ch07.evaluate, {**args, "device": device})
+        assert where == device and training and not recording
+        assert result == pytest.approx(on_the_cpu[0], rel=1e-12)
+    assert torch.cuda.is_available is probe  # the machine as it was, afterwards
 
 
 RESUME = """
@@ -130,6 +146,26 @@ def test_a_checkpoint_saved_on_a_gpu_loads_on_a_machine_without_one(tmp_path, mo
     assert fresh.load(tmp_path / "c.pt") == 1
     for name, value in run.model.state_dict().items():
         assert torch.equal(fresh.model.state_dict()[name], value) and value.device.type == "cpu", name
+
+
+def test_the_checks_gpu_checkpoint_is_refused_without_map_location_and_resumes_with_it():
+    """The check's driver writes the file as a GPU run does and reads it on a machine without CUDA: load_checkpoint
+    ends where a CPU checkpoint's resume ends, and a torch.load without map_location raises torch's own error."""
+    from autograder.instructor.exercises import ch07 as exercises
+    from autograder.learner import drivers
+
+    args = exercises._run(94)()
+    plain = drivers.resumed_from_a_checkpoint(ch07.load_checkpoint, args)
+    from_a_gpu = drivers.resumed_from_a_checkpoint(ch07.load_checkpoint, {**exercises._run(94)(), "saved_on": "cuda"})
+    assert from_a_gpu[0] == plain[0] == 2
+    for name, value in plain[1].items():
+        assert torch.equal(from_a_gpu[1][name], value), name
+
+    namespace = {"torch": torch, "save_checkpoint": ch07.save_checkpoint}  # a notebook's, where the driver looks
+    exec("def without_map_location(path, *run):\n    torch.load(path, weights_only=True)", namespace)
+    with pytest.raises(RuntimeError, match="on a CUDA device but torch.cuda.is_available"):
+        drivers.resumed_from_a_checkpoint(namespace["without_map_location"],
+                                          {**exercises._run(94)(), "saved_on": "cuda"})
 
 
 def test_shift_images_moves_each_image_by_its_own_shift_and_fills_zeros():

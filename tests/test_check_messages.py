@@ -630,3 +630,187 @@ def test_a_checkpoint_torch_cannot_load_names_the_key_and_the_type_it_holds():
 
     passed, output = run("ch07.save_checkpoint", saves_the_model)
     assert not passed and "'model' holds a torch.nn" in output and "known mistake: the model object saved" in output
+
+
+# ---------------------------------------------------------------- device contracts, on a simulated GPU
+
+def learner(source):
+    """The function a learner's cell `source` defines, in a notebook namespace holding torch."""
+    import torch
+
+    namespace = notebook(source, torch=torch)
+    return namespace[source.split("def ", 1)[1].split("(", 1)[0]]
+
+
+TO_DEVICE_INTO_THE_CALLERS_DICT = """
+def to_device(batch, device):
+    if torch.is_tensor(batch):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        batch.update({key: to_device(value, device) for key, value in batch.items()})
+        return batch
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(to_device(value, device) for value in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
+"""
+
+
+def test_a_to_device_that_moves_the_callers_own_batch_fails_and_says_so():
+    passed, output = run("ch06.to_device", learner(TO_DEVICE_INTO_THE_CALLERS_DICT))
+    assert not passed and "known mistake: the batch passed in changed." in output
+    assert "the batch passed in, afterwards  expected \"{'x': tensor on cpu" in output
+    assert "got      \"{'x': tensor on cuda" in output
+
+
+def test_a_namedtuple_rebuilt_from_one_iterable_or_as_a_plain_tuple_fails():
+    one_iterable = TO_DEVICE_INTO_THE_CALLERS_DICT.replace(
+        "batch.update({key: to_device(value, device) for key, value in batch.items()})\n        return batch",
+        "return {key: to_device(value, device) for key, value in batch.items()}").replace(
+        "if isinstance(batch, tuple) and hasattr(batch, \"_fields\"):", "if False:")
+    passed, output = run("ch06.to_device", learner(one_iterable))
+    assert not passed and "known mistake: a namedtuple rebuilt from one iterable." in output
+    assert "TypeError: Batch.__new__() missing 2 required positional arguments" in output
+    plain = one_iterable.replace("return type(batch)(to_device(value, device) for value in batch)",
+                                 "return (tuple if isinstance(batch, tuple) else list)(map(to_device, batch, "
+                                 "[device] * len(batch)))")
+    passed, output = run("ch06.to_device", learner(plain))
+    assert not passed and "expected 'Batch(tensor on cuda, tensor on cuda, [int 7, int 8, int 9])'" in output
+
+
+def test_a_to_device_written_otherwise_that_keeps_the_contract_passes():
+    passed, output = run("ch06.to_device", learner("""
+def to_device(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device=device)
+    if isinstance(batch, dict):
+        return dict((key, to_device(value, device)) for key, value in batch.items())
+    if isinstance(batch, tuple) and hasattr(batch, "_make"):
+        return batch._make(to_device(value, device) for value in batch)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)([to_device(value, device) for value in batch])
+    return batch
+"""))
+    assert passed, output
+    assert "✓ a namedtuple Batch(x, y, ids)" in output
+
+
+MIXED_PRECISION_ON = """
+def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=None, scaler=None):
+    dtype = autocast_dtype(x.device) if dtype is None else dtype
+    optimizer.zero_grad()
+    with torch.autocast(device_type=DEVICE, dtype=dtype):
+        loss = loss_fn(model(x), y)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return loss.item()
+"""
+
+
+def mixed_precision_step_on(device: str):
+    """The step as the notebook's cell has it (autocast_dtype imported), autocasting the device `device` names."""
+    return learner("from solutions.common import autocast_dtype\n" + MIXED_PRECISION_ON.replace("DEVICE", device))
+
+
+def test_a_mixed_precision_step_that_autocasts_the_cpu_fails_on_a_gpu_and_says_so():
+    passed, output = run("ch06.mixed_precision_step", mixed_precision_step_on('"cpu"'))
+    assert not passed and "known mistake: autocast on the CPU while the tensors are on the GPU." in output
+    assert "autocast in the forward pass: expected 'cuda float16', got 'cpu float16'" in output
+
+
+def test_a_mixed_precision_step_that_autocasts_whatever_is_available_fails_on_the_cpu_of_a_gpu_machine():
+    passed, output = run("ch06.mixed_precision_step",
+                         mixed_precision_step_on('"cuda" if torch.cuda.is_available() else "cpu"'))
+    assert not passed and "✗ the CPU of a machine with a GPU (simulated)" in output
+    assert "expected 'cpu bfloat16'" in output and "got      'cuda bfloat16'" in output
+
+
+def test_a_mixed_precision_step_that_autocasts_the_models_device_passes():
+    passed, output = run("ch06.mixed_precision_step", mixed_precision_step_on("next(model.parameters()).device.type"))
+    assert passed, output
+
+
+EVALUATE = """
+def evaluate(model, loader):
+    was_training = model.training
+    model.eval()
+    total, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            MOVE
+            scores = model(x)
+            total += torch.nn.functional.cross_entropy(scores, y, reduction="sum").item()
+            correct += (scores.argmax(dim=1) == y).sum().item()
+            count += len(y)
+    model.train(was_training)
+    return total / count, correct / count
+"""
+
+
+def test_an_evaluate_that_leaves_the_batches_on_the_cpu_fails_on_a_gpu_and_says_so():
+    passed, output = run("ch07.evaluate", learner(EVALUATE.replace("MOVE", "pass")))
+    assert not passed and "known mistake: batches left on the CPU while the model is on the GPU." in output
+    assert "✗ the model on a GPU (simulated), the batches on the CPU" in output
+    assert "Expected all tensors to be on the same device" in output
+
+
+def test_an_evaluate_that_moves_the_model_to_the_batches_fails_and_one_that_moves_the_batches_passes():
+    passed, output = run("ch07.evaluate", learner(EVALUATE.replace("MOVE", "model.to(x.device)")))
+    assert not passed and "where the model lies afterwards  expected 'cuda'" in output
+    moved = "x, y = (t.to(next(iter(model.state_dict().values())).device) for t in (x, y))"
+    passed, output = run("ch07.evaluate", learner(EVALUATE.replace("MOVE", moved)))
+    assert passed, output
+
+
+LOAD_CHECKPOINT = """
+def load_checkpoint(path, model, optimizer, scheduler, generator, rng):
+    checkpoint = torch.load(path, weights_only=True MAP)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    torch.set_rng_state(checkpoint["torch_rng"])
+    generator.set_state(checkpoint["loader_rng"])
+    rng.bit_generator.state = checkpoint["numpy_rng"]
+    return checkpoint["epoch"] + 1
+"""
+
+
+def test_a_checkpoint_loaded_without_map_location_fails_on_a_gpus_file_and_says_so():
+    passed, output = run("ch07.load_checkpoint", learner(LOAD_CHECKPOINT.replace(" MAP", "")))
+    assert not passed and "known mistake: a GPU checkpoint loaded without map_location." in output
+    assert "✗ saved on a GPU (every tensor tagged cuda:0), resumed on a machine without one" in output
+    for where in ("{'cuda:0': 'cpu'}", "torch.device('cpu')", "lambda storage, location: storage"):
+        passed, output = run("ch07.load_checkpoint",
+                             learner(LOAD_CHECKPOINT.replace(" MAP", f", map_location={where}")))
+        assert passed, output
+
+
+def test_the_device_cases_travel_to_the_grading_sandbox_and_are_judged_there_as_inline():
+    """The namedtuple case and the caller's batch: the sandbox's own code runs each case (here, in this process), its
+    records come back through the wire, and the grader gives every case the verdict the inline check gives."""
+    from types import SimpleNamespace
+
+    from autograder.instructor import grading
+    from autograder.instructor.hidden_feedback import SubmittedText
+    from autograder.learner import in_sandbox, wire
+    from autograder.learner.judge import judge, run_cases
+
+    exercise = registry.get("ch06.to_device")
+    lines, inputs = grading._case_lines(exercise)
+    named = next(line for _, line in lines if line["case"] == "a namedtuple Batch(x, y, ids)")
+    assert type(wire.decode(named["args"])["batch"]) is wire.namedtuple_type("Batch", ("x", "y", "ids"))
+    fn = learner(TO_DEVICE_INTO_THE_CALLERS_DICT)
+    events = []
+    for _, line in lines:
+        in_sandbox.run_case(SimpleNamespace(user_ns={"to_device": fn}), line, lambda **event: events.append(event))
+    records = [event for event in events if event["event"] == "case_end"]
+    graded = [judge(exercise, case, grading._outcome([record], inputs[case.name], case.hidden, SubmittedText.of([])),
+                    inputs[case.name]).passed for case, record in zip(exercise.cases, records)]
+    assert graded == [result.passed for result in run_cases(exercise, fn, hidden=True)]
+    assert not all(graded) and graded[[case.name for case in exercise.cases].index(named["case"])]

@@ -103,3 +103,64 @@ def test_a_forged_string_array_is_refused():
 def test_an_object_array_of_numpy_strings_arrives_as_plain_strings():
     back = wire.loads(wire.dumps(np.array([np.str_("a"), np.str_("é")], dtype=object)))
     assert back.dtype == object and [type(item) for item in back] == [str, str] and list(back) == ["a", "é"]
+
+
+# ---------------------------------------------------------------- namedtuples (a batch as a collate function makes it)
+
+def test_a_namedtuple_comes_back_as_the_same_class_with_its_items():
+    Batch = wire.namedtuple_type("Batch", ("x", "y", "ids"))
+    value = {"train": Batch(torch.arange(3.0), np.arange(3), [7, (8, None)]), "plain": (1, Batch(None, "y", 2))}
+    back = wire.loads(wire.dumps(value))
+    assert type(back["train"]) is Batch and type(back["plain"]) is tuple and type(back["plain"][1]) is Batch
+    assert torch.equal(back["train"].x, value["train"].x) and back["train"].ids == [7, (8, None)]
+    assert_same(back["train"].y, value["train"].y) and back["plain"][1] == Batch(None, "y", 2)
+    assert wire.namedtuple_type("Batch", ["x", "y", "ids"]) is Batch  # one class per name and fields
+    assert wire.namedtuple_type("Batch", ("x", "y")) is not Batch
+
+
+def test_a_namedtuple_of_any_class_arrives_as_the_wires_class_of_its_name_and_fields():
+    import collections
+
+    Pair = collections.namedtuple("Pair", ["inputs", "mask"])
+    back = wire.loads(wire.dumps(Pair(np.ones(2), True)))
+    assert type(back) is wire.namedtuple_type("Pair", ("inputs", "mask")) and back._fields == ("inputs", "mask")
+    assert_same(back.inputs, np.ones(2)) and back.mask is True
+
+
+@pytest.mark.parametrize("name, fields", [
+    ("os.system", ["a"]), ("Batch", ["import os"]), ("class", ["a"]), ("Batch", ["_private"]), ("Batch", ["a", "a"]),
+    ("Batch", [1]), (None, ["a"]), ("B" * 101, ["a"]), ("Batch", [f"f{k}" for k in range(65)]),
+])
+def test_a_namedtuple_record_of_names_that_are_not_plain_identifiers_is_refused(name, fields):
+    record = {"__namedtuple__": {"name": name, "fields": fields, "items": [None] * len(fields)}}
+    with pytest.raises(wire.DecodeError):
+        wire.decode(record)
+
+
+def test_a_namedtuple_record_of_the_wrong_form_is_refused():
+    for body in ({"name": "Batch", "fields": ["a", "b"], "items": [None]}, {"name": "Batch", "fields": ["a"]},
+                 {"name": "Batch", "fields": "a", "items": [None]}, ["Batch", ["a"], [None]],
+                 {"name": "Batch", "fields": ["a"], "items": [None], "module": "os"}):
+        with pytest.raises(wire.DecodeError):
+            wire.decode({"__namedtuple__": body})
+
+
+def test_decoding_makes_no_more_than_its_share_of_namedtuple_classes(monkeypatch):
+    wire.namedtuple_type("Known", ("a",))
+    monkeypatch.setattr(wire, "MAX_NAMEDTUPLE_TYPES", len(wire._NAMEDTUPLES))
+    assert type(wire.decode({"__namedtuple__": {"name": "Known", "fields": ["a"], "items": [None]}})).__name__ == \
+        "Known"
+    with pytest.raises(wire.DecodeError, match="kinds of namedtuple"):
+        wire.decode({"__namedtuple__": {"name": "Unknown", "fields": ["a"], "items": [None]}})
+
+
+def test_a_tuple_whose_fields_do_not_name_its_items_is_refused_when_encoded():
+    class Liar(tuple):
+        _fields = ("a",)
+
+    class Shady(tuple):
+        _fields = ("__class__", "b")
+
+    for value in (Liar((1, 2)), Shady((1, 2))):
+        with pytest.raises(wire.EncodeError):
+            wire.encode(value)

@@ -211,6 +211,8 @@ DRIVERS[method_calls.__name__] = method_calls
 
 # chapter 06
 
+import contextlib  # noqa: E402 - the chapter 06 and 07 drivers need context managers
+
 SIMULATED = "cuda"  # the device the chapter 06 drivers simulate on the CPU
 PLACE = "_nncourse_device"  # the attribute that says where a tensor is while a device is simulated
 
@@ -254,12 +256,13 @@ def _simulated_device():
                     return where == SIMULATED
                 return torch.device(where, 0) if where == SIMULATED else torch.device("cpu")
             if func is torch.Tensor.to:
-                tensor, rest = args[0], args[1:]
+                tensor, rest, copy = args[0], args[1:], kwargs.pop("copy", False)  # _parse_to takes no copy=
                 if rest and isinstance(rest[0], torch.Tensor):
                     device, dtype = torch.device(place(rest[0]) or "cpu"), rest[0].dtype
                 else:
                     device, dtype, _, _ = torch._C._nn._parse_to(*rest, **kwargs)
                 result = tensor.to(dtype) if dtype is not None else tensor
+                result = result.clone() if copy else result
                 return moved(tensor, result, device.type if device is not None else place(tensor))
             if func in (torch.Tensor.cuda, torch.Tensor.cpu):
                 return moved(args[0], args[0], SIMULATED if func is torch.Tensor.cuda else "cpu")
@@ -290,6 +293,44 @@ def _placed(value, where):
         if isinstance(leaf, torch.Tensor):
             setattr(leaf, PLACE, where)
     return value
+
+
+@contextlib.contextmanager
+def _a_machine_with_a_gpu(capability=(8, 0)):
+    """While the block runs, torch reports one CUDA GPU of compute capability `capability` (a pair):
+    torch.cuda.is_available() answers True, device_count() 1, get_device_capability() the pair, is_bf16_supported()
+    True (a T4 says so too, counting emulation), so that torch.autocast("cuda") and torch.amp.GradScaler("cuda") are
+    enabled as on such a machine. Nothing runs on a GPU: with `_simulated_device` the tensors stay on the CPU.
+    Everything is put back afterwards."""
+    import torch
+
+    reported = {"is_available": lambda: True, "device_count": lambda: 1,
+                "get_device_capability": lambda device=None: tuple(capability),
+                "is_bf16_supported": lambda including_emulation=True: True}
+    saved = {name: getattr(torch.cuda, name) for name in reported}
+    try:
+        for name, function in reported.items():
+            setattr(torch.cuda, name, function)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(torch.cuda, name, function)
+
+
+@contextlib.contextmanager
+def _on_a_simulated_gpu_machine(simulated, capability=(8, 0)):
+    """A machine with a CUDA GPU, simulated on the CPU (`_a_machine_with_a_gpu` and `_simulated_device`), while the
+    block runs, where `simulated` is true; the machine as it is otherwise."""
+    if not simulated:
+        yield
+        return
+    with _a_machine_with_a_gpu(capability), _simulated_device():
+        yield
+
+
+def _where(module) -> str:
+    """Where a module's parameters lie while a device is simulated: "cpu", "cuda", or "cpu and cuda"."""
+    return " and ".join(sorted({getattr(p, PLACE, None) or "cpu" for p in module.parameters()}))
 
 
 def _layout(value) -> str:
@@ -340,11 +381,12 @@ def onto_simulated_device(fn, args):
     batch's tensors starting on args["start"] ("cpu" when absent).
 
     Returns (the result's structure as text, each tensor by where it lies: `_layout`; the values inside it, in
-    order)."""
+    order; the batch passed in, as `_layout` gives it after the call: a function that puts the moved tensors into
+    the caller's dicts and lists changes where the caller's tensors lie, though every value stays the same)."""
     batch = _placed(args["batch"], args.get("start", "cpu"))
     with _simulated_device():
         result = fn(batch, args["device"])
-    return _layout(result), _leaves(result)
+    return _layout(result), _leaves(result), _layout(batch)
 
 
 def _fake_device(durations, launch, asynchronous):
@@ -413,39 +455,61 @@ def epoch_on_simulated_device(fn, args):
     optimizer = torch.optim.SGD(model.parameters(), lr=args["lr"], momentum=0.9)
     with _simulated_device():
         result = fn(model, batches, optimizer, torch.nn.CrossEntropyLoss(), args["device"])
-    where = {getattr(p, PLACE, None) or "cpu" for p in model.parameters()}
     state = {name: torch.Tensor.detach(value).clone() for name, value in model.state_dict().items()}
-    return result, state, " and ".join(sorted(where))
+    return result, state, _where(model)
 
 
 def one_mixed_precision_step(fn, args):
-    """A mixed-precision step fn(model, x, y, optimizer, loss_fn, dtype=..., scaler=...) on the CPU. The model
-    (Linear, ReLU, Linear, float32, from args["params"]) holds stale gradients (all 1) from an earlier step; the
-    optimizer is torch.optim.SGD(lr=args["lr"]); the loss is cross-entropy times args["loss_weight"] (a term of a
-    larger objective, say); args["dtype"] ("bfloat16" or "float16") is passed as a torch dtype when present, and
-    with args["init_scale"] a torch.amp.GradScaler("cpu", init_scale=...) as scaler.
+    """A mixed-precision step fn(model, x, y, optimizer, loss_fn, dtype=..., scaler=...) on the CPU, or, with
+    args["device"] ("cpu" or "cuda"), on that device of a machine with a GPU of compute capability args["capability"]
+    simulated on the CPU (`_on_a_simulated_gpu_machine`), where the model, x and y are moved first. The model (Linear,
+    ReLU, Linear, float32, from args["params"]) holds stale gradients (all 1) from an earlier step; the optimizer is
+    torch.optim.SGD(lr=args["lr"]), built after the move; the loss is cross-entropy times args["loss_weight"] (a term
+    of a larger objective, say); args["dtype"] ("bfloat16" or "float16") is passed as a torch dtype when present, and
+    with args["init_scale"] a torch.amp.GradScaler(that device, init_scale=...) as scaler. On the simulated GPU the
+    arithmetic stays float32 (CUDA's autocast casts CUDA tensors only), so the autocast the model ran under is what
+    tells a step that autocasts the tensors' device from one that autocasts another.
 
-    Returns (what fn returned, each parameter's gradient afterwards, the parameters afterwards, the scaler's
-    scale afterwards or None)."""
+    Returns (the autocast the model's forward pass ran under: `_autocast_in_use`; what fn returned, each parameter's
+    gradient afterwards, the parameters afterwards, the scaler's scale afterwards or None)."""
     import torch
 
+    simulated, device = "device" in args, args.get("device", "cpu")
     model = _small_network(args["params"])
     for p in model.parameters():
         p.grad = torch.ones_like(p)
-    optimizer = torch.optim.SGD(model.parameters(), lr=args["lr"])
+    autocasts = []
+    model.register_forward_pre_hook(lambda module, inputs: autocasts.append(_autocast_in_use()))
     weight = args["loss_weight"]
 
     def loss_fn(output, target):
         return torch.nn.functional.cross_entropy(output, target) * weight
 
     options = {"dtype": getattr(torch, args["dtype"])} if "dtype" in args else {}
-    scaler = torch.amp.GradScaler("cpu", init_scale=args["init_scale"]) if "init_scale" in args else None
-    if scaler is not None:
-        options["scaler"] = scaler
-    result = fn(model, args["x"], args["y"], optimizer, loss_fn, **options)
+    x, y = args["x"], args["y"]
+    with _on_a_simulated_gpu_machine(simulated, tuple(args.get("capability", (8, 0)))):
+        if simulated:
+            _placed([*model.parameters(), x, y], "cpu")
+            model.to(device)
+            x, y = x.to(device), y.to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=args["lr"])
+        scaler = torch.amp.GradScaler(device, init_scale=args["init_scale"]) if "init_scale" in args else None
+        if scaler is not None:
+            options["scaler"] = scaler
+        result = fn(model, x, y, optimizer, loss_fn, **options)
     grads = {name: None if p.grad is None else p.grad.detach().clone() for name, p in model.named_parameters()}
     params = {name: p.detach().clone() for name, p in model.named_parameters()}
-    return result, grads, params, None if scaler is None else float(scaler.get_scale())
+    ran_under = "; then ".join(dict.fromkeys(autocasts)) or "the model was never called"
+    return ran_under, result, grads, params, None if scaler is None else float(scaler.get_scale())
+
+
+def _autocast_in_use() -> str:
+    """The autocast on at this moment, by device type and dtype ("cuda float16", "cpu bfloat16"), or "none"."""
+    import torch
+
+    on = [f"{device} {str(torch.get_autocast_dtype(device)).replace('torch.', '')}" for device in ("cpu", "cuda")
+          if torch.is_autocast_enabled(device)]
+    return " and ".join(on) or "none"
 
 
 DRIVERS.update({driver.__name__: driver for driver in
@@ -492,9 +556,6 @@ DRIVERS[dp_sgd_on_a_model.__name__] = dp_sgd_on_a_model
 
 # chapter 07
 
-import contextlib  # noqa: E402 - the chapter 07 drivers need a context manager
-
-
 @contextlib.contextmanager
 def _one_thread():
     """torch on one CPU thread while a small network trains, then as many as before: on tensors of a few dozen
@@ -524,20 +585,26 @@ def _evaluation_network(params):
 def evaluated_in_a_mode(fn, args):
     """An evaluation fn(model, loader) of a network whose output depends on its mode (`_evaluation_network` from
     args["params"]), put in train mode when args["training"] is true and in eval mode otherwise; the loader is the
-    list of batches (x, y) args["batches"]. Dropout draws from torch's global generator, seeded here and restored
-    afterwards.
+    list of batches (x, y) args["batches"], on the CPU, as a DataLoader yields them. With args["device"] ("cpu" or
+    "cuda") the machine has a CUDA GPU, simulated on the CPU (`_on_a_simulated_gpu_machine`), and the model lies on
+    that device. Dropout draws from torch's global generator, seeded here and restored afterwards.
 
-    Returns (what fn returned, model.training afterwards, whether autograd was recording in any forward pass)."""
+    Returns (what fn returned, model.training afterwards, whether autograd was recording in any forward pass,
+    where the model lies afterwards)."""
     import torch
 
     model = _evaluation_network(args["params"])
     model.train(bool(args["training"]))
     recording = []
     model.register_forward_pre_hook(lambda module, inputs: recording.append(torch.is_grad_enabled()))
-    with torch.random.fork_rng(devices=[]), _one_thread():
+    batches, device = list(args["batches"]), args.get("device")
+    with torch.random.fork_rng(devices=[]), _one_thread(), _on_a_simulated_gpu_machine(device is not None):
+        if device is not None:
+            _placed([*model.parameters(), *model.buffers(), batches], "cpu")
+            model.to(device)
         torch.manual_seed(0)
-        result = fn(model, list(args["batches"]))
-    return result, model.training, any(recording)
+        result = fn(model, batches)
+    return result, model.training, any(recording), _where(model)
 
 
 def _resumable_run(args, seed_offset=0):
@@ -658,7 +725,9 @@ def resumed_from_a_checkpoint(fn, args):
     (`_resumable_run`): args["epochs_before"] epochs are trained and saved with the notebook's save_checkpoint (the
     reference while this is checked), then fn loads the file into a fresh run (other weights, an optimizer without
     state, a schedule at its start, generators elsewhere), which trains on from the epoch fn returns to the end,
-    args["epochs_before"] + args["epochs_after"] epochs in all.
+    args["epochs_before"] + args["epochs_after"] epochs in all. With args["saved_on"] "cuda" the file is written as
+    a GPU run writes it, every tensor tagged cuda:0 (`_as_saved_on_a_gpu`), and fn reads it on a machine whose torch
+    reports no CUDA, as a laptop resuming a run trained on Colab.
 
     Returns (the epoch fn returned, the fresh run's model's state_dict at the end)."""
     import os
@@ -672,11 +741,43 @@ def resumed_from_a_checkpoint(fn, args):
         run = _resumable_run(args)
         _train_epochs(run, args, 0, args["epochs_before"])
         path = os.path.join(folder, "checkpoint.pt")
-        save_checkpoint(path, *run[:3], args["epochs_before"] - 1, *run[3:])
+        on_a_gpu = args.get("saved_on") == "cuda"
+        with _as_saved_on_a_gpu() if on_a_gpu else contextlib.nullcontext():
+            save_checkpoint(path, *run[:3], args["epochs_before"] - 1, *run[3:])
         fresh = _resumable_run(args, seed_offset=1000)
-        start = fn(path, *fresh)
+        with _a_machine_without_a_gpu() if on_a_gpu else contextlib.nullcontext():
+            start = fn(path, *fresh)
         _train_epochs(fresh, args, start, end)
     return start, {name: value.detach().clone() for name, value in fresh[0].state_dict().items()}
+
+
+@contextlib.contextmanager
+def _as_saved_on_a_gpu():
+    """While the block runs, torch.save tags every tensor's storage as lying on cuda:0, as a run on a GPU saves it
+    (torch.serialization.location_tag is what names the device a storage is restored to)."""
+    import torch
+
+    saved = torch.serialization.location_tag
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    try:
+        yield
+    finally:
+        torch.serialization.location_tag = saved
+
+
+@contextlib.contextmanager
+def _a_machine_without_a_gpu():
+    """While the block runs, torch reports no CUDA (torch.cuda.is_available() is False), also where there is one: a
+    checkpoint whose tensors are tagged cuda:0 is then refused by a torch.load without map_location, as on a
+    laptop."""
+    import torch
+
+    saved = torch.cuda.is_available
+    torch.cuda.is_available = lambda: False
+    try:
+        yield
+    finally:
+        torch.cuda.is_available = saved
 
 
 DRIVERS.update({driver.__name__: driver for driver in

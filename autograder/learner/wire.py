@@ -1,11 +1,14 @@
 """A safe, plain-JSON encoding of exercise inputs and outputs.
 
 It carries what exercises take and return (numpy arrays of numbers, booleans or strings, object
-arrays of strings, Python and numpy scalars, strings, None, tuples, lists, dicts with string keys, seeded numpy Generators, torch
-tensors, and learning-rate `Table`s) between the grader and the sandbox that runs a learner's
-code, and into the learner bundle's stored cases. Decoding never runs code and never unpickles:
-a learner's object that only pretends to be an array is refused when it is encoded, and whatever
-comes back from a sandbox is rebuilt from numbers alone.
+arrays of strings, Python and numpy scalars, strings, None, tuples, namedtuples, lists, dicts with
+string keys, seeded numpy Generators, torch tensors, and learning-rate `Table`s) between the grader
+and the sandbox that runs a learner's code, and into the learner bundle's stored cases. Decoding
+never runs code and never unpickles: a learner's object that only pretends to be an array is
+refused when it is encoded, and whatever comes back from a sandbox is rebuilt from numbers alone.
+A namedtuple travels as its type's name, its field names and its items, and comes back as the
+class `namedtuple_type` makes for that name and those fields (collections.namedtuple, from names
+checked to be plain identifiers first).
 
 This module needs only the standard library and numpy (torch when a tensor is met), because it
 also runs inside the sandbox.
@@ -13,7 +16,9 @@ also runs inside the sandbox.
 from __future__ import annotations
 
 import base64
+import collections
 import json
+import keyword
 import sys
 
 import numpy as np
@@ -64,6 +69,47 @@ def _strings(value: np.ndarray) -> dict:
     return {"dtype": value.dtype.str, "shape": list(value.shape), "items": items}
 
 
+MAX_NAMEDTUPLE_TYPES = 256  # namedtuple classes made here, one per (name, fields); decoding refuses more
+MAX_FIELDS = 64
+MAX_NAME_CHARS = 100
+_NAMEDTUPLES: dict[tuple[str, tuple[str, ...]], type] = {}
+
+
+def namedtuple_type(typename: str, fields) -> type:
+    """The namedtuple class called `typename` with these fields that this module encodes and decodes: made once by
+    collections.namedtuple, the same class on every later call in this process. A case that passes a namedtuple
+    builds it with this class, so that it comes back from the wire (in the sandbox, and from the sandbox) as the
+    very same type. ValueError for a name or field that is not a plain identifier (a keyword, a field starting
+    with "_", a name used twice), for more than MAX_FIELDS fields, or past MAX_NAMEDTUPLE_TYPES classes."""
+    fields = tuple(fields)
+    names = (typename, *fields)
+    if not (all(type(name) is str and name.isidentifier() and not keyword.iskeyword(name)
+                and len(name) <= MAX_NAME_CHARS for name in names)
+            and not any(field.startswith("_") for field in fields) and len(set(fields)) == len(fields)
+            and len(fields) <= MAX_FIELDS):
+        raise ValueError("a namedtuple whose name or fields are not plain identifiers")
+    key = (typename, fields)
+    if key not in _NAMEDTUPLES:
+        if len(_NAMEDTUPLES) >= MAX_NAMEDTUPLE_TYPES:
+            raise ValueError(f"more than {MAX_NAMEDTUPLE_TYPES} kinds of namedtuple")
+        _NAMEDTUPLES[key] = collections.namedtuple(typename, fields, module=__name__)
+    return _NAMEDTUPLES[key]
+
+
+def _namedtuple(value: tuple) -> dict:
+    """A namedtuple's record: its type's name, its fields and its items, read with tuple's own methods (a subclass
+    cannot change what they give)."""
+    cls = type(value)
+    fields, items = cls._fields, [tuple.__getitem__(value, k) for k in range(tuple.__len__(value))]
+    if type(fields) is not tuple or len(fields) != len(items):
+        raise EncodeError(f"a tuple of type {cls.__module__}.{cls.__qualname__} whose _fields do not name its items")
+    try:
+        namedtuple_type(cls.__name__, fields)
+    except ValueError as refused:
+        raise EncodeError(str(refused)) from None
+    return {"name": cls.__name__, "fields": list(fields), "items": [encode(item) for item in items]}
+
+
 def encode(value):
     """A JSON-ready structure for `value`; raises EncodeError for anything else."""
     if value is None or type(value) in (bool, str):
@@ -80,6 +126,8 @@ def encode(value):
         return {"__strings__": _strings(value)} if value.dtype.kind in STRING_KINDS else {"__ndarray__": _array(value)}
     if type(value) in (tuple, list):
         return {"__tuple__" if type(value) is tuple else "__list__": [encode(item) for item in value]}
+    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        return {"__namedtuple__": _namedtuple(value)}
     if type(value) is dict:
         if not all(type(key) is str for key in value):
             raise EncodeError("a dict whose keys are not all strings")
@@ -204,6 +252,18 @@ def _decode_tensor(value):
         raise DecodeError("a tensor that torch cannot rebuild here") from None
 
 
+def _decode_namedtuple(body, depth: int):
+    """A namedtuple of the class `namedtuple_type` gives for the record's name and fields, its items decoded."""
+    _require(type(body) is dict and set(body) == {"name", "fields", "items"} and type(body["fields"]) is list
+             and type(body["items"]) is list and len(body["fields"]) == len(body["items"]),
+             "a namedtuple record of the wrong form")
+    try:
+        cls = namedtuple_type(body["name"], body["fields"])
+    except ValueError as refused:
+        raise DecodeError(str(refused)) from None
+    return cls(*(_decode(item, depth + 1) for item in body["items"]))
+
+
 def _number(body, convert):
     _require(type(body) is str and len(body) <= MAX_INT_DIGITS, "a number record of the wrong form")
     try:
@@ -239,6 +299,8 @@ def _decode(value, depth: int):
     if kind == "__dict__":
         _require(type(body) is dict and all(type(key) is str for key in body), "a dict record of the wrong form")
         return {key: _decode(item, depth + 1) for key, item in body.items()}
+    if kind == "__namedtuple__":
+        return _decode_namedtuple(body, depth)
     if kind in LEAVES:
         return LEAVES[kind](body)
     raise DecodeError("an unknown encoded kind")

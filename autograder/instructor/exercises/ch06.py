@@ -5,14 +5,15 @@ No case needs a GPU. The device chooser gets a made-up environment and availabil
 clock and synchronize of a made-up asynchronous device whose calls take given durations; moving a batch and the
 training epoch run on a CUDA device simulated on the CPU (autograder/learner/drivers.py, `_simulated_device`), where a
 tensor moved to "cuda" is tagged as being there and mixing it with a CPU tensor raises torch's own error; the
-mixed-precision step runs bfloat16 and float16 autocast, and a GradScaler, on the CPU.
+mixed-precision step runs bfloat16 and float16 autocast, and a GradScaler, on the CPU, and on a simulated GPU whose
+torch reports CUDA (`_a_machine_with_a_gpu`), where what is judged is which device's autocast the model ran under.
 """
 import statistics
 
 import numpy as np
 import torch
 
-from autograder.learner import drivers
+from autograder.learner import drivers, wire
 from autograder.learner.registry import Case, Exercise, Mistake, register
 from solutions import ch06_devices as ref
 
@@ -112,6 +113,28 @@ def _deep():
     return {"batch": [[[(t(2),), {"z": [t(1)]}]], ()], "device": "cuda"}
 
 
+# namedtuples of the wire's own classes, so that a case comes back from the sandbox as the same type
+Batch = wire.namedtuple_type("Batch", ("x", "y", "ids"))
+Pair = wire.namedtuple_type("Pair", ("inputs", "mask"))
+
+
+def _named():
+    t = _tensors(9)
+    return {"batch": Batch(t(3, 2), t(3, dtype=torch.int64), [7, 8, 9]), "device": "cuda"}
+
+
+def _named_inside():
+    t = _tensors(10)
+    batch = Batch(t(2, 4, dtype=torch.float64), t(2, dtype=torch.int64), None)
+    return {"batch": {"train": Pair(batch, t(2, 4, dtype=torch.bool)), "plain": (t(1), Pair(None, 2))},
+            "device": "cuda"}
+
+
+def _rebuilt(batch, items, one_iterable=False):
+    """`items` in a container of batch's type: a namedtuple from one argument per field, unless `one_iterable`."""
+    return type(batch)(*items) if hasattr(batch, "_fields") and not one_iterable else type(batch)(items)
+
+
 def _move_variant(kind):
     def to_device(batch, device):
         if kind == "outer":
@@ -119,17 +142,22 @@ def _move_variant(kind):
                 return {key: value.to(device) if isinstance(value, torch.Tensor) else value
                         for key, value in batch.items()}
             if isinstance(batch, (list, tuple)):
-                return type(batch)(value.to(device) if isinstance(value, torch.Tensor) else value for value in batch)
+                return _rebuilt(batch, [value.to(device) if isinstance(value, torch.Tensor) else value
+                                        for value in batch])
             return batch.to(device) if isinstance(batch, torch.Tensor) else batch
         if isinstance(batch, torch.Tensor):
             return batch.to(device)
         if isinstance(batch, np.ndarray) and kind == "arrays":
             return torch.as_tensor(batch).to(device)
+        if isinstance(batch, dict) and kind == "in_place":
+            for key, value in batch.items():
+                batch[key] = to_device(value, device)
+            return batch
         if isinstance(batch, dict):
             return {key: to_device(value, device) for key, value in batch.items()}
         if isinstance(batch, (list, tuple)):
             moved = [to_device(value, device) for value in batch]
-            return moved if kind == "list" else type(batch)(moved)
+            return moved if kind == "list" else _rebuilt(batch, moved, one_iterable=kind == "one_iterable")
         return batch
     return to_device
 
@@ -157,13 +185,14 @@ def _move_by_abc(batch, device):
 
 register(Exercise(
     id="ch06.to_device", points=2, reference=ref.to_device, call=drivers.onto_simulated_device,
-    outputs=("structure", "values"),
+    outputs=("structure", "values", "the batch passed in, afterwards"),
     cases=(
         Case("a dict: x, y and a list of ids", _dict_batch),
         Case("a tuple (x, {mask, [lengths]})", _tuple_batch),
         Case("other values kept: a string, a number, None, a numpy array", _other_values),
         Case("one tensor alone", lambda: {"batch": _tensors(5)(2, 2), "device": "cuda"}),
         Case("nested four deep, and an empty tuple", _deep),
+        Case("a namedtuple Batch(x, y, ids)", _named),
         Case("back to the CPU from the device", lambda: {**_tuple_batch(), "device": "cpu", "start": "cuda"},
              hidden=True),
         Case("empty containers", lambda: {"batch": {"a": [], "b": {}, "c": ()}, "device": "cuda"}, hidden=True),
@@ -171,6 +200,7 @@ register(Exercise(
                                                       "device": "cuda"}, hidden=True),
         Case("a list of (x, y) pairs", lambda: {"batch": [(_tensors(7)(2), _tensors(8)(2, dtype=torch.int64))] * 3,
                                                "device": "cuda"}, hidden=True),
+        Case("namedtuples inside a dict and a tuple", _named_inside, hidden=True),
     ),
     mistakes=(
         Mistake("only the outer container moved", "Tensors inside a nested list, tuple or dict must move too: call "
@@ -180,6 +210,13 @@ register(Exercise(
                 "tuple comprehension does not exist; a list comprehension gives a list).", _move_variant("list")),
         Mistake("numpy arrays turned into tensors", "Move tensors and leave every other value as it is: a numpy "
                 "array stays a numpy array (the caller may not want it on the device).", _move_variant("arrays")),
+        Mistake("a namedtuple rebuilt from one iterable", "A namedtuple's constructor takes one argument per field: "
+                "rebuild it with type(batch)(*items), where tuple and list take one iterable, type(batch)(items). "
+                "A namedtuple is the tuple with the attribute _fields.", _move_variant("one_iterable")),
+        Mistake("the batch passed in changed", "Return a new batch and leave the caller's as it was: build new dicts "
+                "and lists ({key: to_device(value, device) for ...}) instead of assigning the moved tensors into the "
+                "ones passed in (batch[key] = ...), which moves the caller's own batch too.",
+                _move_variant("in_place")),
     ),
     alternatives=(_move_by_pytree, _move_by_abc),
 ))
@@ -395,12 +432,19 @@ def _step(seed, loss_weight=1.0, n=8, d=4, h=6, c=3, lr=0.1, **options):
     return make
 
 
+def _on_gpu(step, capability=(8, 0), device="cuda"):
+    """`step`'s arguments on a machine with a simulated CUDA GPU of this compute capability, the model, x and y on
+    `device` ("cuda", that GPU, or "cpu")."""
+    return lambda: {**step(), "device": device, "capability": list(capability)}
+
+
 def _amp_variant(kind):
     def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=None, scaler=None):
         dtype = ref.autocast_dtype(x.device) if dtype is None else dtype
         if kind != "no_zero_grad":
             optimizer.zero_grad()
-        with torch.autocast(x.device.type, dtype=dtype, enabled=kind != "no_autocast"):
+        with torch.autocast("cpu" if kind == "cpu_autocast" else x.device.type, dtype=dtype,
+                            enabled=kind != "no_autocast"):
             loss = loss_fn(model(x), y)
         if scaler is None or kind == "no_scaler":
             loss.backward()
@@ -453,9 +497,16 @@ def _amp_enabled_scaler(model, x, y, optimizer, loss_fn, dtype=None, scaler=None
 register(Exercise(
     id="ch06.mixed_precision_step", points=3, reference=ref.mixed_precision_step,
     call=drivers.one_mixed_precision_step,
-    outputs=("loss", "gradients afterwards", "parameters afterwards", "scale afterwards"),
+    outputs=("autocast in the forward pass", "loss", "gradients afterwards", "parameters afterwards",
+             "scale afterwards"),
     cases=(
         Case("bfloat16, no scaler (the CPU's choice), the default dtype", _step(1)),
+        Case("a simulated T4 (CUDA, compute capability 7.5): the default dtype, float16, with a scaler",
+             _on_gpu(_step(8, init_scale=2.0 ** 16), capability=(7, 5))),
+        Case("a simulated A100 (CUDA, compute capability 8.0): the default dtype, bfloat16",
+             _on_gpu(_step(9), capability=(8, 0))),
+        Case("the CPU of a machine with a GPU (simulated): the CPU's autocast, bfloat16",
+             _on_gpu(_step(12), device="cpu")),
         Case("float16 with a scaler, a loss weighted 1e-7: gradients below float16's range",
              _step(2, loss_weight=1e-7, dtype="float16", init_scale=2.0 ** 16)),
         Case("float16 with an initial scale of 2⁴⁰: gradients overflow, the step is skipped, the scale halves",
@@ -465,6 +516,9 @@ register(Exercise(
         Case("bfloat16 with a scaler", _step(6, dtype="bfloat16", init_scale=2.0 ** 8), hidden=True),
         Case("float16, 5 classes, a loss weighted 1e-6", _step(7, loss_weight=1e-6, c=5, dtype="float16",
                                                                 init_scale=2.0 ** 16), hidden=True),
+        Case("simulated CUDA, bfloat16 named, 16 samples", _on_gpu(_step(10, n=16, dtype="bfloat16")), hidden=True),
+        Case("simulated CUDA, float16 named, a scaler, 5 classes",
+             _on_gpu(_step(11, c=5, dtype="float16", init_scale=2.0 ** 8), capability=(7, 0)), hidden=True),
     ),
     mistakes=(
         Mistake("fp16 without a gradient scaler", "float16 flushes gradients below about 6e-8 to 0: with a scaler, "
@@ -481,6 +535,9 @@ register(Exercise(
                 _amp_variant("no_update")),
         Mistake("the scaled loss returned", "Return the loss itself, loss.item(), not scaler.scale(loss): the scale "
                 "is only there to keep the gradients in float16's range.", _amp_variant("scaled_loss")),
+        Mistake("autocast on the CPU while the tensors are on the GPU", "Autocast the device the tensors are on, "
+                "torch.autocast(x.device.type, dtype=dtype): an autocast for another device changes nothing on "
+                "this one, and the GPU runs the whole step in float32.", _amp_variant("cpu_autocast")),
     ),
     alternatives=(_amp_unscale_first, _amp_enabled_scaler),
 ))

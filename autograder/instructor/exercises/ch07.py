@@ -4,6 +4,10 @@ autograd, and a checkpoint's save and load, judged by what the file holds and by
 The checkpoint cases train a small run (autograder/learner/drivers.py, `_resumable_run`) whose every kind of state matters:
 AdamW's moments, a OneCycle schedule, dropout (torch's global generator), shuffled batches (a torch.Generator) and
 noise added to the inputs (a numpy Generator). They write into a temporary folder (the grading sandbox's scratch).
+
+Where tensors go is judged without a GPU: evaluation runs on a machine with a CUDA GPU simulated on the CPU
+(`_on_a_simulated_gpu_machine`), the model on the GPU or on the CPU, the batches on the CPU; a checkpoint is loaded
+from a file tagged as a GPU run saves it, on a machine whose torch reports no CUDA (`_as_saved_on_a_gpu`).
 """
 import copy
 import functools
@@ -147,9 +151,10 @@ register(Exercise(
 
 # ---------------------------------------------------------------- evaluate
 
-def _evaluation(training, sizes, seed, inputs=5, hidden=6, classes=3, scale=1.0):
+def _evaluation(training, sizes, seed, inputs=5, hidden=6, classes=3, scale=1.0, device=None):
     """Case arguments: `_evaluation_network` parameters (running statistics away from 0 and 1, so that train mode's
-    batch statistics differ) and batches of the given sizes, classes drawn in an order other than their labels'."""
+    batch statistics differ) and batches of the given sizes, classes drawn in an order other than their labels';
+    with `device` ("cpu" or "cuda"), the model on that device of a machine with a simulated GPU."""
     def make():
         rng = np.random.default_rng(seed)
         params = {"0.weight": _tensor(rng, hidden, inputs), "0.bias": _tensor(rng, hidden),
@@ -159,18 +164,26 @@ def _evaluation(training, sizes, seed, inputs=5, hidden=6, classes=3, scale=1.0)
                   "4.bias": _tensor(rng, classes)}
         batches = [(_tensor(rng, size, inputs, scale=scale), torch.from_numpy(rng.permutation(
             np.arange(size) * 7 % classes).astype(np.int64))) for size in sizes]
-        return {"params": params, "training": training, "batches": batches}
+        return {"params": params, "training": training, "batches": batches,
+                **({"device": device} if device else {})}
     return make
 
 
 def _evaluate_variant(kind):
     def evaluate(model, loader):
         was_training = model.training
+        if kind == "own_device":
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            model.to(device)
+        else:
+            device = next(model.parameters()).device
         if kind != "train_mode":
             model.eval()
         losses, sizes, correct = [], [], 0
         with torch.enable_grad() if kind == "grad_on" else torch.no_grad():
             for x, y in loader:
+                if kind != "not_moved":
+                    x, y = x.to(device), y.to(device)
                 scores = model(x)
                 losses.append(F.cross_entropy(scores, y).item())
                 sizes.append(len(y))
@@ -189,9 +202,10 @@ def _evaluate_at_once(model, loader):
     """All scores first, in inference mode, then one loss; the mode restored in a finally."""
     was_training = model.training
     model.eval()
+    to = functools.partial(torch.Tensor.to, device=next(model.parameters()).device, non_blocking=True)
     try:
         with torch.inference_mode():
-            scores, labels = zip(*[(model(x), y) for x, y in loader])
+            scores, labels = zip(*[(model(to(x)), to(y)) for x, y in loader])
             scores, labels = torch.cat(scores), torch.cat(labels)
             return F.cross_entropy(scores, labels).item(), (scores.argmax(1) == labels).double().mean().item()
     finally:
@@ -202,7 +216,8 @@ def _evaluate_with_decorator(model, loader):
     @torch.no_grad()
     def run():
         losses, hits, count = [], [], 0
-        for x, y in loader:
+        for batch in loader:
+            x, y = (t.to(model[0].weight.device) for t in batch)
             scores = model(x)
             losses.append(F.cross_entropy(scores, y, reduction="none"))
             hits.append(scores.argmax(dim=1).eq(y))
@@ -218,7 +233,8 @@ def _evaluate_with_decorator(model, loader):
 
 register(Exercise(
     id="ch07.evaluate", points=2, reference=ref.evaluate, call=drivers.evaluated_in_a_mode, rtol=1e-9,
-    outputs=("(loss, accuracy)", "model.training afterwards", "autograd on in a forward pass"),
+    outputs=("(loss, accuracy)", "model.training afterwards", "autograd on in a forward pass",
+             "where the model lies afterwards"),
     cases=(
         Case("a model in train mode, batches of 4, 4 and 1", _evaluation(True, (4, 4, 1), seed=80)),
         Case("a model already in eval mode, batches of 3 and 5", _evaluation(False, (3, 5), seed=81)),
@@ -226,6 +242,12 @@ register(Exercise(
         Case("batches of 1, eval mode", _evaluation(False, (1, 1, 1), seed=83), hidden=True),
         Case("a large last batch, train mode", _evaluation(True, (2, 2, 16), seed=84), hidden=True),
         Case("large inputs (1e3)", _evaluation(True, (5, 3), seed=85, scale=1e3), hidden=True),
+        Case("the model on a GPU (simulated), the batches on the CPU", _evaluation(True, (4, 3), seed=86,
+                                                                                   device="cuda")),
+        Case("the model on the CPU of a machine with a GPU (simulated): it stays there", _evaluation(
+            False, (2, 5), seed=87, device="cpu")),
+        Case("the model on a GPU (simulated), eval mode, batches of 1 and 6", _evaluation(False, (1, 6), seed=88,
+                                                                                        device="cuda"), hidden=True),
     ),
     mistakes=(
         Mistake("evaluated in train mode", "Call model.eval() first: in train mode dropout zeroes random units and "
@@ -242,6 +264,14 @@ register(Exercise(
         Mistake("mean of the batch means", "Every example counts once: with a smaller last batch, the mean of batch "
                 "means weighs its examples more. Sum the losses (reduction='sum', or mean · batch size) and divide "
                 "by the number of examples.", _evaluate_variant("batch_means")),
+        Mistake("batches left on the CPU while the model is on the GPU", "Move each batch to the device of the "
+                "model's parameters, device = next(model.parameters()).device, then x.to(device) and y.to(device): "
+                "a loader yields CPU tensors, and an operation on tensors of two devices raises.",
+                _evaluate_variant("not_moved")),
+        Mistake("the model moved to a device of your choosing", "Evaluate the model where it is: take the device "
+                "from its parameters, next(model.parameters()).device, and move the batches there. Choosing by "
+                "torch.cuda.is_available() moves the caller's model to the GPU behind its back.",
+                _evaluate_variant("own_device")),
     ),
     alternatives=(_evaluate_at_once, _evaluate_with_decorator),
 ))
@@ -336,7 +366,8 @@ save_checkpoint = ref.save_checkpoint
 
 def _load_variant(kind):
     def load_checkpoint(path, model, optimizer, scheduler, generator, rng):
-        checkpoint = torch.load(path, weights_only=True)
+        checkpoint = torch.load(path, weights_only=True, **({} if kind == "no_map_location" else
+                                                            {"map_location": "cpu"}))
         model.load_state_dict(checkpoint["model"])
         if kind != "no_optimizer":
             optimizer.load_state_dict(checkpoint["optimizer"])
@@ -366,7 +397,7 @@ def _load_on_cpu(path, model, optimizer, scheduler, generator, rng):
 
 def _load_from_file(path, model, optimizer, scheduler, generator, rng):
     with open(path, "rb") as file:
-        saved = torch.load(file, weights_only=True)
+        saved = torch.load(file, map_location=lambda storage, location: storage, weights_only=True)
     for obj, key in ((model, "model"), (optimizer, "optimizer"), (scheduler, "scheduler")):
         obj.load_state_dict(saved[key])
     torch.set_rng_state(saved["torch_rng"])
@@ -378,7 +409,9 @@ def _load_from_file(path, model, optimizer, scheduler, generator, rng):
 register(Exercise(
     id="ch07.load_checkpoint", points=2, reference=ref.load_checkpoint, call=drivers.resumed_from_a_checkpoint,
     outputs=("epoch to continue from", "weights at the end of the run"), rtol=0.0, atol=0.0,
-    uses=("save_checkpoint",), cases=RUNS,
+    uses=("save_checkpoint",),
+    cases=RUNS + (Case("saved on a GPU (every tensor tagged cuda:0), resumed on a machine without one",
+                       lambda: {**_run(94)(), "saved_on": "cuda"}),),
     mistakes=(
         Mistake("optimizer state not restored", "optimizer.load_state_dict(checkpoint['optimizer']): without it "
                 "AdamW starts its moments from 0 again, and its first steps after the resume are bias-corrected "
@@ -398,6 +431,10 @@ register(Exercise(
         Mistake("the saved epoch returned (one epoch repeated)", "The checkpoint holds the epoch just finished; "
                 "training continues with the next one, so return checkpoint['epoch'] + 1.",
                 _load_variant("same_epoch")),
+        Mistake("a GPU checkpoint loaded without map_location", "torch.load(path, weights_only=True, "
+                "map_location='cpu'): a checkpoint saved on a GPU holds CUDA tensors, which torch.load refuses on a "
+                "machine without one; each load_state_dict then copies them to the device of its own object.",
+                _load_variant("no_map_location")),
     ),
     alternatives=(_load_on_cpu, _load_from_file),
 ))
