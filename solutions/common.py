@@ -1,9 +1,54 @@
-"""Helpers every chapter shares: the devices present, the threads to time with, and making runs repeatable."""
+"""Helpers every chapter shares: the torch the course needs, the devices present, the threads to time with, and
+making runs repeatable."""
 import os
 import random
+import re
 
 import numpy as np
 import torch
+
+
+TORCH_FLOOR = "2.6"  # the oldest torch with every API the course uses; the newest of them sets it: chapter 09's
+# `from torch.distributed.fsdp import fully_shard` (FSDP2, public from torch 2.6). pyproject.toml's floor is the same
+# (tests/test_torch_version.py keeps the two equal).
+
+
+class TorchTooOld(RuntimeError):
+    """The installed torch is older than TORCH_FLOOR. Its message is one line, and IPython shows that line alone."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+_RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(a|b|rc|dev|post)\d*)?")
+
+
+def torch_release(version: str):
+    """The release a torch version string names, as a tuple that orders like the releases: (major, minor, micro,
+    1 for a release or a post-release, 0 for a pre-release or a development build, which comes before its release).
+    A local label (+cu124, +cpu, +git1234) says how it was built, not which release it is.
+    "2.6.0+cu124" -> (2, 6, 0, 1); "2.13.0a0+gitabc1234" -> (2, 13, 0, 0); "2.6" -> (2, 6, 0, 1);
+    None for a string that does not start with a release number.
+    """
+    found = _RELEASE.match(str(version))
+    if found is None:
+        return None
+    major, minor, micro, tag = found.groups()
+    return int(major), int(minor), int(micro or 0), 0 if tag in ("a", "b", "rc", "dev") else 1
+
+
+def require_torch(version=None) -> None:
+    """Stop with one line that says what to do where the installed torch (or `version`, a version string) is older
+    than TORCH_FLOOR: each notebook's first code cell calls this, so that an old torch is named there instead of
+    failing later, in the middle of a chapter, on an API it lacks. A version that cannot be read is let through.
+    ->  None, or raises TorchTooOld
+    """
+    installed = str(torch.__version__ if version is None else version)
+    found = torch_release(installed)
+    if found is not None and found < torch_release(TORCH_FLOOR):
+        raise TorchTooOld(f"this course needs torch {TORCH_FLOOR} or newer, and torch {installed} is installed: "
+                          f'upgrade it with  %pip install --upgrade "torch>={TORCH_FLOOR}"  and restart the kernel '
+                          "(on Colab: Runtime > Restart session).")
 
 
 def available_devices():

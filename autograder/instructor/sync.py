@@ -4,7 +4,8 @@
   of `solutions/chNN_*.py`, markers included;
 - its test cell (grade_id `chNN-name-test`) runs the exercise's check and carries the registry's
   points;
-- the Colab cell (tag `colab-setup`) installs the course from the repository URL in pyproject.toml;
+- the Colab cell (tag `colab-setup`) installs the course from the repository URL in pyproject.toml, then
+  stops with one line where the torch there is older than the course needs (`solutions.common.require_torch`);
 - `learner/chNN/chNN_*.ipynb` is the notebook in learner form (`learner_copy.learner_form`);
 - no cell keeps the execution times that running a notebook records in its metadata.
 
@@ -82,7 +83,9 @@ def colab_cell_source(url: str, extras: tuple[str, ...] = ()) -> str:
             'if "google.colab" in sys.modules:\n'
             "    import subprocess\n\n"
             '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
-            f'                    "{package}"], check=True)')
+            f'                    "{package}"], check=True)\n\n'
+            "from solutions.common import require_torch\n\n"
+            "require_torch()  # one line, and a stop here, where this torch is older than the course needs")
 
 
 def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path = notebooks.SOLUTIONS,
