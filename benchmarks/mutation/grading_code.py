@@ -38,7 +38,9 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -95,6 +97,12 @@ def is_docstring(node: ast.AST, parents: dict) -> bool:
         and slot is not None and slot[1] == "body" and slot[2] == 0
 
 
+def is_future_import(node: ast.AST) -> bool:
+    """`from __future__ import annotations`: without it the annotations are evaluated once, at definition, and
+    name what exists, so dropping it changes nothing a test can see."""
+    return isinstance(node, ast.ImportFrom) and node.module == "__future__"
+
+
 def annotations(tree: ast.AST) -> set[ast.AST]:
     """Every node inside a type annotation: never evaluated (`from __future__ import annotations`), so a change
     there is equivalent."""
@@ -119,7 +127,7 @@ def mutants_of(module: str, source: str | None = None) -> list[GradingMutant]:
     parents, unevaluated, lines = parent_slots(tree), annotations(tree), statement_lines(tree)
     found, seen = [], {ast.unparse(tree)}
     for node in list(ast.walk(tree)):
-        if node not in parents or node in unevaluated or is_docstring(node, parents) or \
+        if node not in parents or node in unevaluated or is_docstring(node, parents) or is_future_import(node) or \
                 isinstance(node, (ast.arg, ast.arguments)):
             continue
         statement = node
@@ -181,8 +189,12 @@ class Runner:
         self.preloaded = Preloaded()
         self.scratches = [scratch_copy(unparsed) for _ in range(workers)]
         self.logs = Path(tempfile.mkdtemp(prefix="nncourse-mutant-logs-"))
+        self.running: dict[int, tuple] = {}
 
     def close(self):
+        """Stop every child still running (a run interrupted), and remove the scratch copies."""
+        for pid in self.running:
+            self.preloaded.stop(pid)
         for scratch in self.scratches:
             shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(self.logs, ignore_errors=True)
@@ -197,10 +209,11 @@ class Runner:
             raise RuntimeError(f"pytest does not find the traced tests by their node ids: {self.logs / 'collect.log'}")
         return Trace(found["lines"], found["seconds"], found["shared"])
 
-    def run_all(self, jobs: list[tuple[GradingMutant, list[str], float]], done_with) -> None:
-        """Run each (mutant, tests, timeout), one per scratch copy at a time, and call done_with(job, outcome) as each
-        one ends (so that an interrupted run keeps what it found)."""
-        free, running, queue = list(range(len(self.scratches))), {}, list(enumerate(jobs))
+    def run_all(self, jobs: list[tuple[GradingMutant, list[str], float]], done_with, order=lambda mutant, tests: tests):
+        """Run each (mutant, tests, timeout), one per scratch copy at a time, the tests in the order `order` gives
+        as the job starts, and call done_with(job, outcome) as each one ends (so that an interrupted run keeps what
+        it found)."""
+        free, running, queue = list(range(len(self.scratches))), self.running, list(enumerate(jobs))
         while queue or running:
             while queue and free:
                 index, (mutant, tests, timeout) = queue.pop(0)
@@ -209,7 +222,7 @@ class Runner:
                 original = path.read_text()
                 path.write_text(mutant.source)
                 log = self.logs / f"{slot}.log"
-                running[self.preloaded.start(self.scratches[slot], tests, log)] = \
+                running[self.preloaded.start(self.scratches[slot], order(mutant, tests), log)] = \
                     (index, slot, path, original, log, time.monotonic(), timeout)
             time.sleep(0.05)
             for pid, (index, slot, path, original, log, start, timeout) in list(running.items()):
@@ -267,6 +280,7 @@ def main(argv=None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON lines, one verdict each, appended")
     parser.add_argument("--fresh", action="store_true", help="run every mutant, ignoring recorded kills")
     options = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # so that `finally` stops the children
     modules = options.module or sorted(MODULES)
     start, rng = time.monotonic(), random.Random(options.seed)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
@@ -291,7 +305,7 @@ def main(argv=None) -> None:
 
 def run_modules(runner: Runner, trace: Trace, chosen: dict, known: dict, results: Path, head: str) -> dict:
     """Every chosen mutant's verdict ({key: entry}), kills recorded for the same mutant taken from `known`."""
-    verdicts, whole = {}, {}
+    verdicts, whole, recent_killers = {}, {}, defaultdict(list)
     fresh = [m for mutants in chosen.values() for m in mutants
              if known.get(m.key, {}).get("verdict") not in (KILLED, TIMED_OUT)]
     verdicts.update({m.key: known[m.key] for mutants in chosen.values() for m in mutants if m.key in known
@@ -302,6 +316,9 @@ def run_modules(runner: Runner, trace: Trace, chosen: dict, known: dict, results
         entry = {**{k: v for k, v in asdict(mutant).items() if k != "source"}, "key": mutant.key, "verdict": verdict,
                  "by": result.first_failure, "stage": stage, "seconds": round(result.seconds, 1), "head": head}
         verdicts[mutant.key] = entry
+        if verdict == KILLED and result.first_failure:
+            killers = recent_killers[mutant.module]
+            killers[:] = [result.first_failure] + [test for test in killers if test != result.first_failure][:19]
         with results.open("a") as out:
             out.write(json.dumps(entry) + "\n")
         print(f"{verdict:9} {mutant.module}:{mutant.line}: {mutant.change}  [{stage}, {result.seconds:.1f} s"
@@ -323,8 +340,16 @@ def run_modules(runner: Runner, trace: Trace, chosen: dict, known: dict, results
         else:  # survived the selection, or ran past its time there
             whole[mutant.key] = mutant
 
-    runner.run_all(jobs, first_verdict)
-    runner.run_all([whole_list(m) for m in whole.values()], lambda job, result: record(job[0], result, "whole list"))
+    def killers_first(mutant, tests):
+        """The tests that killed the module's last mutants first (a mutant's neighbours often fall to the same
+        test), then the others, fastest first."""
+        chosen = set(tests)
+        first = [test for test in recent_killers[mutant.module] if test in chosen]
+        return first + [test for test in tests if test not in set(first)]
+
+    runner.run_all(jobs, first_verdict, killers_first)
+    runner.run_all([whole_list(m) for m in whole.values()], lambda job, result: record(job[0], result, "whole list"),
+                   killers_first)
     killers = {entry["by"] for entry in verdicts.values() if entry["verdict"] == KILLED and entry["by"]}
     flaky = runner.flaky(killers, trace)
     if flaky:
