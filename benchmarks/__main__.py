@@ -1,7 +1,8 @@
 """Run the benchmarks: `python -m benchmarks` (all) or `python -m benchmarks ch02 check` (by name).
 
 `python -m benchmarks mutation [--chapter chNN] [--exercise ID] [--sample N]` runs the mutation
-testing of the exercise checks instead (`benchmarks/mutation/`)."""
+testing of the exercise checks instead (`benchmarks/mutation/`), and `python -m benchmarks gpu [--dry-run] ...` the
+prepared run on one NVIDIA GPU (`benchmarks/gpu.py`; `--help` lists its options)."""
 import importlib
 import pkgutil
 import sys
@@ -15,6 +16,10 @@ def main(names):
         from benchmarks.mutation.report import main as mutation_report
 
         return mutation_report(names[1:])
+    if names[:1] == ["gpu"]:
+        from benchmarks.gpu import main as gpu_run
+
+        return gpu_run(names[1:])
     modules = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
     chosen = [m for m in modules if not names or any(name in m for name in names)]
     if not chosen:
