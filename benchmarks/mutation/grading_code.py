@@ -305,7 +305,7 @@ def main(argv=None) -> None:
 
 def run_modules(runner: Runner, trace: Trace, chosen: dict, known: dict, results: Path, head: str) -> dict:
     """Every chosen mutant's verdict ({key: entry}), kills recorded for the same mutant taken from `known`."""
-    verdicts, whole, recent_killers = {}, {}, defaultdict(list)
+    verdicts, whole, recent_killers, new_killers = {}, {}, defaultdict(list), set()
     fresh = [m for mutants in chosen.values() for m in mutants
              if known.get(m.key, {}).get("verdict") not in (KILLED, TIMED_OUT)]
     verdicts.update({m.key: known[m.key] for mutants in chosen.values() for m in mutants if m.key in known
@@ -317,6 +317,7 @@ def run_modules(runner: Runner, trace: Trace, chosen: dict, known: dict, results
                  "by": result.first_failure, "stage": stage, "seconds": round(result.seconds, 1), "head": head}
         verdicts[mutant.key] = entry
         if verdict == KILLED and result.first_failure:
+            new_killers.add(result.first_failure)
             killers = recent_killers[mutant.module]
             killers[:] = [result.first_failure] + [test for test in killers if test != result.first_failure][:19]
         with results.open("a") as out:
@@ -329,10 +330,6 @@ def run_modules(runner: Runner, trace: Trace, chosen: dict, known: dict, results
     def whole_list(mutant):
         return mutant, lists[mutant.module], trace.time_for(lists[mutant.module])
 
-    jobs = []
-    for mutant in fresh:
-        tests = trace.tests_for(mutant)
-        jobs.append((mutant, tests, trace.time_for(tests)) if tests else whole_list(mutant))
     def first_verdict(job, result):
         mutant, tests, _ = job
         if tests is lists[mutant.module] or (result.failed and not result.timed_out):
@@ -347,11 +344,16 @@ def run_modules(runner: Runner, trace: Trace, chosen: dict, known: dict, results
         first = [test for test in recent_killers[mutant.module] if test in chosen]
         return first + [test for test in tests if test not in set(first)]
 
-    runner.run_all(jobs, first_verdict, killers_first)
-    runner.run_all([whole_list(m) for m in whole.values()], lambda job, result: record(job[0], result, "whole list"),
-                   killers_first)
-    killers = {entry["by"] for entry in verdicts.values() if entry["verdict"] == KILLED and entry["by"]}
-    flaky = runner.flaky(killers, trace)
+    for module in chosen:  # module by module, so that each module's figures are final as soon as it is done
+        jobs = []
+        for mutant in (m for m in fresh if m.module == module):
+            tests = trace.tests_for(mutant)
+            jobs.append((mutant, tests, trace.time_for(tests)) if tests else whole_list(mutant))
+        whole.clear()
+        runner.run_all(jobs, first_verdict, killers_first)
+        runner.run_all([whole_list(m) for m in whole.values()],
+                       lambda job, result: record(job[0], result, "whole list"), killers_first)
+    flaky = runner.flaky(new_killers, trace)
     if flaky:
         print(f"flaky on the baseline, their kills run again: {sorted(flaky)}", flush=True)
         suspect = [m for mutants in chosen.values() for m in mutants if verdicts[m.key].get("by") in flaky]
