@@ -13,7 +13,7 @@ import pytest
 
 from autograder import check
 from autograder.instructor import sync
-from autograder.learner import registry
+from autograder.learner import judge, registry
 from autograder.learner.check import ExerciseFailed
 from autograder.learner.compare import differences
 from autograder.learner.display import show, show_pair
@@ -21,10 +21,10 @@ from solutions import ch00_setup
 from solutions import ch02_gradient_descent as ref
 
 
-def run(exercise_id, fn):
+def run(exercise_id, fn, full=False):
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        passed = check(exercise_id, fn)
+        passed = check(exercise_id, fn, full=full)
     return passed, output.getvalue()
 
 
@@ -105,7 +105,7 @@ def test_input_changed_in_place_is_named():
 def test_a_known_mistake_is_named_with_its_hint():
     passed, output = run("ch02.mse_loss", lambda X, y, w, b: float(np.sum((X @ w + b - y) ** 2)))
     assert not passed
-    assert "known mistake: sum instead of mean. The MSE averages" in output
+    assert "\n  1 of 3 passed. This looks like a known mistake: sum instead of mean.\n    The MSE averages" in output
     assert "expected 1.25" in output and "got      2.5" in output
 
 
@@ -269,7 +269,7 @@ def test_a_failing_graded_check_ends_in_one_line_naming_the_exercise_and_the_cou
     output = io.StringIO()
     with contextlib.redirect_stdout(output), pytest.raises(ExerciseFailed) as failure:
         check("ch02.mse_loss", lambda X, y, w, b: float(np.sum((X @ w + b - y) ** 2)), graded=True)
-    assert str(failure.value) == "ch02.mse_loss: 2 of 3 cases failed (details above)"
+    assert str(failure.value) == "ch02.mse_loss: 2 of 3 cases failed; it looks like sum instead of mean (details above)"
     assert isinstance(failure.value, AssertionError)  # still an assertion, as `assert check(...)` was
     assert "known mistake: sum instead of mean." in output.getvalue()  # the details above
 
@@ -343,7 +343,7 @@ def test_a_long_array_is_cut_between_numbers_never_inside_one():
 
 
 def test_a_2d_input_is_shown_as_rows_with_its_shape():
-    passed, output = run("ch02.mse_loss", lambda X, y, w, b: 0.0)
+    passed, output = run("ch02.mse_loss", lambda X, y, w, b: 0.0, full=True)
     lines = output.splitlines()
     header = next(i for i, line in enumerate(lines) if "X = float64 array (40, 10)" in line)
     rows = lines[header + 1:header + 6]
@@ -814,3 +814,52 @@ def test_the_device_cases_travel_to_the_grading_sandbox_and_are_judged_there_as_
                     inputs[case.name]).passed for case, record in zip(exercise.cases, records)]
     assert graded == [result.passed for result in run_cases(exercise, fn, hidden=True)]
     assert not all(graded) and graded[[case.name for case in exercise.cases].index(named["case"])]
+
+
+def adam_without_bias_correction(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    beta1, beta2 = betas
+    grad = grad + weight_decay * param
+    m = beta1 * state.get("exp_avg", np.zeros_like(param)) + (1 - beta1) * grad
+    v = beta2 * state.get("exp_avg_sq", np.zeros_like(param)) + (1 - beta2) * grad ** 2
+    return param - lr * m / (np.sqrt(v) + eps), {"step": state.get("step", 0) + 1, "exp_avg": m, "exp_avg_sq": v}
+
+
+def test_a_failing_report_opens_with_its_verdict_and_hint_then_one_case_in_full_and_the_rest_in_a_line():
+    passed, output = run("ch04.adam_step", adam_without_bias_correction)
+    lines = output.splitlines()
+    mistake = next(m for m in registry.get("ch04.adam_step").mistakes if m.name == "Adam without bias correction")
+    assert not passed and lines[1] == "  0 of 4 passed. This looks like a known mistake: Adam without bias correction."
+    hint = lines[2:lines.index(next(line for line in lines if line.startswith("  ✗ ")))]
+    assert " ".join(line.strip() for line in hint) == mistake.hint and all(line.startswith("    ") for line in hint)
+    assert all(len(line) <= 104 for line in hint)
+    cases = [i for i, line in enumerate(lines) if line.startswith("  ✗ ")]
+    assert len(cases) == 4 and "input" in lines[cases[0] + 1] and "expected" in output.split(lines[cases[1]])[0]
+    for start, end in zip(cases[1:], cases[2:] + [len(lines) - 2]):
+        assert end - start == 2 and lines[start + 1].endswith("(and 2 more)"), lines[start:end]
+    assert lines[-2] == "  (the first failing case of each kind is shown in full, the others in short: " \
+                        "check('ch04.adam_step', ..., full=True) shows each in full)"
+    assert lines[-1] == "  0 of 4 passed."
+    _, in_full = run("ch04.adam_step", adam_without_bias_correction, full=True)
+    assert in_full.count("input    ") == 4 and "in short" not in in_full
+
+
+def test_each_kind_of_failure_is_shown_in_full_once():
+    """A wrong value in the first case and an exception in the next: the exception's traceback is not cut to a
+    line, or the learner would not see where their code failed."""
+    def mse_loss(X, y, w, b):
+        return np.mean((X @ w.reshape(1, -1) + b - y) ** 2)
+
+    _, output = run("ch02.mse_loss", mse_loss)
+    assert output.count("your code raised an exception:") == 1 and "in mse_loss" in output
+    assert output.count("expected 1.25") >= 1
+    assert "your code raised ValueError: matmul" in output  # the third case, the same exception, in short
+
+
+def test_a_long_value_is_cut_to_a_line_and_a_passing_report_is_unchanged():
+    passed, output = run("ch04.adam_step", lambda param, grad, state, **kw: (param, state), full=True)
+    shown = [line for line in output.splitlines() if re.match(r" {8}\w+ = ", line)]  # the inputs, one line each
+    assert not passed and shown and all(len(line) <= 6 + judge.MAX_VALUE_LINE for line in shown)
+    assert any(line.endswith(" …") for line in shown)  # the list of three gradients
+    passed, output = run("ch02.mse_loss", ref.mse_loss)
+    assert passed and output == "ch02.mse_loss: 3 cases\n" + "".join(
+        f"  ✓ {case.name}\n" for case in registry.get("ch02.mse_loss").visible_cases()) + "  all 3 passed.\n"

@@ -115,7 +115,10 @@ def test_a_known_mistake_is_named_with_its_hint_in_a_callout(written):
 def test_feedback_keeps_the_inline_checks_format(written, grades):
     page = feedback(written, "ben")
     text = next(e.feedback for e in grades[1].exercises if e.id == "ch02.mse_gradient")
-    explanation = text.splitlines()[2:4]  # the first failing case's first lines, as the inline check writes them
+    lines = text.splitlines()  # the exercise, the verdict and its mistake, then the cases, as the inline check writes
+    assert lines[1] == "  1 of 5 passed. This looks like a known mistake: gradient sign flipped."
+    first = next(i for i, line in enumerate(lines) if line.startswith("  ✗ "))
+    explanation = lines[first + 1:first + 3]  # the first failing case's first lines
     assert all(reports._e(line.strip()) in page for line in explanation)
 
 

@@ -31,6 +31,7 @@ _HIDDEN_PREFIXES = tuple({_AUTOGRADER_DIR, *(sysconfig.get_paths()[key] for key 
 _IPYTHON_CELL = re.compile(r"ipykernel_\d+[/\\]\d+\.py$|^<ipython-input-")
 MAX_PARTS_SHOWN = 4  # differing parts of an output shown with their values; the rest are named
 MAX_WARNINGS = 3  # distinct warnings kept per case, in the order they were first raised
+MAX_VALUE_LINE = 94  # longest line of a value shown in a report (the report indents it by 6 more)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class CaseResult:
     case: registry.Case
     passed: bool
     lines: list[str] = field(default_factory=list)  # explanation, shown under the case's line
+    summary: list[str] = field(default_factory=list)  # the explanation in short, at most 3 lines (empty: `lines`)
     mistake: registry.Mistake | None = None  # the known mistake that explains every failing case, if any
     not_written: bool = False
     raised: str = ""  # the exception's last line, when the learner's code raised
@@ -112,7 +114,7 @@ def run_cases(exercise: registry.Exercise, fn, *, hidden: bool = False) -> list[
 def fold_repeated_exception(earlier: list[CaseResult], result: CaseResult) -> CaseResult:
     """Say "the same exception as above" rather than repeat the previous case's traceback."""
     if earlier and result.raised and result.raised == earlier[-1].raised:
-        result.lines = [f"raised the same exception as above: {result.raised}"]
+        result.lines = result.summary = [f"raised the same exception as above: {result.raised}"]
     return result
 
 
@@ -146,25 +148,25 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
         return CaseResult(case, False, ["not written yet: replace `raise NotImplementedError` with your code"],
                           not_written=True)
     if outcome.stopped:
-        return CaseResult(case, False, [outcome.stopped] + shown_inputs(), raised=outcome.stopped)
+        return CaseResult(case, False, [outcome.stopped] + shown_inputs(), [outcome.stopped], raised=outcome.stopped)
     if outcome.trace is not None:
         return CaseResult(case, False, ["your code raised an exception:", *outcome.trace] + shown_inputs(),
-                          raised=outcome.trace[-1], outcome=outcome)
+                          [f"your code raised {outcome.trace[-1]}"], raised=outcome.trace[-1], outcome=outcome)
     got, notes = outcome.got, outcome.notes
     if outcome.changed:
-        lines = [f"your function changed its input {', '.join(outcome.changed)} in place; leave inputs untouched "
-                 "(work on a copy or build new arrays)"] + shown_inputs()
-        return CaseResult(case, False, lines + notes, outcome=outcome)
+        changed = f"your function changed its input {', '.join(outcome.changed)} in place; leave inputs untouched " \
+                  "(work on a copy or build new arrays)"
+        return CaseResult(case, False, [changed] + shown_inputs() + notes, [changed], outcome=outcome)
     expected = exercise.expected_output(case)
     problems = _compare(exercise, got, expected)
     if not problems:
         return CaseResult(case, True, notes)
     if case.hidden:
-        lines = [problem.without_values() for problem in problems[:3]]
+        summary = lines = [problem.without_values() for problem in problems[:3]]
     else:
-        lines = shown_inputs() + _show_expected_and_got(exercise, expected, got, problems) + \
-            [str(p) for p in problems[:3]]
-    return CaseResult(case, False, lines + notes, outcome=outcome, expected=expected)
+        summary = [str(p) for p in problems[:3]]
+        lines = shown_inputs() + _show_expected_and_got(exercise, expected, got, problems) + summary
+    return CaseResult(case, False, lines + notes, summary, outcome=outcome, expected=expected)
 
 
 def name_the_mistake(exercise: registry.Exercise, results: list[CaseResult]) -> list[CaseResult]:
@@ -293,9 +295,14 @@ def _show_whole(exercise: registry.Exercise, expected, got) -> list[str]:
 
 
 def _hang(prefix: str, text: str) -> list[str]:
-    """`text` after `prefix`, its further lines indented to start under its first."""
+    """`text` (a value as `show` writes it) after `prefix`, its further lines indented to start under its first,
+    each line cut at MAX_VALUE_LINE characters (" …" at the end): a value's line is for reading, not copying."""
     first, *rest = text.splitlines() or [""]
-    return [prefix + first] + [" " * len(prefix) + line for line in rest]
+    return [_cut(prefix + first)] + [_cut(" " * len(prefix) + line) for line in rest]
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= MAX_VALUE_LINE else line[:MAX_VALUE_LINE - 2] + " …"
 
 
 def learner_traceback(error: BaseException) -> list[str]:
