@@ -1,11 +1,18 @@
 """Chapter 07: a full training run. A 2-D convolution written from scratch, evaluation in eval mode without
-autograd, and a checkpoint that saves and restores everything a run needs to continue bit for bit: the model, the
-optimizer, the learning-rate schedule, the epoch and every random number generator the run draws from.
+autograd, and a checkpoint that saves and restores what a model's training needs to continue bit for bit: the model,
+the optimizer, the learning-rate schedule, the epoch and every random number generator the training draws from.
 
-Below the exercises, `TrainingRun` trains the course's digits CNN (solutions/models.py) with all three generators
-in play (torch's global one for dropout, the data loader's torch.Generator for shuffling, a numpy Generator for
-augmentation); tests/test_ch07_solutions.py resumes it from a checkpoint in a new process and compares bit for bit.
+Below the exercises, the whole run (not an exercise): `EarlyStopping` with a state_dict, and `save_run` / `load_run`,
+which add to the exercises' checkpoint what the rest of a run holds (early stopping's state, Python's generator, the
+GPU generators, a GradScaler's state) and write the file atomically. `TrainingRun` trains the course's digits CNN
+(solutions/models.py) with every kind of that state in play; tests/test_ch07_whole_run.py resumes it, early stopping
+and all, from a checkpoint in a new process and compares bit for bit with the run that never stopped.
 """
+import copy
+import math
+import os
+import random
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,6 +20,7 @@ import torch.nn.functional as F
 from solutions import models
 
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "torch_rng", "loader_rng", "numpy_rng")
+RUN_KEYS = CHECKPOINT_KEYS + ("stopping", "python_rng", "cuda_rng", "mps_rng", "scaler")  # save_run's file
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -66,7 +74,7 @@ def evaluate(model, loader):
 
 
 def save_checkpoint(path, model, optimizer, scheduler, epoch, generator, rng):
-    """Save everything a run needs to continue exactly where it stopped, with torch.save, to `path`.
+    """Save what a model's training needs to continue exactly where it stopped, with torch.save, to `path`.
 
     The file holds one dict with these keys (the names load_checkpoint reads):
       "model", "optimizer", "scheduler": their state_dict()s (never the objects themselves: torch.load with
@@ -77,9 +85,9 @@ def save_checkpoint(path, model, optimizer, scheduler, epoch, generator, rng):
       "numpy_rng": the state of `rng`, the numpy Generator the augmentation draws from (rng.bit_generator.state).
     ->  None
     """
-    import torch  # here as well as at the top: grading rebuilds this function from its source alone
-
     ### BEGIN SOLUTION
+    import torch
+
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "epoch": epoch, "torch_rng": torch.get_rng_state(),
                 "loader_rng": generator.get_state(), "numpy_rng": rng.bit_generator.state}, path)
@@ -107,7 +115,82 @@ def load_checkpoint(path, model, optimizer, scheduler, generator, rng):
     ### END SOLUTION
 
 
-# ---------------------------------------------------------------- a training run to resume (not an exercise)
+# ---------------------------------------------------------------- the whole run (not an exercise)
+
+class EarlyStopping:
+    """Early stopping on the validation loss (chapter 05) for a torch model, holding the loop's whole state:
+    every epoch's figures, the best validation loss, the epoch and a copy of the weights that gave it, and how many
+    epochs in a row have not improved on it; state_dict() / load_state_dict() put all of it in a checkpoint.
+
+    EarlyStopping(patience): stop once `patience` ≥ 1 epochs in a row bring no improvement.
+    step(figures, model) -> bool: once per epoch, after validation; figures: (train loss, train accuracy, validation
+        loss, validation accuracy), floats. The epoch is an improvement when its validation loss < best_loss (a NaN
+        never is): then best_loss, best_epoch (the epoch's index in history, from 0) and best_weights (a copy of
+        model.state_dict()) are its own, and bad_epochs goes back to 0; any other epoch adds 1 to bad_epochs.
+        True (stop) when bad_epochs has reached patience; after that, each epoch without improvement says True again.
+    Before the first improvement best_loss is inf, best_epoch −1 and best_weights None.
+    """
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.history = []
+        self.best_loss, self.best_epoch, self.best_weights, self.bad_epochs = math.inf, -1, None, 0
+
+    def step(self, figures, model):
+        self.history.append(tuple(figures))
+        if figures[2] < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad_epochs = figures[2], len(self.history) - 1, 0
+            self.best_weights = copy.deepcopy(model.state_dict())
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self):
+        """Everything step() has changed, as tensors, numbers and containers (what torch.load(weights_only=True)
+        reads back)."""
+        return {"history": list(self.history), "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+                "best_weights": self.best_weights, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state):
+        self.history = [tuple(figures) for figures in state["history"]]
+        self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
+        self.best_weights, self.bad_epochs = state["best_weights"], state["bad_epochs"]
+
+
+def save_run(path, model, optimizer, scheduler, epoch, generator, rng, stopping, scaler=None):
+    """The whole run in one file at `path`: save_checkpoint's keys, and
+      "stopping": stopping.state_dict() (an EarlyStopping's history, best loss, epoch and weights, patience count);
+      "python_rng": the state of Python's own generator (random.getstate()), which libraries may draw from;
+      "cuda_rng", "mps_rng": the GPU generators' states (dropout on a GPU draws from them; [] and None without one);
+      "scaler": a GradScaler's state_dict() (its scale and growth count), None when the run has none.
+    Written to `path`.partial, then renamed over `path` (os.replace, atomic): a crash while saving leaves the last
+    whole checkpoint at `path`, never part of a new one."""
+    partial = f"{path}.partial"
+    save_checkpoint(partial, model, optimizer, scheduler, epoch, generator, rng)
+    state = torch.load(partial, weights_only=True, map_location="cpu")
+    state.update(stopping=stopping.state_dict(), python_rng=random.getstate(),
+                 cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                 mps_rng=torch.mps.get_rng_state() if torch.backends.mps.is_available() else None,
+                 scaler=None if scaler is None else scaler.state_dict())
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def load_run(path, model, optimizer, scheduler, generator, rng, stopping, scaler=None):
+    """Restore what save_run wrote into a run's objects, in place (load_checkpoint, then the rest); the GPU generators
+    only where the machine has that GPU. ->  the epoch to continue from"""
+    start = load_checkpoint(path, model, optimizer, scheduler, generator, rng)
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    stopping.load_state_dict(state["stopping"])
+    random.setstate(state["python_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if state["mps_rng"] is not None and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps_rng"])
+    if scaler is not None:
+        scaler.load_state_dict(state["scaler"])
+    return start
+
 
 def shift_images(images, rng, max_shift=1):
     """Each image moved by its own random whole-pixel shift (dy, dx) in [−max_shift, max_shift], drawn from the numpy
@@ -122,21 +205,25 @@ def shift_images(images, rng, max_shift=1):
 
 
 class TrainingRun:
-    """The digits CNN trained with AdamW, a OneCycle schedule, dropout, shuffled batches and shifted images: every
-    kind of state a checkpoint must carry. Built from `seed` alone, so two processes build the same run.
+    """The digits CNN trained with AdamW, a OneCycle schedule, dropout, shuffled batches, shifted images (half of the
+    batches, chosen by Python's random) and early stopping on a validation set, optionally through a GradScaler:
+    every kind of state a checkpoint must carry. Built from `seed` alone, so two processes build the same run.
 
-    The model and the data are float32 on the CPU; `n_images` digits (a stratified sample) keep a test fast.
+    The model and the data are float32 on the CPU; `n_images` digits (a random sample), the last `n_val` of them for
+    validation, keep a test fast.
     """
 
-    def __init__(self, seed=0, n_images=240, batch_size=32, epochs=4, lr=0.01):
+    def __init__(self, seed=0, n_images=240, n_val=60, batch_size=32, epochs=4, lr=0.01, patience=2, scaler=False):
         from solutions.data import digit_images
 
         images, labels = digit_images()
         order = np.random.default_rng(seed).permutation(len(labels))[:n_images]
-        self.x = torch.tensor(images[order, None], dtype=torch.float32)
-        self.y = torch.tensor(labels[order])
-        self.x = (self.x - self.x.mean()) / self.x.std()
+        x = torch.tensor(images[order, None], dtype=torch.float32)
+        x, y = (x - x.mean()) / x.std(), torch.tensor(labels[order])
+        self.x, self.y = x[:n_images - n_val], y[:n_images - n_val]
+        self.validation = [(x[n_images - n_val:], y[n_images - n_val:])]
         torch.manual_seed(seed)
+        random.seed(seed)
         self.model = models.digits_cnn(seed=seed)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=0.01)
         self.generator = torch.Generator().manual_seed(seed + 1)
@@ -145,22 +232,50 @@ class TrainingRun:
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=lr,
                                                              total_steps=epochs * len(self.loader))
         self.rng = np.random.default_rng(seed + 2)
+        self.stopping = EarlyStopping(patience)
+        self.scaler = torch.amp.GradScaler("cpu", growth_interval=3) if scaler else None
         self.epochs = epochs
 
-    def train_epochs(self, start, stop):
-        """Train epochs start .. stop − 1."""
+    def train_epoch(self):
+        """One pass over the training images; -> (mean training loss, training accuracy), in train mode."""
         self.model.train()
-        for _ in range(start, stop):
-            for x, y in self.loader:
+        total, correct = 0.0, 0
+        for x, y in self.loader:
+            if random.random() < 0.5:
                 x = shift_images(x, self.rng)
-                loss = F.cross_entropy(self.model(x), y)
-                self.optimizer.zero_grad()
+            scores = self.model(x)
+            loss = F.cross_entropy(scores, y)
+            self.optimizer.zero_grad()
+            if self.scaler is None:
                 loss.backward()
                 self.optimizer.step()
-                self.scheduler.step()
+            else:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            self.scheduler.step()
+            total += loss.item() * len(y)
+            correct += (scores.argmax(1) == y).sum().item()
+        return total / len(self.y), correct / len(self.y)
+
+    def fit(self, start=0, path=None, last=None):
+        """Epochs start, start + 1, ... until early stopping says stop or the run's epochs are done (or, to stand in
+        for a run killed there, after epoch `last`), each followed by validation, early stopping's step and, with
+        `path`, save_run. ->  the last epoch trained"""
+        epoch = start - 1
+        for epoch in range(start, self.epochs if last is None else last + 1):
+            figures = (*self.train_epoch(), *evaluate(self.model, self.validation))
+            stop = self.stopping.step(figures, self.model)
+            if path is not None:
+                self.save(path, epoch)
+            if stop:
+                break
+        return epoch
 
     def save(self, path, epoch):
-        save_checkpoint(path, self.model, self.optimizer, self.scheduler, epoch, self.generator, self.rng)
+        save_run(path, self.model, self.optimizer, self.scheduler, epoch, self.generator, self.rng, self.stopping,
+                 self.scaler)
 
     def load(self, path):
-        return load_checkpoint(path, self.model, self.optimizer, self.scheduler, self.generator, self.rng)
+        return load_run(path, self.model, self.optimizer, self.scheduler, self.generator, self.rng, self.stopping,
+                        self.scaler)

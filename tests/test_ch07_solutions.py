@@ -1,10 +1,7 @@
 """Chapter 07's references: conv2d against torch's in float64, evaluate's mode and autograd, and its device (the
-model's, on a simulated GPU), a checkpoint that resumes a training run bit for bit in a new process and from a file
-saved on a (simulated) GPU, and torch.export's program against the eager CNN."""
-import subprocess
-import sys
-import textwrap
-
+model's, on a simulated GPU), a checkpoint's keys and a file saved on a (simulated) GPU, and torch.export's program
+against the eager CNN. The whole run (early stopping, atomic saves, a resume in a new process) is in
+tests/test_ch07_whole_run.py."""
 import numpy as np
 import pytest
 import torch
@@ -78,51 +75,11 @@ def test_evaluate_moves_the_batches_to_the_models_device_and_leaves_the_model_th
     assert torch.cuda.is_available is probe  # the machine as it was, afterwards
 
 
-RESUME = """
-import sys, torch
-from solutions import ch07_training_run as ch07
-torch.set_num_threads(1)
-run = ch07.TrainingRun(seed=3)
-torch.manual_seed(1234)  # elsewhere than the checkpoint's: load must put every generator back
-run.generator.manual_seed(99)
-run.rng = __import__("numpy").random.default_rng(99)
-start = run.load(sys.argv[1])
-run.train_epochs(start, run.epochs)
-torch.save(run.model.state_dict(), sys.argv[2])
-print(start)
-"""
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the new process: the same float sums in the same order
-    yield
-    torch.set_num_threads(before)
-
-
-def test_a_run_resumed_in_a_new_process_ends_with_the_same_weights_bit_for_bit(tmp_path, one_thread):
-    straight = ch07.TrainingRun(seed=3)
-    straight.train_epochs(0, straight.epochs)
-
-    first_half = ch07.TrainingRun(seed=3)
-    half = first_half.epochs // 2
-    first_half.train_epochs(0, half)
-    first_half.save(tmp_path / "checkpoint.pt", half - 1)
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(RESUME), str(tmp_path / "checkpoint.pt"),
-                             str(tmp_path / "final.pt")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(half)
-    resumed = torch.load(tmp_path / "final.pt", weights_only=True)
-    for name, value in straight.model.state_dict().items():
-        assert torch.equal(resumed[name], value), name
-    assert not torch.equal(resumed["0.weight"], models.digits_cnn(seed=3)[0].weight)  # it did train
-
-
 def test_a_checkpoint_holds_state_dicts_and_every_generator(tmp_path):
-    run = ch07.TrainingRun(seed=0, n_images=64, epochs=1)
-    run.train_epochs(0, 1)
-    run.save(tmp_path / "c.pt", 0)
+    """save_checkpoint's file: the exercise's keys, state_dicts and generator states, the epoch as saved."""
+    run = ch07.TrainingRun(seed=0, n_images=64, n_val=16, epochs=1)
+    run.train_epoch()
+    ch07.save_checkpoint(tmp_path / "c.pt", run.model, run.optimizer, run.scheduler, 0, run.generator, run.rng)
     saved = torch.load(tmp_path / "c.pt", weights_only=True)
     assert tuple(sorted(saved)) == tuple(sorted(ch07.CHECKPOINT_KEYS))
     assert torch.equal(saved["torch_rng"], torch.get_rng_state())
@@ -134,18 +91,20 @@ def test_a_checkpoint_saved_on_a_gpu_loads_on_a_machine_without_one(tmp_path, mo
     """Simulated: torch.save tags every tensor with the device its storage is on; tagged "cuda:0", as a GPU run
     saves it, a plain torch.load on a machine without CUDA refuses the file, and load_checkpoint (map_location
     "cpu") resumes from it with the weights saved."""
-    run = ch07.TrainingRun(seed=0, n_images=64, epochs=2)
-    run.train_epochs(0, 1)
+    run = ch07.TrainingRun(seed=0, n_images=64, n_val=16, epochs=2)
+    run.fit(last=0)
     with monkeypatch.context() as gpu:
         gpu.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
         run.save(tmp_path / "c.pt", 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="on a CUDA device"):
         torch.load(tmp_path / "c.pt", weights_only=True)
-    fresh = ch07.TrainingRun(seed=1, n_images=64, epochs=2)
+    fresh = ch07.TrainingRun(seed=1, n_images=64, n_val=16, epochs=2)
     assert fresh.load(tmp_path / "c.pt") == 1
     for name, value in run.model.state_dict().items():
         assert torch.equal(fresh.model.state_dict()[name], value) and value.device.type == "cpu", name
+    assert fresh.stopping.best_epoch == 0 and fresh.stopping.history == run.stopping.history
+    assert all(value.device.type == "cpu" for value in fresh.stopping.best_weights.values())
 
 
 def test_the_checks_gpu_checkpoint_is_refused_without_map_location_and_resumes_with_it():
@@ -189,11 +148,93 @@ def test_shift_images_moves_each_image_by_its_own_shift_and_fills_zeros():
 def test_the_exported_cnn_gives_the_eager_models_outputs_for_any_batch_size(tmp_path, torch_globals_restored):
     make_deterministic(0)
     model = models.digits_cnn(seed=0).eval()
-    batch = torch.export.Dim("batch", min=1, max=4096)
+    batch = torch.export.Dim("batch", min=1)  # no max: a max is checked on every call, and a larger batch refused
     exported = torch.export.export(model, (torch.randn(4, 1, 8, 8),), dynamic_shapes=({0: batch},))
     torch.export.save(exported, tmp_path / "cnn.pt2")
     loaded = torch.export.load(tmp_path / "cnn.pt2").module()
-    for n in (1, 7, 300):
+    for n in (1, 7, 300, 5000):
         x = torch.randn(n, 1, 8, 8)
         with torch.no_grad():
             torch.testing.assert_close(loaded(x), model(x), rtol=1e-6, atol=1e-6)
+
+    capped = torch.export.export(model, (torch.randn(4, 1, 8, 8),),
+                                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},)).module()
+    with pytest.raises(Exception, match="4096"):
+        capped(torch.randn(5000, 1, 8, 8))
+
+
+def test_the_exported_dropout_is_a_no_op_that_decomposes_to_a_copy(torch_globals_restored):
+    """What the chapter says of the exported graph: aten.dropout with train=False, which returns its input, and
+    run_decompositions() turns into aten.clone."""
+    import warnings
+
+    model = models.digits_cnn(seed=0).eval()
+    exported = torch.export.export(model, (torch.randn(4, 1, 8, 8),),
+                                   dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    dropouts = [node for node in exported.graph.nodes if node.target is torch.ops.aten.dropout.default]
+    assert len(dropouts) == 1 and dropouts[0].args[1:] == (0.25, False)
+    x = torch.randn(3, 32, 4, 4)
+    assert torch.equal(torch.ops.aten.dropout.default(x, 0.25, False), x)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
+        core = exported.run_decompositions()
+    targets = {node.target for node in core.graph.nodes if node.op == "call_function"}
+    assert torch.ops.aten.clone.default in targets and not any("dropout" in str(t) for t in targets)
+
+
+def checked(exercise_id, fn):
+    """(passed, what the check printed) for `fn`."""
+    import contextlib
+    import io
+
+    from autograder import check
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        passed = check(exercise_id, fn)
+    return passed, output.getvalue()
+
+
+def test_an_evaluate_that_averages_the_batches_accuracies_too_is_named():
+    """Written as a learner writes it (a mean of per-batch figures, both of them): it fails, and the check names the
+    mistake whose hint is about the accuracy as well, not the one about the loss alone."""
+    def evaluate(model, loader):
+        was_training = model.training
+        model.eval()
+        losses, accuracies = [], []
+        with torch.no_grad():
+            for x, y in loader:
+                x, y = x.to(next(model.parameters()).device), y.to(next(model.parameters()).device)
+                scores = model(x)
+                losses.append(F.cross_entropy(scores, y).item())
+                accuracies.append((scores.argmax(1) == y).float().mean().item())
+        model.train(was_training)
+        return sum(losses) / len(losses), sum(accuracies) / len(accuracies)
+
+    passed, output = checked("ch07.evaluate", evaluate)
+    assert not passed and "known mistake: loss and accuracy both as means of the batch means." in output
+
+
+def test_a_conv2d_that_computes_in_float64_fails_on_float32_and_says_so():
+    def conv2d(x, weight, bias=None, stride=1, padding=0):
+        return ch07.conv2d(x.double(), weight.double(), None if bias is None else bias.double(), stride, padding)
+
+    passed, output = checked("ch07.conv2d", conv2d)
+    assert not passed and "✗ float32 in, float32 out" in output
+    assert "known mistake: computed in float64 whatever x's dtype." in output
+
+
+def test_torch_convolves_by_im2col_in_float64_on_the_cpu_and_by_onednn_in_float32():
+    """What section 1 says of torch's own CPU convolution, for the chapter's second layer: float64 goes through
+    _slow_conv2d_forward (unfold into columns, then one matrix product), float32 to oneDNN where torch has it."""
+    from torch.profiler import profile
+
+    def kernels(dtype):
+        x, weight = torch.randn(64, 16, 8, 8, dtype=dtype), torch.randn(32, 16, 3, 3, dtype=dtype)
+        with profile() as profiler:
+            F.conv2d(x, weight, padding=1)
+        return {event.key for event in profiler.key_averages()}
+
+    assert "aten::_slow_conv2d_forward" in kernels(torch.float64)
+    if torch.backends.mkldnn.is_available():
+        assert "aten::mkldnn_convolution" in kernels(torch.float32)

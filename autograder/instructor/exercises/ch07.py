@@ -60,14 +60,30 @@ def _digit():
             "bias": _tensor(rng, 4), "padding": 1}
 
 
+def _whole_numbers(n, c_in, c_out, h, w, kh, kw, seed, **options):
+    """Case arguments in float32: x, weight and bias of small whole numbers, so that every product and sum is exact in
+    float32 and any order of summation gives the same output."""
+    def make():
+        rng = np.random.default_rng(seed)
+        whole = lambda *shape: torch.from_numpy(rng.integers(-3, 4, size=shape).astype(np.float32))  # noqa: E731
+        return {"x": whole(n, c_in, h, w), "weight": whole(c_out, c_in, kh, kw), "bias": whole(c_out), **options}
+    return make
+
+
 def _conv_variant(kind):
     def conv2d(x, weight, bias=None, stride=1, padding=0):
         n, c_in, h, w = x.shape
         c_out, _, kh, kw = weight.shape
         if kind == "flipped":
             weight = weight.flip(2, 3)
+        if kind == "float64":
+            x, weight, bias = x.double(), weight.double(), None if bias is None else bias.double()
         before, after = (0, 2 * padding) if kind == "one_side" else (padding, padding)
-        padded = F.pad(x, (before, after, before, after))
+        if kind == "default_dtype":  # zeros of torch's default dtype, float32, whatever x's is
+            padded = torch.zeros(n, c_in, h + 2 * padding, w + 2 * padding)
+            padded[:, :, padding:padding + h, padding:padding + w] = x
+        else:
+            padded = F.pad(x, (before, after, before, after))
         step = 1 if kind == "no_stride" else stride
         h_out, w_out = (padded.shape[2] - kh) // step + 1, (padded.shape[3] - kw) // step + 1
         patches = F.unfold(padded, (kh, kw), stride=step)  # (n, c_in · kh · kw, h_out · w_out), channel-major
@@ -111,7 +127,7 @@ def _conv_as_strided(x, weight, bias=None, stride=1, padding=0):
 
 
 register(Exercise(
-    id="ch07.conv2d", points=3, reference=ref.conv2d, rtol=1e-10, atol=1e-12,
+    id="ch07.conv2d", points=3, reference=ref.conv2d, rtol=1e-10, atol=1e-12, strict_dtype=True,
     cases=(
         Case("by hand: one 4 x 4 image, an asymmetric 3 x 3 kernel, no bias", _by_hand),
         Case("2 -> 3 channels, padding 1, a bias", _conv(2, 2, 3, 5, 5, 3, 3, seed=71, padding=1)),
@@ -119,6 +135,8 @@ register(Exercise(
                                                                         padding=1)),
         Case("a 2 x 3 kernel, stride 3, no padding", _conv(3, 2, 2, 8, 9, 2, 3, seed=73, stride=3)),
         Case("digits: two 8 x 8 images, 4 filters, padding 1", _digit),
+        Case("float32 in, float32 out (whole numbers: every sum exact)", _whole_numbers(2, 2, 3, 5, 6, 3, 3, seed=79,
+                                                                                      padding=1)),
         Case("a batch of one, a 1 x 1 kernel, stride 2", _conv(1, 3, 5, 5, 5, 1, 1, seed=74, stride=2), hidden=True),
         Case("a kernel as large as the padded input", _conv(2, 2, 3, 4, 4, 6, 6, seed=75, padding=1), hidden=True),
         Case("an empty batch", _conv(0, 2, 3, 5, 5, 3, 3, seed=76, padding=1), hidden=True),
@@ -141,6 +159,14 @@ register(Exercise(
                 "positions together: weight[o, c, p, q] must meet x[c, i·s + p, j·s + q]. A patch laid out channel "
                 "first, (c, p, q), needs weight.reshape(C_out, −1) in the same order, not a channels-last one.",
                 _conv_variant("channels_last")),
+        Mistake("computed in float64 whatever x's dtype", "The output has x's dtype: a float32 network's layer "
+                "returns float32. Make new tensors from x (x.new_zeros(...), or dtype=x.dtype) instead of casting "
+                "to float64 or naming dtype=torch.float64.", _conv_variant("float64")),
+        Mistake("the padded input made in torch's default dtype", "torch.zeros(shape) is float32, torch's default "
+                "dtype, whatever x is: with float64 inputs the product with the weights then raises (a float32 and a "
+                "float64 operand), or x's values are rounded to float32 on the way in. Make it with x's dtype: "
+                "x.new_zeros(shape), torch.zeros(shape, dtype=x.dtype), or F.pad(x, ...).",
+                _conv_variant("default_dtype")),
         Mistake("bias added at every kernel position", "The bias is added once per output entry, after the sum over "
                 "channels and kernel positions; added inside the loop over (p, q) it counts kH · kW times.",
                 _conv_variant("bias_each_position")),
@@ -179,22 +205,26 @@ def _evaluate_variant(kind):
             device = next(model.parameters()).device
         if kind != "train_mode":
             model.eval()
-        losses, sizes, correct = [], [], 0
+        losses, sizes, accuracies, correct = [], [], [], 0
         with torch.enable_grad() if kind == "grad_on" else torch.no_grad():
             for x, y in loader:
                 if kind != "not_moved":
                     x, y = x.to(device), y.to(device)
                 scores = model(x)
+                if kind == "softmax_first":
+                    scores = scores.softmax(dim=1)
                 losses.append(F.cross_entropy(scores, y).item())
                 sizes.append(len(y))
                 correct += (scores.argmax(dim=1) == y).sum().item()
+                accuracies.append((scores.argmax(dim=1) == y).float().mean().item())  # the usual idiom, float32
         if kind == "always_train":
             model.train()
         elif kind != "not_restored":
             model.train(was_training)
         count = sum(sizes)
-        loss = np.mean(losses) if kind == "batch_means" else float(np.dot(losses, sizes) / count)
-        return float(loss), correct / count
+        loss = np.mean(losses) if kind in ("batch_means", "both_batch_means") else float(np.dot(losses, sizes) / count)
+        accuracy = np.mean(accuracies) if kind == "both_batch_means" else correct / count
+        return float(loss), float(accuracy)
     return evaluate
 
 
@@ -264,6 +294,13 @@ register(Exercise(
         Mistake("mean of the batch means", "Every example counts once: with a smaller last batch, the mean of batch "
                 "means weighs its examples more. Sum the losses (reduction='sum', or mean · batch size) and divide "
                 "by the number of examples.", _evaluate_variant("batch_means")),
+        Mistake("loss and accuracy both as means of the batch means", "Every example counts once, in the accuracy "
+                "too: with batches of different sizes the mean of the batches' accuracies weighs the examples of a "
+                "small batch more. Count the right predictions and divide by the number of examples; sum the losses "
+                "(reduction='sum') and divide by it as well.", _evaluate_variant("both_batch_means")),
+        Mistake("softmax before cross-entropy", "F.cross_entropy takes the network's raw scores (logits) and applies "
+                "log-softmax itself; given probabilities it applies a second softmax, which squeezes every loss "
+                "towards log(number of classes). Pass model(x) as it is.", _evaluate_variant("softmax_first")),
         Mistake("batches left on the CPU while the model is on the GPU", "Move each batch to the device of the "
                 "model's parameters, device = next(model.parameters()).device, then x.to(device) and y.to(device): "
                 "a loader yields CPU tensors, and an operation on tensors of two devices raises.",
@@ -305,7 +342,8 @@ RUNS = (
 def _save_variant(kind):
     def save_checkpoint(path, model, optimizer, scheduler, epoch, generator, rng):
         checkpoint = {"model": model if kind == "model_object" else model.state_dict(),
-                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                      "epoch": epoch + 1 if kind == "next_epoch" else epoch,
                       "torch_rng": torch.get_rng_state(), "loader_rng": generator.get_state(),
                       "numpy_rng": rng.bit_generator.state}
         leave_out = {"no_optimizer": ("optimizer",), "no_scheduler": ("scheduler",),
@@ -354,13 +392,18 @@ register(Exercise(
         Mistake("the model object saved instead of its state_dict", "Save model.state_dict(): a pickled model needs "
                 "its class's code to load, breaks when that code changes, and torch.load refuses it with "
                 "weights_only=True (the safe default since torch 2.6).", _save_variant("model_object")),
+        Mistake("the next epoch saved instead of the one just finished", "Save `epoch` as it is passed, the epoch "
+                "just finished: load_checkpoint adds 1 to it to say where to continue, so saving epoch + 1 skips an "
+                "epoch on every resume.", _save_variant("next_epoch")),
     ),
     alternatives=(_save_atomically, _save_copied),
 ))
 
 
 # The load driver saves with the checkpoint writer of the namespace the loader was written in: in a notebook the
-# learner's (the reference while the check runs, by `uses`), for the loaders below this one, the reference.
+# learner's (the reference while the check runs, by `uses`), for the loaders below this one, the reference. The
+# reference imports torch inside its body because the grading sandbox builds the references an exercise uses in a
+# namespace of their own, which holds numpy and math only (autograder/learner/in_sandbox.py, reference_namespace).
 save_checkpoint = ref.save_checkpoint
 
 

@@ -1,5 +1,5 @@
-"""Chapter 07's concept questions: what eval() and no_grad() each do during evaluation, and why a resumed run can
-drift from the run that never stopped."""
+"""Chapter 07's concept questions: what eval() and no_grad() each do during evaluation, why a resumed run can
+drift from the run that never stopped, and what early stopping adds to a checkpoint."""
 from autograder.learner.questions import Question, register
 
 register(
@@ -36,4 +36,27 @@ register(
              "c": "each step computes the gradients of its own batch afresh (zero_grad, backward); what carries over "
                   "between steps is the optimizer's state (moments, step count), which was saved."},
     ),
+    Question(
+        id="ch07.early_stopping_state",
+        prompt="A run with early stopping (patience 4) is resumed after epoch 10 from a checkpoint that holds the "
+               "model's, the optimizer's and the scheduler's state_dicts, the epoch and every generator's state. Its "
+               "weights after each epoch are those of the run that never stopped, yet that run stopped after epoch 12 "
+               "and the resumed one trains on, and keeps other weights as its best. What is missing?",
+        choices={"a": "early stopping's state: the best validation loss with its epoch and a copy of its weights, and "
+                      "how many epochs in a row have not improved on it",
+                 "b": "the validation loader's generator, so that the validation batches come in the same order",
+                 "c": "nothing: two runs with the same weights after every epoch can still stop at different epochs, "
+                      "by floating-point chance"},
+        right="a",
+        why={"a": "started from nothing, early stopping takes the first epoch after the resume as its best and counts "
+                  "its patience from there: it stops later, and its best weights are the best since the resume only. "
+                  "Its state is a few numbers and one copy of the weights: save it with the rest, as save_run does.",
+             "b": "the validation loss is the mean over every validation example, whatever their order, and evaluation "
+                  "draws no random numbers (eval mode: no dropout). Both runs measure the same losses; what differs is "
+                  "what the loop does with them.",
+             "c": "with the same weights both runs measure the same validation losses, bit for bit; the decisions "
+                  "differ because the loop's own variables (best loss, epochs without improvement) began again at "
+                  "their starting values."},
+    ),
 )
+
