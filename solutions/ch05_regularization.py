@@ -4,8 +4,8 @@ best weights, and batch normalization's forward and backward passes with running
 
 Conventions, stated once: the L2 penalty carries a ½, (λ/2)·‖θ‖², so that its gradient is λ·θ and λ is exactly
 torch.optim.SGD's weight_decay; every penalty's gradient goes through the learning rate like the loss's own,
-θ ← θ − lr·(∇J + λ·θ). Functions return new arrays and change none of their inputs; randomness comes from a numpy
-Generator that is passed in.
+θ ← θ − lr·(∇J + λ·θ). Functions change none of their inputs (arrays, or the arrays inside a list); randomness comes
+from a numpy Generator that is passed in.
 """
 import math
 
@@ -67,10 +67,11 @@ class Dropout:
 
     Dropout(p, rng): p in [0, 1]; rng, a numpy Generator, the layer's only source of randomness.
     `training` is True after construction and train(), False after eval(), as in torch's modules.
-    forward(x): x of any shape (N, D) ->  out like x. In training, one draw per call, u = rng.random(x.shape); an
-        entry is dropped where u < p: mask = (u ≥ p) / (1 − p) (all 0 when p = 1), out = x · mask.
-        In evaluation, nothing is drawn: out = x (as a new array), and the mask is 1 everywhere.
-    backward(dout): dout like the last forward's x  ->  dx = dout · mask, with that forward's mask.
+    forward(x): x, a float array of any shape ((N, D), (N, C, L), ...)  ->  out, shaped like x and of x's dtype (a
+        float32 x gives a float32 out, as in torch). In training, one draw per call, u = rng.random(x.shape); an
+        entry is dropped where u < p: mask = (u ≥ p) / (1 − p) (all 0 when p = 1: nothing is kept, and nothing is
+        divided by 0), out = x · mask. In evaluation, nothing is drawn, out equals x, and the mask is 1 everywhere.
+    backward(dout): dout like the last forward's x (shape and dtype)  ->  dx = dout · mask, with that forward's mask.
     """
 
     def __init__(self, p, rng):
@@ -87,10 +88,10 @@ class Dropout:
     def forward(self, x):
         ### BEGIN SOLUTION
         if not self.training:
-            self.mask = np.ones(x.shape)
+            self.mask = np.ones(x.shape, dtype=x.dtype)
         else:
-            keep = self.rng.random(x.shape) >= self.p
-            self.mask = keep / (1 - self.p) if self.p < 1 else np.zeros(x.shape)
+            keep = (self.rng.random(x.shape) >= self.p).astype(x.dtype)
+            self.mask = keep / (1 - self.p) if self.p < 1 else keep  # at p = 1 keep is all 0
         return x * self.mask
         ### END SOLUTION
 
@@ -111,8 +112,10 @@ class EarlyStopping:
         val_loss < best_loss − min_delta (a NaN loss never is); then best_loss = val_loss, best_epoch = this epoch's
         number (0 for the first call), best_weights = copies of the weights, and the count of epochs without
         improvement, bad_epochs, goes back to 0. Any other epoch adds 1 to bad_epochs. Returns True (stop) when
-        bad_epochs has reached patience, else False.
-    Before the first improvement best_loss is inf, best_epoch −1 and best_weights None.
+        bad_epochs has reached patience, else False. Called again after it said stop, it goes on by the same rule:
+        True at every further epoch without improvement, False again after an improvement.
+    Before the first improvement best_loss is inf, best_epoch −1 and best_weights None (also when the first epochs'
+    losses are NaN).
     """
 
     def __init__(self, patience, min_delta=0.0):
@@ -140,10 +143,11 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
     (÷ N):  x̂ = (x − μ) / √(σ² + eps),  out = γ·x̂ + β, and the running statistics move towards the batch's:
         running_mean ← (1 − momentum)·running_mean + momentum·μ
         running_var  ← (1 − momentum)·running_var  + momentum·σ²·N / (N − 1)   (the unbiased variance, as torch)
-    In evaluation, with the running statistics, which stay as they are:
+    In evaluation, with the running statistics, which are returned unchanged:
         out = γ·(x − running_mean) / √(running_var + eps) + β
     x: (N, D); gamma, beta, running_mean, running_var: (D,)
-    ->  (out: (N, D), new running_mean: (D,), new running_var: (D,))
+    ->  (out: (N, D), running_mean: (D,), running_var: (D,)), the running statistics after this call; the arrays
+    passed in are left as they were (torch's BatchNorm1d updates its buffers in place instead).
     """
     ### BEGIN SOLUTION
     if not training:
@@ -159,12 +163,11 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
 
 
 def batchnorm_backward(dout, x, gamma, eps=1e-5):
-    """The gradients of training-mode batch normalization (batchnorm_forward with training=True) with respect to its
-    input and its parameters. The batch statistics depend on every row of x, so each row's gradient has two terms
-    more than a plain scaling: with x̂ as in the forward pass and means over the batch,
-        dx = γ / √(σ² + eps) · (dout − mean(dout) − x̂ · mean(dout · x̂))
-        dgamma = Σ over the batch of dout · x̂,   dbeta = Σ over the batch of dout
-    dout, x: (N, D) with N ≥ 2; gamma: (D,)  ->  (dx: (N, D), dgamma: (D,), dbeta: (D,))
+    """The gradients of training-mode batch normalization (batchnorm_forward with training=True, the batch's own μ
+    and σ²) with respect to its input and its parameters γ and β, given dout, the gradient of the loss with respect
+    to out. μ and σ² are computed from every row of x, so a row's dx depends on the whole column of dout, not on its
+    own row alone: follow every path from x to out.
+    dout, x: (N, D) with N ≥ 2; gamma: (D,); eps as in the forward pass  ->  (dx: (N, D), dgamma: (D,), dbeta: (D,))
     """
     ### BEGIN SOLUTION
     mean = x.mean(axis=0)

@@ -1,8 +1,10 @@
-"""Chapter 05's references against independent ones: dropout's statistics against torch.nn.functional.dropout, the
-SGD step with L2 against torch.optim.SGD(weight_decay=...) over 100 steps of a real loss, the L1 proximal step on a
-case solved by hand and, iterated, against scikit-learn's Lasso, early stopping on a traced run, and batch
+"""Chapter 05's references against independent ones: dropout's statistics and dtype against
+torch.nn.functional.dropout, and its expectation over every mask (the input itself; an L2 penalty on a linear model),
+the SGD step with L2 against torch.optim.SGD(weight_decay=...) over 100 steps of a real loss, the L1 proximal step on
+a case solved by hand and, iterated, against scikit-learn's Lasso, early stopping on a traced run, and batch
 normalization against torch.nn.BatchNorm1d in float64 (outputs, gradients, running statistics over several steps,
-evaluation mode)."""
+evaluation mode), against torch's layer_norm on the transposed input, and the chapter's claims about its backward
+pass and about a batch of two."""
 import math
 
 import numpy as np
@@ -37,6 +39,40 @@ def test_dropout_statistics_match_torch(p):
     np.testing.assert_array_equal(layer.forward(x), x)
     np.testing.assert_array_equal(layer.backward(dout), dout)
     assert torch.equal(torch.nn.functional.dropout(torch.from_numpy(x), p=p, training=False), torch.from_numpy(x))
+
+
+def test_dropout_keeps_float32_as_torch_does():
+    """A float32 input gives float32 outputs, in training, in backward and in evaluation; the kept entries are
+    x / (1 − p) to float32's precision, as torch's."""
+    x = np.random.default_rng(6).normal(size=(50, 40)).astype(np.float32)
+    layer = ch05.Dropout(0.3, np.random.default_rng(7))
+    out = layer.forward(x)
+    theirs = torch.nn.functional.dropout(torch.from_numpy(x), p=0.3, training=True)
+    assert out.dtype == np.float32 == theirs.numpy().dtype
+    assert layer.backward(np.ones_like(x)).dtype == np.float32
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], x[kept] / np.float32(0.7), rtol=2e-7)
+    assert layer.eval().forward(x).dtype == np.float32 and layer.backward(x).dtype == np.float32
+
+
+def test_inverted_dropout_averages_to_its_input_and_on_a_linear_model_to_an_l2_penalty():
+    """Exactly, over every mask of a tiny problem (2 rows, 3 inputs: 64 masks, each with its probability): the mean of
+    Dropout's output is x, and the mean squared error of a linear model on dropped-out inputs is the plain one plus
+    p/(1 − p)·Σⱼ wⱼ²·Σᵢ xᵢⱼ², the penalty chapter 05 derives."""
+    import itertools
+
+    rng = np.random.default_rng(8)
+    X, y, w, p = rng.normal(size=(2, 3)), rng.normal(size=2), rng.normal(size=3), 0.3
+    mean_out, mean_loss = np.zeros_like(X), 0.0
+    for kept in itertools.product([0.0, 1.0], repeat=X.size):
+        keep = np.array(kept).reshape(X.shape)
+        probability = np.prod(np.where(keep == 1, 1 - p, p))
+        dropped = X * keep / (1 - p)
+        mean_out += probability * dropped
+        mean_loss += probability * np.sum((y - dropped @ w) ** 2)
+    np.testing.assert_allclose(mean_out, X, rtol=1e-12)
+    penalty = p / (1 - p) * np.sum(w ** 2 * np.sum(X ** 2, axis=0))
+    assert mean_loss == pytest.approx(np.sum((y - X @ w) ** 2) + penalty, rel=1e-12)
 
 
 def test_dropout_p_one_and_zero_match_torch():
@@ -184,6 +220,37 @@ def test_batchnorm_matches_torch_batchnorm1d_over_several_steps_and_in_eval():
     np.testing.assert_allclose(out, bn(torch.from_numpy(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
     assert np.array_equal(mean_after, running_mean) and np.array_equal(var_after, running_var)
     assert mean_after is not running_mean
+
+
+def test_layer_norm_is_batch_norm_of_the_transposed_input():
+    x = np.random.default_rng(2).normal(size=(4, 6)) * 3 + 1
+    ours = ch05.batchnorm_forward(x.T, np.ones(4), np.zeros(4), np.zeros(4), np.ones(4))[0].T
+    theirs = torch.nn.functional.layer_norm(torch.from_numpy(x), (6,)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_a_batch_of_two_normalizes_to_plus_and_minus_one_up_to_eps():
+    """x̂ = ±((a − b)/2) / √((a − b)²/4 + ε) for N = 2: ±1 where |a − b| ≫ √ε, whatever a and b are."""
+    pair = np.array([[3.0, -200.0, 0.5], [1.0, 100.0, 0.5 + 2e-3]])
+    out, _, _ = ch05.batchnorm_forward(pair, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), eps=1e-5)
+    half = (pair[0] - pair[1]) / 2
+    np.testing.assert_allclose(out[0], half / np.sqrt(half ** 2 + 1e-5), rtol=1e-12)
+    np.testing.assert_allclose(out[1], -out[0], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(out[:, :2]), 1.0, atol=1e-5)
+    assert np.all(np.abs(out[:, 2]) < 0.5)  # |a − b| = 2e-3 is not much larger than √ε ≈ 3e-3: ε shows
+
+
+def test_the_gradient_of_a_normalized_column_along_x_hat_is_eps_over_variance_plus_eps():
+    """Σᵢ dxᵢ·x̂ᵢ = γ/√(σ² + ε)·Σᵢ doutᵢ·x̂ᵢ·ε/(σ² + ε) and Σᵢ dxᵢ = 0: the text's claims about the backward pass."""
+    rng = np.random.default_rng(3)
+    for variance, eps in ((4.0, 1e-3), (1e-6, 1e-3), (1.0, 1e-5)):
+        x, dout, gamma = np.sqrt(variance) * rng.normal(size=(9, 1)), rng.normal(size=(9, 1)), np.array([1.7])
+        dx, _, _ = ch05.batchnorm_backward(dout, x, gamma, eps=eps)
+        scale = np.sqrt(x.var() + eps)
+        x_hat = (x - x.mean()) / scale
+        assert abs(dx.sum()) < 1e-10 * np.abs(dx).sum()
+        expected = gamma[0] / scale * np.sum(dout * x_hat) * eps / (x.var() + eps)
+        assert np.sum(dx * x_hat) == pytest.approx(expected, rel=1e-8, abs=1e-14)
 
 
 def test_batchnorm_functions_leave_their_inputs_alone():

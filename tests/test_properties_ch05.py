@@ -115,6 +115,19 @@ def test_dropout_mask_is_the_docstrings_rule_and_backward_reuses_it(cls, shape, 
     np.testing.assert_array_equal(layer.backward(dout.copy()), dout)
 
 
+@pytest.mark.parametrize("cls", implementations("Dropout"))
+@s.budget(20)
+@given(shape=s.shapes(max_rows=6, max_cols=6), p=st.sampled_from([0.0, 0.5, 1.0]), seed=st.integers(0, 2**32 - 1),
+       data=st.data())
+def test_dropout_keeps_a_float32_input_float32_in_every_call(cls, shape, p, seed, data):
+    x = data.draw(s.scaled_arrays(shape)).astype(np.float32)
+    layer = cls(p, np.random.default_rng(seed))
+    outputs = [layer.forward(x.copy()), layer.backward(x.copy())]
+    layer.eval()
+    outputs += [layer.forward(x.copy()), layer.backward(x.copy())]
+    assert [out.dtype for out in outputs] == [np.float32] * 4
+
+
 def stopping_rule(losses, patience, min_delta):
     """Early stopping read off the whole sequence: epoch e improves when losses[e] < min(earlier improvements) −
     min_delta; training stops at the first epoch that is `patience` epochs after the last improvement (or after

@@ -58,6 +58,10 @@ def _l2_variant(kind):
             return 0.5 * lam * sum(float(np.linalg.norm(w)) for w in weights), [lam * w for w in weights]
         if kind == "means":
             return 0.5 * lam * sum(float(np.mean(w * w)) for w in weights), [lam * w for w in weights]
+        if kind == "in_place":
+            for w in weights:
+                w *= lam
+            return 0.5 * lam * squares, weights
         return 0.5 * lam * squares, [lam * np.sign(w) for w in weights]  # "sign"
     return l2_penalty
 
@@ -103,6 +107,9 @@ register(Exercise(
                 "np.sum(w * w), not np.mean.", _l2_variant("means")),
         Mistake("gradient λ·sign(W), L1's", "That is the L1 penalty's (sub)gradient; L2's gradient is λ·W, "
                 "proportional to each weight.", _l2_variant("sign")),
+        Mistake("gradients computed in the weights' own arrays", "The gradients must be new arrays (lam * w): "
+                "w *= lam multiplies the arrays in the list you were given, the network's weights themselves.",
+                _l2_variant("in_place")),
     ),
     alternatives=(_l2_flat, _l2_by_torch),
 ))
@@ -294,17 +301,17 @@ register(Exercise(
 
 # ---------------------------------------------------------------- Dropout
 
-def _dropout_case(p, seed, shape=(4, 5), calls=("forward", "backward"), scale=1.0):
-    """Dropout(p, Generator(seed)) through `calls`: "forward" and "backward" get fresh random x and dout of `shape`;
-    "train" and "eval" switch the mode."""
+def _dropout_case(p, seed, shape=(4, 5), calls=("forward", "backward"), scale=1.0, dtype=np.float64):
+    """Dropout(p, Generator(seed)) through `calls`: "forward" and "backward" get fresh random x and dout of `shape`
+    and `dtype`; "train" and "eval" switch the mode."""
     def make():
         rng = np.random.default_rng(seed + 1000)
         steps = []
         for name in calls:
             if name == "forward":
-                steps.append(["forward", {"x": rng.normal(scale=scale, size=shape)}])
+                steps.append(["forward", {"x": rng.normal(scale=scale, size=shape).astype(dtype)}])
             elif name == "backward":
-                steps.append(["backward", {"dout": rng.normal(size=shape)}])
+                steps.append(["backward", {"dout": rng.normal(size=shape).astype(dtype)}])
             else:
                 steps.append([name, {}])
         return {"params": {"p": p, "rng": np.random.default_rng(seed)}, "calls": steps}
@@ -312,33 +319,36 @@ def _dropout_case(p, seed, shape=(4, 5), calls=("forward", "backward"), scale=1.
 
 
 class _DropoutMistake(ref.Dropout):
+    """The reference with one mistake, `kind`, and nothing else changed (x's dtype kept, no division by 0 at p = 1,
+    unless that is the mistake), so that a mistake is named only where it alone explains what failed."""
     kind = ""
 
     def forward(self, x):
         p, kind = self.p, self.kind
-        if not self.training and kind not in ("eval_scaled", "always", "stale"):
-            self.mask = np.ones(x.shape)
+        if not self.training and kind != "always":
+            if kind == "stale":
+                return x.copy()  # the last training mask stays for backward
+            dtype = np.float64 if kind == "float64_mask" else x.dtype
+            self.mask = np.full(x.shape, 1 - p if kind == "eval_scaled" else 1, dtype=dtype)
             return x * self.mask
-        if not self.training and kind == "eval_scaled":
-            return x * (1 - p)
-        if not self.training and kind == "stale":
-            return x.copy()
         u = self.rng.random(x.shape)
-        if kind == "keep_prob":
-            self.mask = (u < p) / p
-        elif kind == "other_rule":
-            self.mask = (u < 1 - p) / (1 - p)
-        elif kind == "no_rescale":
-            self.mask = (u >= p) * 1.0
+        if kind == "float64_mask":
+            self.mask = (u >= p) / (1 - p) if p < 1 else np.zeros(x.shape)
+            return x * self.mask
+        kept = (u < p if kind == "keep_prob" else u < 1 - p if kind == "other_rule" else u >= p).astype(x.dtype)
+        share = p if kind == "keep_prob" else 1 - p
+        if kind == "no_rescale":
+            self.mask = kept
+        elif kind == "zero_division":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self.mask = kept / share
         else:
-            self.mask = (u >= p) / (1 - p)
+            self.mask = kept / share if p < 1 else kept
         return x * self.mask
 
     def backward(self, dout):
         if self.kind == "new_mask":
-            return dout * (self.rng.random(dout.shape) >= self.p) / (1 - self.p)
-        if self.kind == "eval_scaled" and not self.training:
-            return dout * (1 - self.p)
+            return self.forward(dout)  # a new draw in training (the identity in evaluation)
         return dout * self.mask
 
 
@@ -363,28 +373,30 @@ class _DropoutKeep:
     def forward(self, x):
         if not self.training:
             self.keep, self.scale = None, 1.0
-            return np.array(x, dtype=np.float64, copy=True)
+            return np.array(x, copy=True)
         self.keep = self.rng.uniform(size=x.shape) >= self.p
         self.scale = 0.0 if self.p == 1 else 1.0 / (1.0 - self.p)
         return np.where(self.keep, x * self.scale, 0.0)
 
     def backward(self, dout):
-        return np.array(dout, dtype=np.float64) if self.keep is None else np.where(self.keep, dout * self.scale, 0.0)
+        return np.array(dout, copy=True) if self.keep is None else np.where(self.keep, dout * self.scale, 0.0)
 
 
 DROPOUT_OUTPUTS = ("what each call returned",)
 
 register(Exercise(
     id="ch05.Dropout", points=2, reference=ref.Dropout, call=drivers.method_calls, outputs=DROPOUT_OUTPUTS,
-    rtol=1e-12,
+    rtol=1e-12, strict_dtype=True,
     cases=(
         Case("p 0.5: forward, then backward with its mask", _dropout_case(0.5, 41)),
         Case("p 0.2: two forwards, each backward with its own forward's mask", _dropout_case(
             0.2, 42, calls=("forward", "backward", "forward", "backward"))),
         Case("p 0.3: train, then eval (the identity, and dout passed through), then train again", _dropout_case(
             0.3, 43, calls=("forward", "backward", "eval", "forward", "backward", "train", "forward", "backward"))),
+        Case("p 1: everything dropped, zeros (no division by 0)", _dropout_case(1.0, 45)),
+        Case("float32 x and dout: the outputs stay float32, in training and in eval", _dropout_case(
+            0.3, 50, dtype=np.float32, calls=("forward", "backward", "eval", "forward", "backward"))),
         Case("p 0: nothing dropped", _dropout_case(0.0, 44), hidden=True),
-        Case("p 1: everything dropped, zeros (no division by 0)", _dropout_case(1.0, 45), hidden=True),
         Case("a batch of one", _dropout_case(0.5, 46, shape=(1, 6)), hidden=True),
         Case("an input of 3 axes (N, C, L)", _dropout_case(0.25, 47, shape=(2, 3, 4)), hidden=True),
         Case("eval first, then train", _dropout_case(0.4, 48, calls=("eval", "forward", "backward", "train",
@@ -401,7 +413,7 @@ register(Exercise(
                 "dropout, which does not rescale in training).", _dropout_variant("eval_scaled")),
         Mistake("a new mask in backward", "backward must use the mask of the forward pass it belongs to: the "
                 "entries dropped in the forward pass get no gradient. Keep the mask (self.mask) and reuse it; do "
-                "not draw again.", _dropout_variant("new_mask")),
+                "not draw again (calling forward on dout draws again).", _dropout_variant("new_mask")),
         Mistake("p taken as the probability to keep", "p is the probability to drop (torch's convention; "
                 "TensorFlow 1 took keep_prob): drop where u < p, scale the rest by 1 / (1 − p).",
                 _dropout_variant("keep_prob")),
@@ -413,6 +425,11 @@ register(Exercise(
         Mistake("mask drawn by another rule than the docstring's", "Both keep 1 − p of the entries on average, "
                 "but a check can only compare the same entries: draw u = self.rng.random(x.shape) once and drop "
                 "where u < p (keep where u ≥ p), not keep where u < 1 − p.", _dropout_variant("other_rule")),
+        Mistake("division by 1 − p = 0 at p = 1", "At p = 1 every entry is dropped, and (u ≥ p) / (1 − p) is 0 / 0 "
+                "= NaN: when p is 1 the mask is all 0, with no division.", _dropout_variant("zero_division")),
+        Mistake("a float64 mask for a float32 input", "rng.random gives float64 and (u ≥ p) / (1 − p) stays "
+                "float64, so x · mask turns a float32 x into float64; build the mask in x's dtype "
+                "(.astype(x.dtype)), as torch keeps a tensor's dtype.", _dropout_variant("float64_mask")),
     ),
     alternatives=(_DropoutKeep,),
 ))
@@ -446,6 +463,8 @@ class _StoppingMistake(ref.EarlyStopping):
         improved = val_loss <= reference if kind == "tie" else val_loss < reference
         if kind == "nan":
             improved = not val_loss >= reference
+        if kind == "first_is_best":
+            improved = improved or self.epoch == 0
         if improved:
             self.best_loss, self.best_epoch = val_loss, self.epoch
             self.best_weights = weights if kind == "last" else [np.array(w, copy=True) for w in weights]
@@ -453,7 +472,12 @@ class _StoppingMistake(ref.EarlyStopping):
                 self.bad_epochs = 0
         else:
             self.bad_epochs += 1
-        return self.bad_epochs > self.patience if kind == "off_by_one" else self.bad_epochs >= self.patience
+        stop = self.bad_epochs > self.patience if kind == "off_by_one" else self.bad_epochs >= self.patience
+        if kind == "reset_at_stop" and stop:
+            self.bad_epochs = 0
+        if kind == "latched":
+            self.stopped = stop = stop or getattr(self, "stopped", False)
+        return stop
 
 
 def _stopping_variant(kind):
@@ -491,6 +515,12 @@ register(Exercise(
                                                                                 min_delta=0.1)),
         Case("patience 1: stop at the first bad epoch", _stopping_case([0.3, 0.2, 0.25], 1, seed=55), hidden=True),
         Case("a NaN loss is no improvement", _stopping_case([0.5, math.nan, 0.6, math.nan], 3, seed=56)),
+        Case("patience 2, stepped on after it said stop: True while no epoch improves, False after one",
+             _stopping_case([1.0, 1.1, 0.9, 1.0, 1.2, 1.3, 0.8, 0.9, 1.0], 2, seed=60)),
+        Case("a first epoch that does not improve (NaN): the best comes later", _stopping_case(
+            [math.nan, 0.9, 1.0, 0.8, 0.85, 0.9], 2, seed=61)),
+        Case("patience 1 and a NaN first epoch: stop at once, with no best to restore",
+             _stopping_case([math.nan], 1, seed=62), hidden=True),
         Case("only improvements: never stops, the best is the last", _stopping_case([3.0, 2.0, 1.5, 1.0, 0.9], 2,
                                                                                    seed=57), hidden=True),
         Case("a single epoch", _stopping_case([0.7], 5, seed=58), hidden=True),
@@ -515,6 +545,15 @@ register(Exercise(
         Mistake("a NaN loss counted as an improvement", "Every comparison with NaN is False: test "
                 "val_loss < best_loss − min_delta directly, so that a NaN epoch is a bad one (not "
                 "`not val_loss >= ...`).", _stopping_variant("nan")),
+        Mistake("the first epoch taken as the best whatever its loss", "The first epoch is compared like any other, "
+                "with best_loss = inf: a NaN loss there is no improvement, and taking it as the best leaves "
+                "best_loss NaN, which nothing can beat afterwards.", _stopping_variant("first_is_best")),
+        Mistake("the count restarted after saying stop", "Only an improvement sets bad_epochs back to 0: stepped "
+                "on after it said stop, the callback goes on counting and says stop again at the next epoch "
+                "without improvement.", _stopping_variant("reset_at_stop")),
+        Mistake("a stop that stays after an improvement", "step answers for the epochs so far: an improvement sets "
+                "bad_epochs to 0, and step returns False again, even if it said stop before.",
+                _stopping_variant("latched")),
     ),
     alternatives=(_StoppingKerasStyle,),
 ))
@@ -692,6 +731,21 @@ def _bn_back_variant(kind):
     return batchnorm_backward
 
 
+def _bn_back_staged_variant(kind):
+    """The staged backward pass with one of the chain rule's 1/N factors forgotten."""
+    def batchnorm_backward(dout, x, gamma, eps=1e-5):
+        n = x.shape[0]
+        xc = x - x.mean(axis=0)
+        std = np.sqrt((xc ** 2).mean(axis=0) + eps)
+        x_hat = xc / std
+        dx_hat = dout * gamma
+        dvar = -(dx_hat * xc).sum(axis=0) / std ** 3 / 2
+        dxc = dx_hat / std + 2 * xc * dvar / (1 if kind == "variance_n" else n)
+        dx = dxc - dxc.sum(axis=0) / (1 if kind == "mean_n" else n)
+        return dx, (dout * x_hat).sum(axis=0), dout.sum(axis=0)
+    return batchnorm_backward
+
+
 def _bn_back_staged(dout, x, gamma, eps=1e-5):
     """The computational graph walked backwards one node at a time (cs231n's staged form)."""
     n = x.shape[0]
@@ -735,13 +789,17 @@ register(Exercise(
         Case("large values (1e3 around 1e4)", _bn_back_case(16, 2, seed=77, scale=1e3, offset=1e4), hidden=True),
     ),
     mistakes=(
-        Mistake("the simplified backward that drops the mean terms", "μ and σ² are computed from the batch, so "
-                "each row's output depends on every row: dx = γ/√(σ² + eps)·(dout − mean(dout) − x̂·mean(dout·x̂)), "
-                "not just γ·dout/√(σ² + eps).", _bn_back_variant("simplified")),
-        Mistake("the variance's term dropped", "σ² depends on x too: keep − x̂·mean(dout·x̂) in dx.",
-                _bn_back_variant("no_variance_term")),
-        Mistake("the mean's term dropped", "μ depends on x too: keep − mean(dout) in dx.",
-                _bn_back_variant("no_mean_term")),
+        Mistake("the simplified backward that drops the mean terms", "μ and σ² are computed from the whole batch, "
+                "so every row's output depends on every row of its column: besides the direct path, "
+                "γ·dout / √(σ² + eps), dx needs the paths through μ and through σ².", _bn_back_variant("simplified")),
+        Mistake("the variance's term dropped", "σ² depends on x too: the path x → σ² → x̂ is missing (its term "
+                "runs along x̂).", _bn_back_variant("no_variance_term")),
+        Mistake("the mean's term dropped", "μ depends on x too: the path x → μ → x̂ is missing (its term is the "
+                "same for every row of a column).", _bn_back_variant("no_mean_term")),
+        Mistake("the 1/N of σ²'s derivative forgotten", "σ² = mean((x − μ)²), so ∂σ²/∂xᵢ = 2(xᵢ − μ)/N: the "
+                "mean's 1/N stays in the derivative.", _bn_back_staged_variant("variance_n")),
+        Mistake("the 1/N of μ's derivative forgotten", "μ = mean(x), so each xᵢ gets 1/N of the gradient that "
+                "reaches μ, not all of it.", _bn_back_staged_variant("mean_n")),
         Mistake("eps forgotten", "The forward pass divided by √(σ² + eps); its gradient has the same eps.",
                 _bn_back_variant("no_eps")),
         Mistake("dgamma and dbeta averaged over the batch", "γ and β are used by every row: their gradients are "
