@@ -863,3 +863,24 @@ def test_a_long_value_is_cut_to_a_line_and_a_passing_report_is_unchanged():
     passed, output = run("ch02.mse_loss", ref.mse_loss)
     assert passed and output == "ch02.mse_loss: 3 cases\n" + "".join(
         f"  ✓ {case.name}\n" for case in registry.get("ch02.mse_loss").visible_cases()) + "  all 3 passed.\n"
+
+
+def test_a_mistake_that_would_fail_a_case_the_learner_passed_is_not_named():
+    """An answer that fails two cases exactly as "rounded down" does, but gets right a case that rounding down gets
+    wrong, is not rounding down: naming that mistake would send the learner after the wrong bug."""
+    from autograder.learner.judge import run_cases
+
+    def halve(x):
+        return x / 2
+
+    exercise = registry.Exercise(
+        id="ch00.toy_halve", points=1, reference=halve,
+        cases=tuple(registry.Case(name, lambda x=x: {"x": x}) for name, x in
+                    (("even", 4.0), ("odd", 5.0), ("negative odd", -3.0), ("one", 1.0))),
+        mistakes=(registry.Mistake("rounded down", "halve with /, not //.", lambda x: x // 2),), alternatives=())
+    rounds_down = run_cases(exercise, lambda x: x // 2)
+    assert [r.passed for r in rounds_down] == [True, False, False, False]
+    assert {r.mistake.name for r in rounds_down if not r.passed} == {"rounded down"}
+    right_at_one = run_cases(exercise, lambda x: x / 2 if x == 1 else x // 2)
+    assert [r.passed for r in right_at_one] == [True, False, False, True]
+    assert all(r.mistake is None for r in right_at_one)

@@ -158,15 +158,22 @@ def through_layers(cls, args):
 def over_steps(fn, args):
     """A pure optimizer step fn(param=..., grad=..., state=..., **hyper-parameters), run once for each gradient in
     args["grads"], from args["param"] and args["state"], each step given the parameter and state the one before
-    returned; every other entry of args is a hyper-parameter passed to every step.
+    returned; every other entry of args is a hyper-parameter passed to every step. Where args["raises"] names an
+    exception class ("ValueError"), a step should raise it, and doing so gives the text "raises ValueError" in
+    place of an output.
 
     Returns (the parameter after each step, in order, as a list; the state after the last step).
     """
-    hyper = {name: value for name, value in args.items() if name not in ("param", "grads", "state")}
+    hyper = {name: value for name, value in args.items() if name not in ("param", "grads", "state", "raises")}
     param, state, trajectory = args["param"], args["state"], []
-    for grad in args["grads"]:
-        param, state = fn(param=param, grad=grad, state=state, **hyper)
-        trajectory.append(param)
+    try:
+        for grad in args["grads"]:
+            param, state = fn(param=param, grad=grad, state=state, **hyper)
+            trajectory.append(param)
+    except Exception as error:
+        if type(error).__name__ != args.get("raises"):
+            raise
+        return f"raises {args['raises']}"
     return trajectory, state
 
 

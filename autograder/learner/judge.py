@@ -171,15 +171,29 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
 
 def name_the_mistake(exercise: registry.Exercise, results: list[CaseResult]) -> list[CaseResult]:
     """Mark every failing case with the known mistake that explains them all, if one does: the first
-    registered mistake that fails each of them just as the learner's code did (`_explains`). A
-    mistake that explains only some of them is not named: its name would mislead on the others."""
+    registered mistake that fails each of them just as the learner's code did (`_explains`) and passes each
+    case the learner's code passed (`_passes`). A mistake that explains only some of the failures, or that
+    would have failed a case the learner got right, is not named: its name would mislead."""
     failing = [result for result in results if not result.passed]
     candidates = list(exercise.mistakes) if failing else []
     for result in failing:
         candidates = [mistake for mistake in candidates if _explains(exercise, mistake, result)]
+    for result in results:
+        if result.passed and candidates:
+            candidates = [mistake for mistake in candidates if _passes(exercise, mistake, result.case)]
     for result in failing:
         result.mistake = candidates[0] if candidates else None
     return results
+
+
+def _passes(exercise: registry.Exercise, mistake: registry.Mistake, case: registry.Case) -> bool:
+    """Whether `mistake` passes `case`: returns what the reference returns, changing no input. True when its
+    output there is not known (a learner's copy keeps the mistakes' outputs on the visible cases only)."""
+    try:
+        run = exercise.mistake_output(mistake, case)
+    except LookupError:
+        return True
+    return not run.raised and not run.changed and not _compare(exercise, run.output, exercise.expected_output(case))
 
 
 def _explains(exercise: registry.Exercise, mistake: registry.Mistake, result: CaseResult) -> bool:
