@@ -19,10 +19,13 @@ def sgd_momentum_step(param, grad, state, lr, momentum=0.0, dampening=0.0, neste
     b = g on the first step (no buffer in state yet), else b = momentum · b + (1 − dampening) · g
     param ← param − lr · (g + momentum · b) with nesterov, else param − lr · b
     With momentum = 0 there is no buffer: param ← param − lr · g, and the state stays as it was.
+    Nesterov needs a momentum above 0 and no dampening: raise a ValueError otherwise, as torch.optim.SGD does.
     param, grad: arrays of one shape; state: {} or {"momentum_buffer": b}
     ->  (new param, new state {"momentum_buffer": b})
     """
     ### BEGIN SOLUTION
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
     grad = grad + weight_decay * param
     if momentum == 0:
         return param - lr * grad, dict(state)
@@ -121,10 +124,12 @@ class Optimizer:
     {"params": [arrays], "lr": ...}, each key a group leaves out taken from defaults (the step function's keyword
     arguments: lr, momentum, betas, weight_decay, ...). numpy arrays carry no .grad, so the optimizer keeps one
     gradient buffer per parameter, `grads`, in the order the groups list the parameters:
-    zero_grad() sets them to 0, accumulate(grads) adds gradients to them (what loss.backward() does to p.grad in
-    torch), step() updates every parameter in place from its buffer, and skips one whose gradient was never given
-    (like a p.grad of None). state_dict() / load_state_dict() save and restore the hyper-parameters of every group and
-    the state of every parameter (by its index, as torch does), as deep copies.
+    zero_grad() empties them (None, as torch's zero_grad() sets p.grad to None by default); accumulate(grads) adds
+    gradients to them (what loss.backward() does to p.grad in torch), a None in the list standing for a parameter the
+    loss did not reach; step() updates every parameter that has a gradient, in place, and skips one whose buffer is
+    None, as torch skips a p.grad of None: its state, momentum and weight decay do not move it. state_dict() /
+    load_state_dict() save and restore the hyper-parameters of every group and the state of every parameter (by its
+    index, as torch does), as deep copies.
     """
 
     def __init__(self, params, algorithm="adam", **defaults):
@@ -140,13 +145,14 @@ class Optimizer:
         self.grads = [None] * len(self.params)
 
     def zero_grad(self):
-        self.grads = [np.zeros_like(p) for p in self.params]
+        self.grads = [None] * len(self.params)
 
     def accumulate(self, grads):
         grads = list(grads)
         if len(grads) != len(self.params):
             raise ValueError(f"{len(grads)} gradients for {len(self.params)} parameters")
-        self.grads = [g.copy() if mine is None else mine + g for mine, g in zip(self.grads, grads)]
+        self.grads = [mine if g is None else g.copy() if mine is None else mine + g
+                      for mine, g in zip(self.grads, grads)]
 
     def step(self):
         step_fn, index = STEP_FUNCTIONS[self.algorithm], 0

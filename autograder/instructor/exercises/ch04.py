@@ -15,7 +15,8 @@ TRAJECTORY = ("parameter after each step", "state after the last step")
 
 @functools.lru_cache(maxsize=1)
 def _digits_gradients():
-    """Gradients of chapter 03's two-layer network's output bias b2: (10,), over 8 steps of SGD on 64 digits."""
+    """Gradients of the output bias b2, (10,), of a two-layer network like chapter 03's (64 -> 8 -> 10, ReLU), over 8
+    steps of SGD on batches of 64 digits."""
     from solutions.data import digits
 
     X, _, y, _ = digits()
@@ -25,7 +26,8 @@ def _digits_gradients():
 
 def _steps(shape, steps, seed, scale=1.0, state=None, zero=False, **hyper):
     """Case arguments for over_steps: a random parameter, `steps` random gradients of size `scale` (all 0 with zero),
-    and a starting state: {} or, with state = a list of names, those entries as a run in the middle would have them."""
+    and a starting state: {} or, with state = a list of names, those entries as a run in the middle would have them.
+    Every other keyword is passed on: the hyper-parameters, and raises="ValueError" where a step must refuse them."""
     def make():
         rng = np.random.default_rng(seed)
         param = rng.normal(size=shape)
@@ -58,10 +60,17 @@ def _by_hand(**hyper):
 
 # ---------------------------------------------------------------- sgd_momentum_step
 
-def _sgd_variant(first="copy", nesterov_buffer="new", decay="gradient", ema=False, keep=True, lr_in_buffer=False):
+def _sgd_variant(first="copy", nesterov_buffer="new", decay="gradient", ema=False, keep=True, lr_in_buffer=False,
+                 refuses=True, plain_at_zero=True, in_place=False):
+    """SGD with one mistake: the first buffer damped, Nesterov with the previous buffer, the decay added to the update,
+    dampening 1 − momentum, the buffer not carried over, lr inside the buffer, Nesterov's impossible settings accepted
+    (refuses=False), momentum 0 run through the buffer (plain_at_zero=False), or the caller's buffer updated in
+    place."""
     def sgd_momentum_step(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+        if refuses and nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         g = grad + weight_decay * param if decay == "gradient" else grad
-        if momentum == 0:
+        if momentum == 0 and plain_at_zero:
             return param - lr * g, dict(state)
         old = state.get("momentum_buffer")
         damp = (1 - momentum) if ema else (1 - dampening)
@@ -70,6 +79,10 @@ def _sgd_variant(first="copy", nesterov_buffer="new", decay="gradient", ema=Fals
             return param + buf, {"momentum_buffer": buf}
         if old is None or not keep:
             buf = g.copy() if first == "copy" else damp * g
+        elif in_place:
+            buf = old
+            buf *= momentum
+            buf += damp * g
         else:
             buf = momentum * old + damp * g
         if nesterov:
@@ -83,6 +96,8 @@ def _sgd_variant(first="copy", nesterov_buffer="new", decay="gradient", ema=Fals
 
 
 def _sgd_inline(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
+    if nesterov and not (momentum > 0 and dampening == 0):
+        raise ValueError("Nesterov needs momentum > 0 and dampening 0")
     g = np.add(grad, np.multiply(weight_decay, param))
     new_state = dict(state)
     if momentum != 0:
@@ -124,7 +139,15 @@ register(Exercise(
             (3,), 2, seed=3, state=["momentum_buffer"], lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.5)),
         Case("momentum left at its default, 0: plain SGD (dampening ignored)", _steps(
             (2,), 2, seed=4, lr=0.1, dampening=0.3, weight_decay=0.2)),
+        Case("Nesterov with dampening 0.5: refused with a ValueError, as torch does", _steps(
+            (3,), 2, seed=9, lr=0.1, momentum=0.9, dampening=0.5, nesterov=True, raises="ValueError")),
         Case("one step", _steps((4,), 1, seed=5, lr=0.1, momentum=0.9, dampening=0.2), hidden=True),
+        Case("Nesterov without momentum: refused with a ValueError", _steps(
+            (2,), 1, seed=10, lr=0.1, nesterov=True, raises="ValueError"), hidden=True),
+        Case("momentum 0 from a saved buffer: the state comes back as it was", _steps(
+            (3,), 2, seed=11, state=["momentum_buffer"], lr=0.1, dampening=0.5, weight_decay=0.1), hidden=True),
+        Case("a 2 x 3 x 2 parameter, momentum, dampening and weight decay", _steps(
+            (2, 3, 2), 3, seed=12, lr=0.05, momentum=0.8, dampening=0.1, weight_decay=0.01), hidden=True),
         Case("a size-1 parameter, 6 steps", _steps((1,), 6, seed=6, lr=0.3, momentum=0.99), hidden=True),
         Case("zero gradients from a saved buffer", _steps((3,), 3, seed=7, zero=True, state=["momentum_buffer"],
                                                          lr=0.1, momentum=0.9), hidden=True),
@@ -148,6 +171,14 @@ register(Exercise(
                 "updated on this step.", _sgd_variant(nesterov_buffer="old")),
         Mistake("weight decay added to the update, not the gradient", "torch adds weight_decay · param to the "
                 "gradient first, so the decay goes through the momentum buffer.", _sgd_variant(decay="update")),
+        Mistake("Nesterov accepted with a dampening", "torch.optim.SGD refuses Nesterov momentum with a dampening or "
+                "without a momentum above 0: raise a ValueError for those settings instead of stepping.",
+                _sgd_variant(refuses=False)),
+        Mistake("momentum 0 run through the buffer", "With momentum = 0 torch keeps no buffer: the step is plain "
+                "param − lr · g (dampening plays no part), and the state comes back as it was.",
+                _sgd_variant(plain_at_zero=False)),
+        Mistake("momentum buffer updated in place", "Return a new buffer: the state passed in is the caller's (a saved "
+                "checkpoint, say) and must not change.", _sgd_variant(in_place=True)),
     ),
     alternatives=(_sgd_inline, _sgd_by_torch),
 ))
@@ -155,10 +186,14 @@ register(Exercise(
 
 # ---------------------------------------------------------------- rmsprop_step
 
-def _rmsprop_variant(square="square", eps_inside=False, swapped=False, centered_rule="a2", in_place=False):
+def _rmsprop_variant(square="square", eps_inside=False, swapped=False, centered_rule="a2", in_place=False,
+                     divide_by="new", count=True, decay=True):
+    """RMSprop with one mistake: the average of g, eps inside the root, alpha on the new term, centered without the
+    mean, the caller's average updated in place, the step divided by the average from before this gradient
+    (divide_by="old"), no step count in the state, or the weight decay left out."""
     def rmsprop_step(param, grad, state, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, centered=False):
         step = state.get("step", 0) + 1
-        g = grad + weight_decay * param
+        g = grad + weight_decay * param if decay else grad
         new = g * g if square == "square" else g
         old = state.get("square_avg", np.zeros_like(param))
         if in_place and "square_avg" in state:
@@ -167,8 +202,8 @@ def _rmsprop_variant(square="square", eps_inside=False, swapped=False, centered_
             square_avg = old
         else:
             square_avg = ((1 - alpha) * old + alpha * new) if swapped else (alpha * old + (1 - alpha) * new)
-        new_state = {"step": step, "square_avg": square_avg}
-        variance = square_avg
+        new_state = {"step": step, "square_avg": square_avg} if count else {"square_avg": square_avg}
+        variance = square_avg if divide_by == "new" else old
         if centered:
             grad_avg = alpha * state.get("grad_avg", np.zeros_like(param)) + (1 - alpha) * g
             new_state["grad_avg"] = grad_avg
@@ -224,6 +259,13 @@ register(Exercise(
                 _rmsprop_variant(centered_rule="none")),
         Mistake("square average updated in place", "Return new arrays: the state passed in is the caller's (a saved "
                 "checkpoint, say) and must not change.", _rmsprop_variant(in_place=True)),
+        Mistake("divided by the average from before this step", "Update v with this step's g² first, then divide by "
+                "√v + eps: on the first step the old v is 0, and g / eps is an enormous step.",
+                _rmsprop_variant(divide_by="old")),
+        Mistake("no step count in the state", "torch's RMSprop counts its steps in the state, \"step\": t (1 after "
+                "the first), though the update does not use it.", _rmsprop_variant(count=False)),
+        Mistake("weight decay ignored", "RMSprop's weight_decay is L2 added to the gradient before the average: "
+                "g = grad + weight_decay · param.", _rmsprop_variant(decay=False)),
     ),
     alternatives=(_rmsprop_inline,),
 ))
@@ -231,14 +273,19 @@ register(Exercise(
 
 # ---------------------------------------------------------------- adam_step
 
-def _adam_variant(correct=True, eps_at="torch", step_from=1, swap_betas=False, in_place=False, decay=True):
+def _adam_variant(correct=True, eps_at="torch", step_from=1, swap_betas=False, in_place=False, decay="l2",
+                  saved="moments", count=True):
     """Adam with one mistake: no bias correction, eps somewhere else (eps_at "inside" the root, or "hat": added to
-    √v before the correction), the count before this step used as t (step_from=0), betas swapped, the moments
-    updated in the caller's state, or the weight decay left out."""
+    √v before the correction; "hats": m̂ and v̂ written out, as arrays), the count before this step used as t
+    (step_from=0), betas swapped, the moments updated in the caller's state, the weight decay left out
+    (decay=None) or decoupled as in AdamW ("decoupled"), m̂ and v̂ saved in place of m and v (saved="hats"), or
+    no step count in the state."""
     def adam_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         beta1, beta2 = (betas[1], betas[0]) if swap_betas else betas
         t = state.get("step", 0) + step_from
-        g = grad + weight_decay * param if decay else grad
+        g = grad + weight_decay * param if decay == "l2" else grad
+        if decay == "decoupled":
+            param = param * (1 - lr * weight_decay)
         m, v = state.get("exp_avg", np.zeros_like(param)), state.get("exp_avg_sq", np.zeros_like(param))
         if in_place and "exp_avg" in state:
             m *= beta1
@@ -252,9 +299,14 @@ def _adam_variant(correct=True, eps_at="torch", step_from=1, swap_betas=False, i
             update = (lr / bc1) * m / (np.sqrt(v) / math.sqrt(bc2) + eps)
         elif eps_at == "inside":
             update = (lr / bc1) * m / np.sqrt(v / bc2 + eps)
+        elif eps_at == "hats":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                m_hat, v_hat = m / bc1, v / bc2  # at t = 0: m / 0 is inf, and inf / inf NaN
+                update = lr * m_hat / (np.sqrt(v_hat) + eps)
         else:
             update = lr * math.sqrt(bc2) / bc1 * m / (np.sqrt(v) + eps)
-        return param - update, {"step": state.get("step", 0) + 1, "exp_avg": m, "exp_avg_sq": v}
+        kept = {"exp_avg": m, "exp_avg_sq": v} if saved == "moments" else {"exp_avg": m / bc1, "exp_avg_sq": v / bc2}
+        return param - update, {"step": state.get("step", 0) + 1, **kept} if count else kept
     return adam_step
 
 
@@ -303,6 +355,8 @@ register(Exercise(
         Case("large gradients (1e6)", _steps((5,), 3, seed=27, scale=1e6, lr=0.01), hidden=True),
         Case("digits: chapter 03's output-bias gradients, 8 steps", _digits_steps(lr=0.05, betas=(0.9, 0.99)),
              hidden=True),
+        Case("a 2 x 3 x 2 parameter, betas (0, 0.99), weight decay 0.01", _steps(
+            (2, 3, 2), 3, seed=28, lr=0.01, betas=(0.0, 0.99), weight_decay=0.01), hidden=True),
     ),
     mistakes=(
         Mistake("Adam without bias correction", "m and v start at 0, so early on they are far too small: divide by "
@@ -312,13 +366,24 @@ register(Exercise(
                 "different, much larger guard when gradients are small.", _adam_variant(eps_at="inside")),
         Mistake("step counter starting at 0", "The first step is t = 1: add 1 to the saved count before the bias "
                 "correction (at t = 0, 1 − β₁⁰ = 0 and the step divides by zero).", _adam_variant(step_from=0)),
+        Mistake("step counter starting at 0, m̂ = m / (1 − β₁ᵗ) on arrays", "The first step is t = 1: add 1 to the "
+                "saved count before the bias correction. At t = 0, 1 − β₁⁰ = 0: numpy's m / 0 is inf, v / 0 too, "
+                "and inf / inf is NaN, which every later step keeps.", _adam_variant(step_from=0, eps_at="hats")),
+        Mistake("bias-corrected moments saved in the state", "The state keeps m and v as they are (exp_avg and "
+                "exp_avg_sq); m̂ and v̂ are computed for this step's update only. Saved, the correction is applied "
+                "again on every later step.", _adam_variant(saved="hats")),
+        Mistake("no step count in the state", "Save the step count, \"step\": t, in the new state: without it every "
+                "call is step 1, and the bias correction never fades.", _adam_variant(count=False)),
+        Mistake("Adam's weight decay decoupled, as in AdamW", "Adam's weight_decay is L2: g = grad + weight_decay · "
+                "param, which goes through m and v. Shrinking the parameter directly is AdamW.",
+                _adam_variant(decay="decoupled")),
         Mistake("eps added before the bias correction of v (the paper's faster form)", "torch adds eps to "
                 "√v / √(1 − β₂ᵗ), the bias-corrected root, not to √v as the paper's ε̂ form and TensorFlow do.",
                 _adam_variant(eps_at="hat")),
         Mistake("β₁ and β₂ swapped", "betas = (β₁, β₂): β₁ (0.9) averages the gradients, β₂ (0.999) their squares.",
                 _adam_variant(swap_betas=True)),
         Mistake("weight decay ignored", "Adam's weight_decay is L2 added to the gradient before the moments: "
-                "g = grad + weight_decay · param.", _adam_variant(decay=False)),
+                "g = grad + weight_decay · param.", _adam_variant(decay=None)),
         Mistake("moments updated in place", "Return new arrays: the state passed in is the caller's (a saved "
                 "checkpoint, say) and must not change.", _adam_variant(in_place=True)),
     ),
@@ -336,6 +401,9 @@ def _adamw_variant(kind):
             return ref.adam_step(param * (1 - weight_decay), grad, state, lr=lr, betas=betas, eps=eps)
         if kind == "none":
             return ref.adam_step(param, grad, state, lr=lr, betas=betas, eps=eps)
+        if kind == "twice":
+            return ref.adam_step(param * (1 - lr * weight_decay), grad, state, lr=lr, betas=betas, eps=eps,
+                                 weight_decay=weight_decay)
         new_param, new_state = ref.adam_step(param, grad, state, lr=lr, betas=betas, eps=eps)
         return new_param * (1 - lr * weight_decay), new_state  # "after"
     return adamw_step
@@ -377,6 +445,9 @@ register(Exercise(
                 "from the decayed value.", _adamw_variant("after")),
         Mistake("no weight decay at all", "AdamW's difference from Adam is its decay: param ← param · (1 − lr · "
                 "weight_decay) before the step.", _adamw_variant("none")),
+        Mistake("the decay applied twice, decoupled and as L2", "After the decoupled decay the Adam step takes no "
+                "weight decay of its own: call it with weight_decay = 0, or the decay also enters the gradient.",
+                _adamw_variant("twice")),
     ),
     alternatives=(_adamw_inline,),
 ))
@@ -395,12 +466,20 @@ def _at_max_norm():
     return {"grads": [np.array([3e-4, 0.0]), np.array([[4e-4]])], "max_norm": 5e-4}
 
 
+def _just_below_max_norm():
+    """A total norm of 1 − 1e-7 under max_norm 1: torch's factor 1 / (1 − 1e-7 + 1e-6) is still below 1."""
+    return {"grads": [np.array([0.6, 0.0]) * (1 - 1e-7), np.array([[0.8]]) * (1 - 1e-7)], "max_norm": 1.0}
+
+
 def _clip_variant(kind):
     def clip_grad_norm(grads, max_norm):
         norms = [float(np.sqrt(np.sum(g * g))) for g in grads]
         if kind == "each":
             return [g * min(max_norm / (n + 1e-6), 1.0) for g, n in zip(grads, norms)], float(math.sqrt(sum(
                 n * n for n in norms)))
+        if kind == "concatenate":
+            flat = np.concatenate([g.ravel() for g in grads])  # raises on an empty list
+            norms = [float(np.sqrt(np.sum(flat * flat)))]
         total = sum(norms) if kind == "sum" else math.sqrt(sum(n * n for n in norms))
         if kind == "in_place":
             coef = min(max_norm / (total + 1e-6), 1.0)
@@ -436,7 +515,11 @@ register(Exercise(
         Case("three arrays of different shapes, clipped", _grads((4, 3), (3,), (2, 2), seed=41, max_norm=0.5)),
         Case("below max_norm: left as they are", _grads((3,), (2,), seed=42, scale=0.01, max_norm=1.0)),
         Case("a total norm exactly at max_norm (5e-4)", _at_max_norm),
+        Case("a total norm just below max_norm (1 − 1e-7): still scaled by a hair", _just_below_max_norm),
+        Case("an empty list: nothing to clip, total 0", lambda: {"grads": [], "max_norm": 1.0}),
         Case("a size-1 gradient", lambda: {"grads": [np.array([-7.0])], "max_norm": 2.0}, hidden=True),
+        Case("a 0-d and a 2 x 2 x 3 gradient", lambda: {"grads": [np.array(-2.5), np.arange(12.0).reshape(2, 2, 3)],
+                                                      "max_norm": 3.0}, hidden=True),
         Case("zero gradients", lambda: {"grads": [np.zeros(3), np.zeros((2, 2))], "max_norm": 1.0}, hidden=True),
         Case("large gradients (1e6)", _grads((5,), (3, 2), seed=43, scale=1e6, max_norm=10.0), hidden=True),
         Case("digits: chapter 03's output-bias gradients", lambda: {"grads": [g.copy() for g in _digits_gradients()],
@@ -456,6 +539,8 @@ register(Exercise(
                 "what you log to see how large the gradients were.", _clip_variant("after")),
         Mistake("gradients scaled in place", "Return new arrays; the caller's gradients must not change (torch's "
                 "clip_grad_norm_ changes p.grad in place, which is why its name ends in _).", _clip_variant("in_place")),
+        Mistake("an empty list refused", "An empty list has a total norm of 0 and nothing to clip: return [] and 0.0 "
+                "(np.concatenate of no arrays raises).", _clip_variant("concatenate")),
     ),
     alternatives=(_clip_flat,),
 ))
