@@ -8,6 +8,7 @@ exists on the machine it runs on (`pick_backend`; chapter 08's training script c
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,17 +23,23 @@ def launch(script, nproc=2, args=(), timeout=120, env=None):
 
     torchrun starts the processes and gives each its RANK, LOCAL_RANK, WORLD_SIZE and a rendezvous (MASTER_ADDR,
     MASTER_PORT); when one of them fails it stops the others. The run has `timeout` seconds: past that (or when the
-    caller is interrupted) torchrun and every process under it are killed, and TimeoutError is raised. A failed run
+    caller is interrupted) torchrun and every process under it are stopped (`_kill_tree`), and TimeoutError is
+    raised. A failed run
     raises RuntimeError whose message ends with the last lines the processes wrote, the failing rank's traceback
     among them. Returns the standard output (each rank's printing, interleaved). torchrun's own temporary folder
-    goes into one of the launcher's, removed afterwards.
+    goes into one of the launcher's, removed afterwards. The ranks' gloo talks over the loopback interface
+    (GLOO_SOCKET_IFNAME, unless the environment or `env` names one; see `loopback_interface`), as the ranks of
+    chapter 08's check do.
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                str(script), *map(str, args)]
+    interface = loopback_interface()
+    loopback = {"GLOO_SOCKET_IFNAME": interface} if interface else {}
     with tempfile.TemporaryDirectory(prefix="torchrun-") as scratch:  # torchrun leaves a folder there at every run
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    start_new_session=True,
-                                   env={**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": scratch, **(env or {})})
+                                   env={**loopback, **os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": scratch,
+                                        **(env or {})})
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -53,9 +60,10 @@ def pick_backend(environ=None, cuda_device_count=None, nccl_available=None):
 
     NCCL reduces CUDA tensors only, and wants one GPU per rank: with fewer GPUs than ranks on the machine (2 ranks
     on Colab's one GPU) rank 1 would ask for cuda:1, which does not exist ("invalid device ordinal"), and two NCCL
-    ranks cannot share one GPU. gloo reduces CPU tensors, on any number of ranks. A non-empty NNCOURSE_DEVICE that
-    is not a CUDA device ("cpu", read as chapter 06's pick_device reads it) keeps the ranks on the CPU whatever the
-    machine has; a CUDA one ("cuda", "cuda:1") changes nothing, each rank still takes its own GPU.
+    ranks cannot share one GPU. gloo runs on the CPU, with any number of ranks (it reduces CUDA tensors too, copied
+    to the host's memory and back, slower than NCCL). A non-empty NNCOURSE_DEVICE that is not a CUDA device ("cpu",
+    read as chapter 06's pick_device reads it) keeps the ranks on the CPU whatever the machine has; a CUDA one
+    ("cuda", "cuda:1") changes nothing, each rank still takes its own GPU.
     environ: a mapping with torchrun's LOCAL_RANK and LOCAL_WORLD_SIZE, the rank's number on this machine and the
     number of ranks this machine runs (os.environ when None; 0 and 1 when absent, one process started without
     torchrun); cuda_device_count, nccl_available: functions of no argument (torch.cuda.device_count and
@@ -123,20 +131,48 @@ def _rank_lines(lines):
     return written
 
 
-def _kill_tree(process):
-    """Kill `process`, its process group and every process below it, then reap it. torchrun starts each worker in a
-    session of its own, so killing torchrun's group alone would leave the workers running; they are found through
-    /proc (on Linux; elsewhere only the group is killed)."""
-    below = _descendants(process.pid)
-    for pid in below:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def loopback_interface():
+    """The name of this machine's loopback network interface ("lo" on Linux, "lo0" on macOS), for gloo; None on
+    Windows, whose interface names gloo does not take in this form, and where none is found.
+
+    Unless GLOO_SOCKET_IFNAME names an interface, gloo binds to the address the machine's host name resolves to: on
+    a laptop that is often its Wi-Fi or VPN address, and the ranks' traffic would go there, through the firewall.
+    The ranks of one machine need only the loopback."""
+    if os.name != "posix":
+        return None
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return None
+    return next((name for name in names if name in ("lo", "lo0")), None)
+
+
+def _kill_tree(process, grace=10):
+    """Stop torchrun (`process`) and every process under it, then reap it. torchrun is asked first (SIGTERM): it
+    passes the signal to its workers, waits for them and exits, on every system, macOS included, where nothing lists
+    a process's children. Whatever still runs `grace` seconds later is killed: the processes below torchrun, found
+    through /proc on Linux (torchrun starts each worker in a session of its own, so its process group alone would
+    miss them), torchrun's process group, and torchrun. Windows has neither SIGKILL nor process groups (os.killpg):
+    there `taskkill /T /F` ends torchrun and the processes it started at once."""
+    if not hasattr(os, "killpg"):  # Windows
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True)
+    else:
+        below = _descendants(process.pid)  # read now: a worker whose torchrun has gone is no longer below it
+        process.terminate()
+        try:
+            process.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in below + _descendants(process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:  # gone already
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    process.kill()
     process.communicate()
 
 

@@ -168,8 +168,9 @@ def test_the_notebooks_launches_on_a_simulated_colab_gpu(monkeypatch, simulated)
     """The notebook's code cells (not its graded checks and questions) run in a kernel whose launches start ranks
     that see one GPU, as on Colab: the 2-rank launch trains with gloo on the CPU and says why, where it used to take
     NCCL and cuda:1 and fail, and the next cell, which reads that launch's output, runs (it used to fail with a
-    NameError) and times 1 process on the CPU too, where the 2 ranks ran, not with NCCL on the one GPU. Quiet figure
-    20 s (2 cores): a kernel's start and two launches."""
+    NameError) and times 1 process on the CPU too, where the 2 ranks ran, not with NCCL on the one GPU; section 6's
+    practices, launched on 2 ranks, run on the CPU as well. Quiet figure 20 s (2 cores) before section 6's launch
+    was added, which took 8.5 s of a 34 s run at load 7: a kernel's start and three launches."""
     for name, value in simulated(1).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("NNCOURSE_DEVICE", raising=False)
@@ -191,3 +192,7 @@ def test_the_notebooks_launches_on_a_simulated_colab_gpu(monkeypatch, simulated)
     assert "speed-up with 2 processes:" in table, table
     rows = [line.split() for line in table.splitlines() if line.split()[1:2] in (["gloo"], ["nccl"])]
     assert [row[:2] for row in rows] == [["1", "gloo"], ["2", "gloo"]], table  # 1 process too, not NCCL on the GPU
+    practiced = next(text for cell, text in zip(notebook.cells, printed) if "practiced = launch(" in cell.source)
+    assert practiced.startswith("gloo on cpu (rank 0 of 2): 1 CUDA GPU for 2 ranks on this machine, and NCCL needs "
+                                "one GPU per rank\n"), practiced
+    assert ": True" in practiced and "False" not in practiced, practiced  # section 6's practices, on the CPU too

@@ -3,19 +3,24 @@ epoch, shuffle, drop_last, seed); the gradient average against DistributedDataPa
 processes; the training script (2 ranks x batch B against 1 process x batch 2B, and DDP) launched with torchrun, and
 its batches for any world size up to the largest the data allows; accumulation against one backward on the whole
 batch. And the launches themselves: a rank that raises fails the run quickly with that rank's own error (not the
-connection error of a rank that waited for it, whichever torchrun names), a run past its time limit is stopped, and
-no process is left behind. Launches on 3 and 4 ranks, and on machines with GPUs, are in
-test_ch08_simulated_devices.py."""
+connection error of a rank that waited for it, whichever torchrun names), a run past its time limit is stopped
+(SIGTERM to torchrun first, which stops its workers where nothing lists them, as on macOS; SIGKILL after a grace;
+taskkill on Windows), no process is left behind, and the ranks' gloo uses the loopback. Launches on 3 and 4 ranks,
+and on machines with GPUs, are in test_ch08_simulated_devices.py; section 5's comparison with DDP and section 6's
+practices in test_ch08_practices.py."""
 import ast
 import inspect
-import subprocess
 import os
+import re
+import signal
+import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
 import torch
+import torch._dynamo  # noqa: F401 - what DDP's first construction imports (seconds): once here, not in every forked rank
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
@@ -356,23 +361,90 @@ def test_a_real_torchrun_that_sees_both_ranks_gone_at_once_still_gives_rank_1s_e
 
 
 @pytest.mark.slow
-def test_a_launch_past_its_time_limit_is_stopped_with_every_worker(tmp_path):
+def test_a_launch_past_its_time_limit_is_stopped_with_every_worker_where_nothing_lists_them(tmp_path, monkeypatch):
+    """As on macOS, where there is no /proc to find torchrun's workers by (torchrun starts each in a session of its
+    own, out of reach of its process group): SIGTERM to torchrun, which stops its workers itself, ends them all."""
     (tmp_path / "hangs.py").write_text("import time\ntime.sleep(600)\n")
+    monkeypatch.setattr(launching, "_descendants", lambda pid: [])  # the launcher's view: no /proc
     start = time.monotonic()
     with pytest.raises(TimeoutError, match="ran past 5 s"):
         launching.launch(tmp_path / "hangs.py", 2, timeout=5)
-    # the promise: the workers are killed at the limit (left alive, they would hold torchrun's pipes open for their
-    # 600 s). Quiet figure 5.05 s (measured on 2 cores, load 5), the 5 s limit included; limit 10 times that
-    assert time.monotonic() - start < 50
+    # the promise: the workers are stopped at the limit (left alive, they would hold torchrun's pipes open for their
+    # 600 s). Quiet figure 5.5 s (measured on 2 cores, load 5), the 5 s limit included; limit 10 times that
+    assert time.monotonic() - start < 55
+    monkeypatch.undo()
     time.sleep(0.2)
     assert not leftovers()
     assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, str(tmp_path))]
 
 
+IGNORES_SIGTERM = textwrap.dedent("""
+    import signal, subprocess, sys, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                      "time.sleep(600)"], start_new_session=True)
+    time.sleep(600)
+""")
+
+
+def test_what_still_runs_after_the_grace_is_killed_the_workers_in_sessions_of_their_own_too():
+    """A torchrun that ignores SIGTERM, with a worker in a session of its own that ignores it too: after the grace
+    both are killed (the worker found through /proc), and the launcher returns at once after."""
+    process = subprocess.Popen([sys.executable, "-c", IGNORES_SIGTERM], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(leftovers()) < 2 and time.monotonic() < deadline:  # the worker has started
+        time.sleep(0.05)
+    start = time.monotonic()
+    launching._kill_tree(process, grace=0.5)
+    assert 0.5 <= time.monotonic() - start < 5  # the grace, then SIGKILL
+    assert process.returncode == -signal.SIGKILL
+    time.sleep(0.2)
+    assert not leftovers()
+
+
+def test_on_windows_taskkill_ends_the_tree_and_no_posix_call_is_made(monkeypatch):
+    """Windows has no os.killpg and no signal.SIGKILL (reaching for either raised AttributeError): the launcher asks
+    taskkill to end torchrun and everything below it, then reaps torchrun. Simulated: those names removed, and
+    torchrun a stand-in that records what it is asked."""
+    monkeypatch.delattr(os, "killpg")
+    monkeypatch.delattr(signal, "SIGKILL")
+    ran = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: ran.append(command))
+
+    class Torchrun:
+        pid, asked = 4242, []
+
+        def terminate(self):
+            self.asked.append("terminate")
+
+        def kill(self):
+            self.asked.append("kill")
+
+        def communicate(self, timeout=None):
+            self.asked.append("communicate")
+            return "", ""
+
+    torchrun = Torchrun()
+    launching._kill_tree(torchrun)
+    assert ran == [["taskkill", "/T", "/F", "/PID", "4242"]]
+    assert torchrun.asked == ["kill", "communicate"]
+
+
+def test_the_loopback_is_named_for_gloo_on_posix_and_left_alone_on_windows(monkeypatch):
+    import socket
+
+    names = [name for _, name in socket.if_nameindex()]
+    assert launching.loopback_interface() == next(name for name in names if name in ("lo", "lo0"))
+    monkeypatch.setattr(os, "name", "nt")
+    assert launching.loopback_interface() is None
+
+
 @pytest.mark.slow
 def test_a_launch_leaves_no_folder_behind(tmp_path, monkeypatch):
     """torchrun makes a torchelastic_ folder in the temporary directory at every run and leaves it there; the
-    launcher gives it a folder of its own and removes it, after a run that succeeds and after one that fails.
+    launcher gives it a folder of its own and removes it, after a run that succeeds and after one that fails. And
+    the ranks' gloo talks over the loopback (GLOO_SOCKET_IFNAME), as the ranks of the exercise checks do.
 
     The launcher takes that folder from tempfile.gettempdir(); here that is a folder of this test's own, so
     that launches by other tests (notebooks run by another pytest-xdist worker) cannot be counted."""
@@ -382,12 +454,15 @@ def test_a_launch_leaves_no_folder_behind(tmp_path, monkeypatch):
     own.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(own))  # what gettempdir() returns, in this process only
     (tmp_path / "ranks.py").write_text("import os\nfolder = os.environ['TMPDIR']\n"
-                                       "print(os.environ['RANK'], folder, *sorted(os.listdir(folder)))\n")
+                                       "print(os.environ['RANK'], os.environ['GLOO_SOCKET_IFNAME'], folder, "
+                                       "*sorted(os.listdir(folder)))\n")
     (tmp_path / "fails.py").write_text(FAILING)
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
     lines = sorted(launching.launch(tmp_path / "ranks.py", 2, timeout=60).splitlines())
     assert [line.split()[0] for line in lines] == ["0", "1"], lines
     for line in lines:  # the ranks ran with the launcher's folder as their TMPDIR, torchrun's own folder inside it
-        rank, folder, *inside = line.split()
+        rank, interface, folder, *inside = line.split()
+        assert interface == launching.loopback_interface()  # gloo on the loopback, as the check's ranks
         assert os.path.dirname(folder) == str(own) and os.path.basename(folder).startswith("torchrun-"), line
         assert any(name.startswith("torchelastic_") for name in inside), line
     assert os.listdir(own) == []
@@ -428,10 +503,31 @@ def test_the_notebooks_given_code_is_the_references():
     notebook = notebooks.read(notebooks.chapter_notebook("ch08"))
     code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     for fn in (launching.launch, launching.pick_backend, launching._failing_rank_output, launching._rank_lines,
-               launching._kill_tree, launching._descendants):
+               launching.loopback_interface, launching._kill_tree, launching._descendants, ch08.average_gradients):
         assert inspect.getsource(fn).rstrip() in code, f"the notebook's {fn.__name__} differs from solutions/"
     assert f"PEER_GONE = {launching.PEER_GONE!r}".replace("'", '"') in code, "the notebook's PEER_GONE differs"
     assert f"TRAINING_SCRIPT = '''{ch08.TRAINING_SCRIPT}'''" in code, "the notebook's script differs from solutions/"
+    for name in ("PRACTICE_HEAD", "PRACTICE_FOOT"):
+        assert f"{name} = '''{getattr(ch08, name)}'''" in code, f"the notebook's {name} differs from solutions/"
+
+
+def test_the_notebook_writes_the_practices_script_of_solutions():
+    """Section 6's cells hold the practices, one cell for each of PRACTICE_CELLS, word for word and nothing else;
+    the cell that writes practices.py takes the text of the cells of the functions it lists, in order: so it writes
+    practice_script(), the script test_ch08_practices.py launches on 3 and 4 ranks."""
+    from autograder.instructor import notebooks
+
+    notebook = notebooks.read(notebooks.chapter_notebook("ch08"))
+    sources = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    for cell in ch08.PRACTICE_CELLS:
+        assert ch08.cell_source(cell) in sources, f"no cell of the notebook is {[part.__name__ for part in cell]}"
+    writing = next(source for source in sources if '(workdir / "practices.py").write_text(' in source)
+    listed = re.findall(r"\w+", writing.split("parts = [", 1)[1].split("]", 1)[0])
+    cell_of = {part.__name__: index for index, cell in enumerate(ch08.PRACTICE_CELLS) for part in cell}
+    assert [cell_of[name] for name in listed] == list(range(len(ch08.PRACTICE_CELLS)))
+    assert "PRACTICE_HEAD + \"\\n\\n\".join(map(cell_text, parts)) + PRACTICE_FOOT" in writing
+    assert ch08.practice_script() == ch08.PRACTICE_HEAD + "\n\n".join(
+        ch08.cell_source(cell).strip() + "\n" for cell in ch08.PRACTICE_CELLS) + ch08.PRACTICE_FOOT
 
 
 def test_a_rank_that_aborts_without_a_traceback_is_named_with_how_it_ended_and_what_was_written():

@@ -1,5 +1,6 @@
-"""Chapter 08's concept questions: what an all-reduce sum without the division does to training, and what
-forgetting set_epoch does to a distributed sampler."""
+"""Chapter 08's concept questions: what an all-reduce sum without the division does to training, what forgetting
+set_epoch does to a distributed sampler, what batch normalization does to W ranks against one process, and what
+DistributedSampler's padding does to an evaluation."""
 from autograder.learner.questions import Question, register
 
 register(
@@ -30,5 +31,33 @@ register(
              "b": "all ranks seed the same generator the same way, so they always agree on the order and their "
                   "shards never overlap; without set_epoch they just never change.",
              "c": "the first epoch's order is shuffled (seed + 0); it is only never reshuffled."},
+    ),
+    Question(
+        id="ch08.batch_norm_ranks",
+        prompt="A network with BatchNorm1d layers trains on 4 ranks of 8 rows each, DDP averaging the gradients. "
+               "Against one process that trains on the same 32 rows at each step, what holds?",
+        choices={"a": "the steps are the same: averaging the gradients makes 4 ranks equal one process",
+                 "b": "the steps are the same once the learning rate is multiplied by 4",
+                 "c": "the steps differ: each rank normalizes with the mean and variance of its own 8 rows"},
+        right="c",
+        why={"a": "that holds when each row's loss depends on its own row only; with batch normalization each "
+                  "rank's outputs, and so its gradients, already come from its own 8 rows' statistics.",
+             "b": "the learning rate sets the size of the step; it cannot change the statistics each rank "
+                  "normalizes with.",
+             "c": "batch normalization makes each row's output depend on the other rows of its batch: here the "
+                  "rank's 8, not the 32. Statistics summed over the ranks (torch.nn.SyncBatchNorm) restore the "
+                  "equality."},
+    ),
+    Question(
+        id="ch08.padded_evaluation",
+        prompt="450 test rows are evaluated on 4 ranks, each reading its part from DistributedSampler(shuffle=False); "
+               "the ranks' counts of rows are summed with all_reduce. What is the sum?",
+        choices={"a": "450", "b": "452", "c": "448"},
+        right="b",
+        why={"a": "that is what counting each row once gives; the sampler pads 450 to 4 · 113 = 452, and counted "
+                  "as read, the 2 repeated rows count twice.",
+             "b": "each rank reads ⌈450 / 4⌉ = 113 rows: the sampler pads the order to 452 with its first 2 rows "
+                  "again, and counted as read they count twice. Leave the padding's positions out to count 450.",
+             "c": "448 = 4 · 112 is what drop_last=True reads; without it the sampler pads up, not down."},
     ),
 )
