@@ -4,8 +4,9 @@ knowledge-distillation loss, and DP-SGD's noisy clipped gradient.
 
 Every function takes torch tensors and returns new ones (none changes its inputs); randomness comes from a
 torch.Generator argument. The formulas are those of torch's own tools (torch.quantize_per_channel with a symmetric
-scale, torch.nn.utils.prune.global_unstructured, F.kl_div on log-probabilities, Opacus's per-example clipping),
-written out in the docstrings.
+scale, torch.nn.utils.prune.global_unstructured, F.kl_div on log-probabilities, Opacus's per-example clipping);
+the docstrings say what each must compute. The functions that take tensors on a device (a GPU's) return tensors on
+that device.
 """
 import torch
 import torch.nn.functional as F
@@ -49,13 +50,14 @@ def magnitude_prune(weights, sparsity):
 
     All the weights are ranked together by |w|; the k = round(sparsity · total) smallest in magnitude (Python's
     round, half to even, as torch) are pruned, wherever they are: a layer with many small weights loses more of them.
-    weights: list of float tensors (any shapes); sparsity: float in [0, 1]
-    ->  list of bool masks shaped like the weights: True where a weight is kept, False where it is pruned
+    weights: list of float tensors (any shapes), all on one device; sparsity: float in [0, 1]
+    ->  list of bool masks shaped like the weights and on their device: True where a weight is kept, False where it
+        is pruned
     """
     ### BEGIN SOLUTION
     flat = torch.cat([w.detach().reshape(-1).abs() for w in weights])
     k = round(sparsity * flat.numel())
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)  # on the weights' device (a GPU's too)
     keep[torch.topk(flat, k, largest=False).indices] = False
     masks, start = [], 0
     for w in weights:
@@ -86,9 +88,9 @@ def pruned_sgd(weight, mask, grads, lr, momentum=0.0):
 def distillation_loss(student_logits, teacher_logits, labels, temperature=2.0, alpha=0.5):
     """Hinton's knowledge-distillation loss: soft targets from the teacher plus the hard labels.
 
-    soft = T² · KL(p_teacher ‖ p_student), both softened by T: p = softmax(logits / T), KL averaged over the batch
-           (F.kl_div(log_softmax(s / T), log_softmax(t / T), reduction="batchmean", log_target=True));
-           the T² keeps its gradient's size independent of T
+    soft = T² · KL(p_teacher ‖ p_student), both distributions softened by the same T: p = softmax(logits / T); the KL
+           of each example is a sum over its classes, and the soft term their mean over the batch; the T² keeps
+           its gradient's size independent of T
     hard = cross-entropy of the student's logits (at T = 1) with the labels, averaged over the batch
     loss = alpha · soft + (1 − alpha) · hard
     student_logits, teacher_logits: (N, C); labels: (N,) int64 in [0, C)  ->  0-d tensor
@@ -108,14 +110,15 @@ def training_memory(sizes, batch_size, optimizer="adam", dtype_bytes=4):
     ReLU between them, mean cross-entropy of the logits against int64 labels), `batch_size` examples, parameters in
     a float dtype of `dtype_bytes` bytes.
 
-    parameters  P · b, with P = Σ (n_in · n_out + n_out) over the Linear layers
-    gradients   P · b (one per parameter)
-    optimizer   "sgd": 0; "momentum": P · b (one buffer); "adam": 2 · P · b (exp_avg and exp_avg_sq) plus one
-                4-byte float32 step count per parameter tensor (2 per Linear layer)
-    activations what autograd saves for backward, each storage once, parameters left out: the input batch
-                (N · D), each ReLU's output (N · Hᵢ, saved once although the next Linear saves it too), the
-                log-probabilities (N · C), the labels (8 · N) and the loss's one-element total weight (b):
-                b · N · (D + ΣHᵢ + C) + 8 · N + b
+    parameters  the bytes of every weight and every bias
+    gradients   the bytes of one gradient per parameter
+    optimizer   the state torch.optim keeps after a step: none for "sgd", one momentum buffer per parameter for
+                "momentum"; for "adam" two moment estimates per parameter (exp_avg and exp_avg_sq) and, for each
+                parameter tensor, its step count, a 0-d float32 tensor (4 bytes)
+    activations the bytes autograd saves for backward in the forward pass, each storage once, the parameters
+                left out: each Linear layer saves its input (for its weight's gradient), each ReLU its output (the
+                storage the next Linear saves as its input: one storage, counted once), the cross-entropy its
+                log-probabilities, the int64 labels and a one-element total weight in the float dtype
     total       the sum of the four
     sizes: list of ints; batch_size: int; optimizer: "sgd", "momentum" or "adam"; dtype_bytes: 4 or 8
     ->  {"parameters": int, "gradients": int, "optimizer": int, "activations": int, "total": int}
@@ -140,10 +143,12 @@ def dp_sgd_gradient(loss_fn, params, X, y, max_norm, noise_multiplier, generator
     gᵢ = ∇ loss_fn(params, X[i], y[i])          per example, with torch.func.vmap over torch.func.grad
     gᵢ ← gᵢ · min(1, C / (‖gᵢ‖ + 1e-6))          ‖gᵢ‖ the 2-norm over all parameters together (Opacus's factor)
     g = (Σᵢ gᵢ + C · σ · z) / N                  z ~ N(0, 1) per entry: torch.randn(p.shape, generator=generator,
-                                                dtype=p.dtype) for each parameter, in the order of params
-    loss_fn(params, x, y) -> 0-d tensor, for one example; params: dict name -> tensor; X: (N, D); y: (N,);
-    max_norm C > 0; noise_multiplier σ ≥ 0; generator: torch.Generator
-    ->  dict name -> tensor shaped like params[name]
+                                                dtype=p.dtype) for each parameter, in the order of params, drawn
+                                                on the generator's device and then moved to the parameter's
+    loss_fn(params, x, y) -> 0-d tensor, for one example; params: dict name -> tensor; X: (N, D); y: (N,), all on
+    one device (a GPU's too); max_norm C > 0; noise_multiplier σ ≥ 0; generator: torch.Generator, on the CPU or on
+    that device (a generator draws only on its own device)
+    ->  dict name -> tensor shaped like params[name], on its device
     """
     ### BEGIN SOLUTION
     per_example = torch.func.vmap(torch.func.grad(loss_fn), in_dims=(None, 0, 0))(params, X, y)
@@ -152,7 +157,8 @@ def dp_sgd_gradient(loss_fn, params, X, y, max_norm, noise_multiplier, generator
     noisy = {}
     for name, p in params.items():
         clipped = per_example[name] * factor.reshape(-1, *([1] * p.dim()))
-        noise = torch.randn(p.shape, generator=generator, dtype=p.dtype) * (noise_multiplier * max_norm)
+        z = torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device).to(p.device)
+        noise = z * (noise_multiplier * max_norm)
         noisy[name] = (clipped.sum(dim=0) + noise) / len(X)
     return noisy
     ### END SOLUTION

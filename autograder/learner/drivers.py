@@ -547,18 +547,88 @@ def _one_example_loss(model):
 
 def dp_sgd_on_a_model(fn, args):
     """A DP-SGD gradient fn(loss_fn, params, X, y, max_norm, noise_multiplier, generator): loss_fn is the
-    one-example loss of args["model"] (`_one_example_loss`), the generator a torch.Generator seeded with
-    args["seed"]; the other entries of args are passed as they are.
+    one-example loss of args["model"] (`_one_example_loss`), the generator a torch.Generator on the CPU seeded with
+    args["seed"]; the other entries of args are passed as they are. With args["device"] ("cuda") the tensors lie
+    on a GPU, simulated on the CPU (`_on_a_simulated_gpu`).
 
-    Returns what fn returned."""
+    Returns what fn returned; on the simulated GPU (where its tensors lie: `_layout`, and the values inside it:
+    `_leaves`)."""
     import torch
 
-    rest = {name: value for name, value in args.items() if name not in ("model", "seed")}
+    rest = {name: value for name, value in args.items() if name not in ("model", "seed", "device")}
     generator = torch.Generator().manual_seed(args["seed"])
-    return fn(loss_fn=_one_example_loss(args["model"]), generator=generator, **rest)
+    if "device" not in args:
+        return fn(loss_fn=_one_example_loss(args["model"]), generator=generator, **rest)
+    with _on_a_simulated_gpu():
+        result = fn(loss_fn=_one_example_loss(args["model"]), generator=generator, **_placed(rest, args["device"]))
+    return _layout(result), _leaves(result)
 
 
-DRIVERS[dp_sgd_on_a_model.__name__] = dp_sgd_on_a_model
+def keywords_on_a_device(fn, args):
+    """fn(**args); with args["device"] ("cuda"), fn(**rest) with every tensor of the rest lying on a GPU, simulated
+    on the CPU (`_on_a_simulated_gpu`).
+
+    Returns what fn returned; on the simulated GPU (where its tensors lie: `_layout`, and the values inside it:
+    `_leaves`)."""
+    if "device" not in args:
+        return fn(**args)
+    rest = {name: value for name, value in args.items() if name != "device"}
+    with _on_a_simulated_gpu():
+        result = fn(**_placed(rest, args["device"]))
+    return _layout(result), _leaves(result)
+
+
+# what torch makes on the CPU when no device is named
+_FACTORIES = ("randn", "rand", "randint", "randperm", "normal", "zeros", "ones", "empty", "full", "arange",
+              "linspace", "eye", "tensor", "as_tensor")
+
+
+@contextlib.contextmanager
+def _on_a_simulated_gpu():
+    """While the block runs, a machine with one CUDA GPU, simulated on the CPU (`_a_machine_with_a_gpu`,
+    `_simulated_device`), where three more things hold as on a real GPU: a tensor that a factory (torch.zeros,
+    torch.randn, ...) makes without a device lies on the CPU, so that adding it to a GPU tensor fails; a
+    torch.Generator draws only on its own device (CUDA refuses a CPU generator: "Expected a 'cuda' device type for
+    generator but found 'cpu'"); and a torch.nn.Parameter made of a GPU tensor lies on the GPU."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    factories = {getattr(torch, name) for name in _FACTORIES}
+
+    class LikeAGpu(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            generator = kwargs.get("generator")
+            if isinstance(generator, torch.Generator):
+                tensors = [a for a in args if isinstance(a, torch.Tensor)]
+                device = torch.device(kwargs["device"]) if kwargs.get("device") is not None else \
+                    tensors[0].device if tensors else torch.device("cpu")
+                if device.type != generator.device.type:
+                    raise RuntimeError(f"Expected a '{device.type}' device type for generator but found "
+                                       f"'{generator.device.type}'")
+            result = func(*args, **kwargs)
+            if func in factories and kwargs.get("device") is None and isinstance(result, torch.Tensor) and \
+                    getattr(result, PLACE, None) is None:
+                setattr(result, PLACE, "cpu")
+            return result
+
+    made = torch.nn.Parameter.__new__
+
+    def parameter(cls, data=None, requires_grad=True):
+        made_now = made(cls, data, requires_grad)
+        if getattr(data, PLACE, None) is not None:
+            setattr(made_now, PLACE, getattr(data, PLACE))
+        return made_now
+
+    torch.nn.Parameter.__new__ = parameter
+    try:
+        with _a_machine_with_a_gpu(), _simulated_device(), LikeAGpu():
+            yield
+    finally:
+        torch.nn.Parameter.__new__ = made
+
+
+DRIVERS.update({driver.__name__: driver for driver in (dp_sgd_on_a_model, keywords_on_a_device)})
 
 
 # chapter 07

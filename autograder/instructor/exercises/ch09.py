@@ -4,7 +4,9 @@ clipped gradient.
 
 Every case is torch tensors (float64 unless it says otherwise) or plain numbers. DP-SGD's one-example loss and its
 torch.Generator are built by the driver `dp_sgd_on_a_model` (autograder/learner/drivers.py) from a model's name and a seed,
-so that the case itself stays plain data.
+so that the case itself stays plain data. A case with "device": "cuda" runs on a GPU simulated on the CPU by the
+drivers (`keywords_on_a_device`, `dp_sgd_on_a_model`), where a tensor made on the CPU cannot meet one on the GPU and a
+CPU generator cannot draw on the GPU: an answer that ignores its inputs' device fails there.
 """
 import numpy as np
 import torch
@@ -113,8 +115,10 @@ register(Exercise(
         Mistake("scale from the wrong axis", "axis=0 means one scale per row (a weight's output channel): the max of "
                 "|x[i]| over everything else, x.abs().reshape(n, -1).amax(dim=1), not the max down each column.",
                 _quantize_variant("axis")),
-        Mistake("asymmetric range (−128 used)", "Symmetric int8 uses −127 … 127: scale = max|x| / 127 and "
-                "clamp(·, −127, 127), so that q and −q both exist and 0 is exactly 0.", _quantize_variant("asymmetric")),
+        Mistake("the range −128 … 127 with scale max|x| / 128", "This exercise's symmetric int8 leaves −128 unused: "
+                "scale = max|x| / 127 and clamp(·, −127, 127), so that q and −q both exist. (Using −128 is another "
+                "convention, still symmetric with 0 exactly 0: torch's symmetric observer takes max|x| / 127.5.)",
+                _quantize_variant("asymmetric")),
         Mistake("rounding by truncation", ".to(torch.int8) cuts towards zero (2.9 → 2): round first, torch.round(x "
                 "/ scale), then convert.", _quantize_variant("truncate")),
         Mistake("no clamp", "With a given scale, x / scale can leave int8's range, and converting 300 to int8 wraps "
@@ -210,14 +214,14 @@ def _prune_variant(kind):
             masks = []
             for w in weights:
                 k = round(sparsity * w.numel())
-                keep = torch.ones(w.numel(), dtype=torch.bool)
+                keep = torch.ones(w.numel(), dtype=torch.bool, device=w.device)
                 keep[torch.topk(w.reshape(-1).abs(), k, largest=False).indices] = False
                 masks.append(keep.reshape(w.shape))
             return masks
         flat = torch.cat([w.reshape(-1) for w in weights])
         score = flat if kind == "value" else flat.abs()
         k = int(sparsity * flat.numel()) if kind == "floor" else round(sparsity * flat.numel())
-        keep = torch.ones(flat.numel(), dtype=torch.bool)
+        keep = torch.ones(flat.numel(), dtype=torch.bool, device=None if kind == "cpu" else flat.device)
         keep[torch.topk(score, k, largest=kind == "largest").indices] = False
         return list(torch.split(keep, [w.numel() for w in weights])) if kind == "flat" else \
             [part.reshape(w.shape) for part, w in zip(torch.split(keep, [w.numel() for w in weights]), weights)]
@@ -249,14 +253,22 @@ def _prune_by_sorting(weights, sparsity):
     return out
 
 
+def _on_a_gpu(make, device="cuda"):
+    """A case's arguments on a CUDA GPU, which the drivers simulate on the CPU (keywords_on_a_device,
+    dp_sgd_on_a_model): every tensor of the case lies there."""
+    return lambda: {**make(), "device": device}
+
+
 register(Exercise(
-    id="ch09.magnitude_prune", points=2, reference=ref.magnitude_prune,
+    id="ch09.magnitude_prune", points=2, reference=ref.magnitude_prune, call=drivers.keywords_on_a_device,
     cases=(
         Case("one 4 x 5 weight, 35 %: round(7.0) = 7 pruned", _layers(21, (4, 5), sparsity=0.35)),
         Case("two layers, the second's weights 10x smaller: global, not per layer",
              _layers(22, (3, 4), (4, 2), scales=[1.0, 0.1], sparsity=0.5)),
         Case("10 weights at 35 %: round(3.5) = 4 pruned (half to even)", _layers(23, (2, 5), sparsity=0.35)),
         Case("10 weights at 25 %: round(2.5) = 2 pruned (half to even)", _layers(24, (10,), sparsity=0.25)),
+        Case("weights on a GPU (simulated): the masks on that device",
+             _on_a_gpu(_layers(20, (3, 4), (5,), sparsity=0.5))),
         Case("weights, a bias and a 4-d kernel at 60 %", _layers(25, (3, 3), (3,), (2, 1, 2, 2), sparsity=0.6),
              hidden=True),
         Case("sparsity 0: everything kept", _layers(26, (3, 4), sparsity=0.0), hidden=True),
@@ -267,6 +279,10 @@ register(Exercise(
             "sparsity": 0.9}, hidden=True),
     ),
     mistakes=(
+        Mistake("the mask made on the CPU", "torch.ones(n, dtype=torch.bool) lies on the CPU whatever the weights' "
+                "device: on a GPU, indexing it with indices that lie on the GPU fails, and so would weight * mask. "
+                "Make it where the weights are: device=flat.device, or torch.ones_like(flat, dtype=torch.bool).",
+                _prune_variant("cpu")),
         Mistake("pruned by value, not magnitude", "Rank by |w|: a weight of −3 matters as much as one of +3. Pruning "
                 "the smallest values removes the large negative weights.", _prune_variant("value")),
         Mistake("each layer pruned on its own (per layer, not global)", "Global pruning ranks all the weights "
@@ -581,25 +597,31 @@ def _per_example_grads(loss_fn, params, X, y):
     return grads
 
 
+def _noise(p, generator):
+    """N(0, 1) of p's shape and dtype drawn by `generator` on its own device, then put on p's."""
+    return torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device).to(p.device)
+
+
 def _dp_variant(kind):
     def dp_sgd_gradient(loss_fn, params, X, y, max_norm, noise_multiplier, generator):
         n, grads = len(X), _per_example_grads(loss_fn, params, X, y)
         total = {name: torch.zeros_like(p) for name, p in params.items()}
         for g in grads:
             if kind == "per_tensor":
-                factors = {name: min(1.0, max_norm / (float(g[name].norm()) + 1e-6)) for name in g}
+                factors = {name: torch.clamp(max_norm / (g[name].norm() + 1e-6), max=1.0) for name in g}
             else:
-                norm = float(torch.sqrt(sum((v ** 2).sum() for v in g.values())))
-                factor = max_norm / (norm + 1e-6) if kind == "no_min" else min(1.0, max_norm / (norm + 1e-6))
+                norm = torch.sqrt(sum((v ** 2).sum() for v in g.values()))
+                factor = max_norm / (norm + 1e-6)
+                factor = factor if kind == "no_min" else torch.clamp(factor, max=1.0)
                 factors = {name: 1.0 if kind == "batch" else factor for name in g}
             for name in g:
                 total[name] = total[name] + g[name] * factors[name]
         if kind == "batch":
-            norm = float(torch.sqrt(sum((v ** 2).sum() for v in total.values())))
-            total = {name: v * min(1.0, max_norm / (norm + 1e-6)) for name, v in total.items()}
+            norm = torch.sqrt(sum((v ** 2).sum() for v in total.values()))
+            total = {name: v * torch.clamp(max_norm / (norm + 1e-6), max=1.0) for name, v in total.items()}
         out = {}
         for name, p in params.items():
-            z = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+            z = torch.randn(p.shape, generator=generator, dtype=p.dtype) if kind == "cpu" else _noise(p, generator)
             noise = z * noise_multiplier * (1.0 if kind == "sigma_only" else max_norm)
             out[name] = total[name] / n + noise if kind == "noise_after" else (total[name] + noise) / n
         return out
@@ -614,8 +636,7 @@ def _dp_loop(loss_fn, params, X, y, max_norm, noise_multiplier, generator):
         factor = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
         for name in summed:
             summed[name] += g[name] * factor
-    return {name: (summed[name] + noise_multiplier * max_norm * torch.randn(p.shape, generator=generator,
-                                                                             dtype=p.dtype)) / len(X)
+    return {name: (summed[name] + noise_multiplier * max_norm * _noise(p, generator)) / len(X)
             for name, p in params.items()}
 
 
@@ -632,8 +653,7 @@ def _dp_flat(loss_fn, params, X, y, max_norm, noise_multiplier, generator):
     for name, p in params.items():
         part = summed[start:start + p.numel()].reshape(p.shape)
         start += p.numel()
-        out[name] = (part + torch.randn(p.shape, generator=generator, dtype=p.dtype) * noise_multiplier * max_norm) \
-            / len(X)
+        out[name] = (part + _noise(p, generator) * noise_multiplier * max_norm) / len(X)
     return out
 
 
@@ -647,6 +667,8 @@ register(Exercise(
             52, "softmax regression", 5, max_norm=0.3, noise_multiplier=0.0)),
         Case("a two-layer tanh network, 8 examples, C = 1, σ = 0.5", _dp_case(
             53, "two-layer tanh", 8, max_norm=1.0, noise_multiplier=0.5)),
+        Case("on a GPU (simulated), a generator on the CPU: the gradient on the GPU",
+             _on_a_gpu(_dp_case(58, "two-layer tanh", 4, max_norm=1.0, noise_multiplier=1.0))),
         Case("one example, σ = 2", _dp_case(54, "softmax regression", 1, max_norm=0.1, noise_multiplier=2.0),
              hidden=True),
         Case("C = 100: nothing clipped, σ = 0.01", _dp_case(55, "two-layer tanh", 4, max_norm=100.0,
@@ -657,6 +679,9 @@ register(Exercise(
                                               noise_multiplier=1.0), hidden=True),
     ),
     mistakes=(
+        Mistake("the noise drawn on the CPU", "On a GPU the noise must be added where the parameters are, and a "
+                "generator draws only on its own device (a CPU generator cannot draw on a GPU): draw z with the "
+                "generator on device=generator.device, then move it with .to(p.device).", _dp_variant("cpu")),
         Mistake("the batch gradient clipped, not each example's", "Clip every example's gradient to norm C before "
                 "summing: that bounds how much one person's data can move the model, which the noise then hides. "
                 "Clipping the sum bounds nothing per example.", _dp_variant("batch")),
