@@ -43,11 +43,11 @@ def pick_device(environ=None, cuda_available=None, mps_available=None):
 def to_device(batch, device):
     """The batch with every tensor in it moved to `device`, however deeply it is nested.
 
-    Dicts, lists and tuples are rebuilt as the same type (a tuple stays a tuple, a dict keeps its keys and their
-    order, a namedtuple stays that namedtuple: it is rebuilt from its fields, type(batch)(*items), since its
-    constructor takes one argument per field where tuple and list take one iterable), every torch.Tensor inside
-    becomes tensor.to(device), and anything else (numbers, strings, None, numpy arrays) is kept as it is. The batch
-    itself is not changed.
+    Lists and tuples are rebuilt as the same type (a tuple stays a tuple, a namedtuple stays that namedtuple: it is
+    rebuilt from its fields, type(batch)(*items), since its constructor takes one argument per field where tuple and
+    list take one iterable), dicts as dicts with the same keys in the same order, every torch.Tensor inside becomes
+    tensor.to(device), and anything else (numbers, strings, None, numpy arrays) is kept as it is. The batch itself is
+    not changed.
     batch: a tensor, or dicts / lists / tuples (namedtuples too) of them and other values; device: torch.device or str
     ->  the same structure, its tensors on `device`
     """
@@ -106,16 +106,16 @@ def train_epoch(model, batches, optimizer, loss_fn, device):
     ### BEGIN SOLUTION
     model.to(device)
     model.train()
-    total, count = 0.0, 0
+    total, count = 0, 0  # the losses are summed on the device and read once: .item() waits for the device
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(x)
+        total = total + loss.detach() * len(x)
         count += len(x)
-    return total / count
+    return total.item() / count
     ### END SOLUTION
 
 
@@ -125,8 +125,9 @@ def mixed_precision_step(model, x, y, optimizer, loss_fn, dtype=None, scaler=Non
     The gradients are zeroed (they may hold an earlier step's), the forward pass and the loss run under
     torch.autocast(x.device.type, dtype=dtype) (matrix products in `dtype`, the weights kept in float32), the
     backward pass and the step outside it; dtype None means autocast_dtype(x.device), what that device wants.
-    bfloat16 has float32's range and needs no scaling (the CPU's choice, and CUDA's from compute capability 8.0).
-    float16, the choice on older GPUs (Colab's T4), flushes gradients below about 6e-8 to zero, so with a
+    bfloat16 has float32's range and needs no scaling (CUDA's choice from compute capability 8.0, and CPU autocast's
+    default, fast only on CPUs with bfloat16 instructions: AVX512-BF16 or AMX; elsewhere it is emulated, slower than
+    float32). float16, the choice on older GPUs (Colab's T4), flushes gradients below about 6e-8 to zero, so with a
     torch.amp.GradScaler the loss is scaled up before backward: scaler.scale(loss).backward(), then
     scaler.step(optimizer) (which unscales the gradients, and skips the step when they hold inf or NaN) and
     scaler.update() (which adapts the scale). Without a scaler: loss.backward(), optimizer.step().

@@ -103,7 +103,9 @@ def autocast_dtype(device):
       emulated there, slower than float32. torch.cuda.is_bf16_supported() cannot decide: it counts emulation (True on
       a T4) and asks about the current device, not `device`; the capability of `device` decides.
     - MPS: float16, torch's own autocast default there.
-    - the CPU (and any other device): bfloat16, CPU autocast's default, no scaler.
+    - the CPU (and any other device): bfloat16, CPU autocast's default, no scaler. It pays only on a CPU with
+      AVX512-BF16 or AMX; elsewhere bfloat16 is emulated and slower than float32, many times so with AVX2 only
+      (chapter 06 measures it).
     device: torch.device or str  ->  torch.bfloat16 or torch.float16
     """
     device = torch.device(device)

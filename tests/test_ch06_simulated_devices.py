@@ -3,8 +3,8 @@ machine is patched (torch.cuda.is_available, get_device_name, get_device_capabil
 torch.backends.mps.is_available), and tensors that must lie elsewhere go to torch's "meta" device or to the course's
 simulated CUDA device (autograder/learner/drivers.py). No test here measures a GPU or needs one.
 
-The notebook's own helpers (synchronizer, peak_flops, network) are taken from its code cells as written, without
-running the cells: their functions and constants are defined in a fresh namespace and called there.
+The notebook's own helpers (synchronizer, peak_flops, make_loader, network) are taken from its code cells as written,
+without running the cells: their functions and constants are defined in a fresh namespace and called there.
 """
 import ast
 import collections
@@ -13,6 +13,8 @@ import math
 import os
 import re
 import statistics
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ NOTEBOOK = notebooks.chapter_notebook("ch06")
 def notebook_definitions():
     """Every function and every constant (an UPPER_CASE name bound to a literal) that the chapter's code cells define
     at their top level, defined in a fresh namespace, nothing else of the cells run."""
-    namespace = {"torch": torch, "os": os, "math": math, "np": np, "statistics": statistics, "THREADS": 1,
+    namespace = {"torch": torch, "os": os, "sys": sys, "math": math, "np": np, "statistics": statistics, "THREADS": 1,
                  "ENVIRONMENT_VARIABLE": ch06.ENVIRONMENT_VARIABLE}
     for cell in notebooks.read(NOTEBOOK).cells:
         if cell.cell_type != "code":
@@ -178,7 +180,7 @@ def test_to_device_keeps_a_namedtuple():
 @pytest.mark.parametrize("name, tflops", [
     ("NVIDIA L4", 30.3), ("NVIDIA L40S", 91.6), ("Tesla T4", 8.1), ("NVIDIA A100-SXM4-80GB", 19.5),
     ("NVIDIA A100 80GB PCIe", 19.5), ("NVIDIA A10", 31.2), ("NVIDIA H100 80GB HBM3", 67.0), ("NVIDIA H100 PCIe", 51.0),
-    ("Tesla V100-SXM2-16GB", 15.7),
+    ("NVIDIA H100 NVL", 60.0), ("NVIDIA H200", 67.0), ("NVIDIA H200 NVL", 60.0), ("Tesla V100-SXM2-16GB", 15.7),
     ("NVIDIA A10G", None), ("NVIDIA L40", None), ("NVIDIA GeForce RTX 4090", None), ("Some Future GPU", None),
 ])
 def test_the_peak_of_a_simulated_gpu_is_its_own_or_none(cuda_machine, name, tflops):
@@ -192,6 +194,52 @@ def test_the_peak_of_a_simulated_gpu_is_its_own_or_none(cuda_machine, name, tflo
         assert peak is None and name in how
     else:
         assert peak == pytest.approx(tflops * 1e12) and name in how
+
+
+@pytest.mark.parametrize("matmul, tf32", [
+    (types.SimpleNamespace(fp32_precision="none"), False),  # torch's default: products in float32
+    (types.SimpleNamespace(fp32_precision="ieee"), False),
+    (types.SimpleNamespace(fp32_precision="tf32"), True),  # what set_float32_matmul_precision("high") sets
+    (types.SimpleNamespace(allow_tf32=False), False),  # a torch older than fp32_precision
+    (types.SimpleNamespace(allow_tf32=True), True),
+])
+def test_with_tf32_on_the_float32_peak_is_no_ceiling(cuda_machine, matmul, tf32):
+    """An A100's 19.5 TFLOP/s hold for products computed in float32; with TF32 allowed torch runs them on the tensor
+    cores, faster than that, and the chapter gives no float32 estimate."""
+    cuda_machine.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-80GB")
+    cuda_machine.setattr(torch.backends.cuda, "matmul", matmul)
+    peak, how = notebook_definitions()["peak_flops"](torch.device("cuda"))
+    assert (peak, "TF32" in how) == ((None, True) if tf32 else (pytest.approx(19.5e12), False))
+
+
+# ---------------------------------------------------------------- feeding a GPU: pinned batches, forked workers
+
+@pytest.mark.parametrize("platform, device, workers, pinned", [
+    ("linux", "cuda", 2, True), ("linux", "cpu", 2, False), ("darwin", "mps", 0, False), ("darwin", "cuda", 0, True),
+    ("win32", "cpu", 0, False),
+])
+def test_the_loader_pins_for_cuda_and_forks_its_workers_only_on_linux(cuda_machine, platform, device, workers, pinned):
+    """Pinned memory only where the batches go to CUDA (it is what lets .to(device, non_blocking=True) overlap the
+    copy); worker processes forked on Linux, where a dataset class defined in the notebook needs no import, and none
+    elsewhere. The loader is built, not iterated: pinning needs a real GPU."""
+    cuda_machine.setattr(sys, "platform", platform)
+    dataset = torch.utils.data.TensorDataset(torch.zeros(10, 3), torch.zeros(10))
+    loader = notebook_definitions()["make_loader"](dataset, device, workers=2, batch_size=4)
+    assert (loader.num_workers, loader.pin_memory, loader.batch_size) == (workers, pinned, 4)
+    assert (loader.multiprocessing_context is not None) == (workers > 0)
+    if workers:
+        assert loader.multiprocessing_context.get_start_method() == "fork"
+
+
+def test_a_loader_with_forked_workers_gives_every_sample_once():
+    """On this (Linux) machine, two forked workers over a dataset the notebook defines: every sample once, shuffled
+    with the loader's own generator, so the same order on every run."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the notebook forks its workers on Linux only")
+    make_loader = notebook_definitions()["make_loader"]
+    dataset = torch.utils.data.TensorDataset(torch.arange(20.0).reshape(10, 2), torch.arange(10))
+    orders = [torch.cat([y for _, y in make_loader(dataset, "cpu", workers=2, batch_size=3)]) for _ in range(2)]
+    assert sorted(orders[0].tolist()) == list(range(10)) and torch.equal(orders[0], orders[1])
 
 
 # ---------------------------------------------------------------- 5. the model first, then its optimizer

@@ -104,9 +104,21 @@ def test_train_epoch_equals_a_loop_written_out():
         loss.backward()
         optimizer.step()
         losses.append(loss.item() * len(y))
-    assert mean == pytest.approx(sum(losses) / 12, rel=1e-12)
+    assert mean == pytest.approx(sum(losses) / 12, rel=1e-6)  # summed in float32 on the device, not in Python
     for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_train_epoch_reads_the_loss_from_the_device_once_an_epoch(monkeypatch):
+    """.item() waits for the device (a sync point, chapter 06 section 3): the reference sums the batch losses on the
+    device and reads the sum once, however many batches the epoch has."""
+    reads = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda tensor: reads.append(tensor.shape) or item(tensor))
+    model = small_model()
+    mean = ch06.train_epoch(model, batches([4, 4, 4, 2]), torch.optim.SGD(model.parameters(), lr=0.1),
+                            torch.nn.functional.cross_entropy, "cpu")
+    assert reads == [torch.Size([])] and np.isfinite(mean)
 
 
 def test_the_simulated_device_behaves_as_a_second_device():

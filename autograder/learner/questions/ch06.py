@@ -1,5 +1,5 @@
-"""Chapter 06's concept questions: what an unsynchronized GPU timing measures, and why float16 needs a gradient
-scaler where bfloat16 does not."""
+"""Chapter 06's concept questions: what an unsynchronized GPU timing measures, why float16 needs a gradient scaler
+where bfloat16 does not, and what bounds an elementwise operation."""
 from autograder.learner.questions import Question, register
 
 register(
@@ -36,5 +36,22 @@ register(
                   "survive float16's range, and the step divides it out again.",
              "c": "the reverse: bfloat16 keeps 8 significant bits, float16 11. bfloat16 trades precision for "
                   "float32's range, which is why it needs no scaling."},
+    ),
+    Question(
+        id="ch06.elementwise_roofline",
+        prompt="An elementwise c = a + b on float32 tensors of 100 million elements reaches a few GFLOP/s on a CPU "
+               "whose matrix products reach hundreds. What holds it back?",
+        choices={"a": "memory: each element moves 12 bytes for one FLOP, so the bandwidth, not the arithmetic, "
+                      "bounds it",
+                 "b": "the fixed cost of the call: Python and torch's dispatcher",
+                 "c": "additions run on slower units than the multiply-adds of a product"},
+        right="a",
+        why={"a": "Its arithmetic intensity is 1/12 FLOP a byte (two 4-byte reads and one 4-byte write per FLOP), so "
+                  "at a bandwidth of W bytes a second it cannot exceed W/12 FLOP/s, whatever the peak. A product of "
+                  "n x n matrices does 2n³ FLOPs on 12n² bytes, n/6 a byte: from some n on, arithmetic bounds it.",
+             "b": "100 million additions take milliseconds at least; the microseconds of one call's fixed cost are "
+                  "lost in them. The bytes moved are what bounds it: 12 for every FLOP.",
+             "c": "a vector unit's additions are as fast as its multiply-adds (an FMA counts as two FLOPs). The "
+                  "sum waits for memory: 12 bytes move for each FLOP."},
     ),
 )
