@@ -3,8 +3,9 @@
 Every figure is a ratio measured in one run on one device (CUDA when present, else the CPU, with all its cores):
 - a float32 n x n product (n = 256 and 2048) against the time it would take at the estimated float32 peak, 2n³ / peak.
   The CPU's peak is cores x clock x FLOPs per cycle (clock from /proc/cpuinfo's "cpu MHz", the highest core's, else
-  3 GHz assumed; 64 FLOPs per cycle with AVX-512, 32 with AVX2 + FMA, else 16); a GPU's is its float32 figure from
-  the vendor for a few known names, else SMs x 128 lanes x 2 x 1.5 GHz;
+  3 GHz assumed; 64 FLOPs per cycle with AVX-512, 32 with AVX2 + FMA, else 16: a rough rule, which chapter 06
+  refines per microarchitecture); a GPU's is chapter 06's float32 table, by whole words of its name (a GPU not in
+  it gets no product rows);
 - one SGD step of the chapter's digits network (64 -> 512 -> 512 -> 10) per sample, at batch 32 against batch 1024:
   how much of a small batch's step is fixed cost;
 - the same step at batch 1024 with torch.autocast (bfloat16 on the CPU, float16 on CUDA) against float32.
@@ -16,18 +17,17 @@ import torch
 from benchmarks.harness import Comparison, median_time
 from solutions.common import timing_threads
 
-CUDA_FP32_PEAK_TFLOPS = {"H100": 67.0, "A100": 19.5, "L4": 30.3, "T4": 8.1, "V100": 15.7, "P100": 9.3, "A10": 31.2}
-
-
 def peak_flops(device):
-    """(estimated float32 peak FLOP/s of `device`, how it was estimated)."""
+    """(estimated float32 peak FLOP/s of `device`, how it was estimated). A GPU's is chapter 06's own table, matched
+    by whole words of its name (`benchmarks.gpu.chapter_peak_lookup`); one not in it gets none, and the product's
+    row says so."""
     if device.type == "cuda":
+        from benchmarks.gpu import chapter_peak_lookup
+
         name = torch.cuda.get_device_name(device)
-        for key, tflops in CUDA_FP32_PEAK_TFLOPS.items():
-            if key in name:
-                return tflops * 1e12, f"{name}, {tflops} TFLOP/s (vendor)"
-        sms = torch.cuda.get_device_properties(device).multi_processor_count
-        return sms * 128 * 2 * 1.5e9, f"{name}, {sms} SMs x 128 x 2 x 1.5 GHz (assumed)"
+        tflops = chapter_peak_lookup()(name)
+        return (tflops * 1e12, f"{name}, {tflops} TFLOP/s (chapter 06's table)") if tflops else \
+            (None, f"{name}: not in chapter 06's table")
     text = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     mhz = [float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")]
     clock = max(mhz) * 1e6 if mhz else 3e9
@@ -68,7 +68,7 @@ def run():
         torch.set_num_threads(timing_threads())  # one per usable core: more would oversubscribe the machine
     peak, how = peak_flops(device)
     results = []
-    for n in (256, 2048):
+    for n in (256, 2048) if peak else ():
         a = torch.randn(n, n, device=device)
         seconds = _timed(lambda: a @ a, device)
         ideal = 2 * n ** 3 / peak

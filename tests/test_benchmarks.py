@@ -50,3 +50,19 @@ def test_adam_step_fewer_passes_gives_the_references_bits_and_leaves_its_inputs_
             assert ours_s["step"] == ref_s["step"]
             for key in ("exp_avg", "exp_avg_sq"):
                 assert np.array_equal(ours_s[key], ref_s[key])
+
+
+def test_the_devices_benchmark_takes_a_gpus_peak_from_chapter_06s_table_by_whole_name(monkeypatch):
+    import torch
+
+    from benchmarks import bench_ch06_devices
+    from benchmarks.gpu import chapter_peak_lookup
+
+    lookup = chapter_peak_lookup()
+    for name in ("NVIDIA L4", "NVIDIA L40S", "NVIDIA H100 80GB HBM3", "Tesla T4"):
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device, name=name: name)
+        peak, how = bench_ch06_devices.peak_flops(torch.device("cuda"))
+        assert peak == lookup(name) * 1e12 and "chapter 06's table" in how
+    assert lookup("NVIDIA L4") != lookup("NVIDIA L40S")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA GeForce GTX 480")
+    assert bench_ch06_devices.peak_flops(torch.device("cuda")) == (None, "NVIDIA GeForce GTX 480: not in chapter 06's table")
