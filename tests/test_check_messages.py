@@ -884,3 +884,50 @@ def test_a_mistake_that_would_fail_a_case_the_learner_passed_is_not_named():
     right_at_one = run_cases(exercise, lambda x: x / 2 if x == 1 else x // 2)
     assert [r.passed for r in right_at_one] == [True, False, False, True]
     assert all(r.mistake is None for r in right_at_one)
+
+
+def toy_exercise(hint="", cases=(("one", 1.0),)):
+    return registry.Exercise(
+        id="ch00.toy_halve", points=1, reference=lambda x: x / 2,
+        cases=tuple(registry.Case(name, lambda x=x: {"x": x}) for name, x in cases),
+        mistakes=(registry.Mistake("rounded down", hint or "halve with /.", lambda x: x // 2),), alternatives=())
+
+
+@pytest.mark.parametrize("first_line, lines", [(100, 1), (101, 2)])
+def test_a_hint_wraps_at_exactly_its_width(first_line, lines):
+    """A hint whose words fill a line of exactly HINT_WIDTH characters (with its 4 spaces of indent) stays on one
+    line; one character more and its last word goes to the next."""
+    from autograder.learner.check import HINT_WIDTH, report
+    from autograder.learner.judge import run_cases
+
+    assert HINT_WIDTH == 100
+    hint = "x" * (first_line - 4 - 5) + " yyyy"
+    exercise = toy_exercise(hint)
+    text = report(exercise, run_cases(exercise, lambda x: x // 2))
+    shown = text.splitlines()[2:2 + lines]
+    assert " ".join(line.strip() for line in shown) == hint and all(line.startswith("    ") for line in shown)
+    assert text.splitlines()[2 + lines].startswith("  ✗ "), "the hint is exactly these lines"
+
+
+def test_one_case_is_one_case_in_the_header():
+    from autograder.learner.check import report
+    from autograder.learner.judge import run_cases
+
+    for cases, header in (((("one", 1.0),), "ch00.toy_halve: 1 case"),
+                          ((("one", 1.0), ("two", 2.0)), "ch00.toy_halve: 2 cases"),
+                          ((("one", 1.0), ("two", 2.0), ("three", 3.0)), "ch00.toy_halve: 3 cases")):
+        exercise = toy_exercise(cases=cases)
+        assert report(exercise, run_cases(exercise, lambda x: x / 2)).splitlines()[0] == header
+
+
+def test_by_default_the_check_and_the_graders_report_shorten_the_repeated_failures():
+    """check(id, fn) and report(exercise, results), as a graded exercise's feedback is written, shorten by default."""
+    from autograder.learner.check import report
+    from autograder.learner.judge import run_cases
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        check("ch04.adam_step", adam_without_bias_correction)
+    assert "the others in short" in output.getvalue()
+    exercise = registry.get("ch04.adam_step")
+    assert "the others in short" in report(exercise, run_cases(exercise, adam_without_bias_correction))
