@@ -931,3 +931,54 @@ def test_by_default_the_check_and_the_graders_report_shorten_the_repeated_failur
     assert "the others in short" in output.getvalue()
     exercise = registry.get("ch04.adam_step")
     assert "the others in short" in report(exercise, run_cases(exercise, adam_without_bias_correction))
+
+
+def test_a_hint_breaks_neither_a_long_word_nor_at_a_hyphen():
+    from autograder.learner.check import report
+    from autograder.learner.judge import run_cases
+
+    url = "https://example.org/" + "a" * 100
+    hyphenated = "x" * 85 + " cross-entropy"  # 4 + 85 + 1 + 13 = 103: breaking at its hyphen would fit "cross-"
+    for hint, expected in ((f"see {url} now", ["    see", f"    {url}", "    now"]),
+                           (hyphenated, ["    " + "x" * 85, "    cross-entropy"])):
+        exercise = toy_exercise(hint)
+        assert report(exercise, run_cases(exercise, lambda x: x // 2)).splitlines()[2:4 + (len(expected) == 3)] == \
+            expected
+
+
+def test_a_shortened_case_shows_its_first_difference():
+    _, output = run("ch04.adam_step", adam_without_bias_correction)
+    short = [line for line in output.splitlines() if line.endswith("(and 2 more)")]
+    assert short and all(line.strip().startswith("parameter after each step[0]:") for line in short)
+
+
+def test_a_case_that_changes_its_input_after_a_wrong_value_is_shown_in_full_too():
+    exercise = registry.Exercise(
+        id="ch00.toy_halve", points=1, reference=lambda x: x / 2,
+        cases=(registry.Case("ones", lambda: {"x": np.ones(2)}), registry.Case("twos", lambda: {"x": np.full(2, 2.0)})),
+        mistakes=(), alternatives=())
+
+    def halves_in_place_after_the_first(x):
+        if x[0] == 1:
+            return x * 3
+        x *= 0.5
+        return x
+
+    from autograder.learner.check import report
+    from autograder.learner.judge import run_cases
+    lines = report(exercise, run_cases(exercise, halves_in_place_after_the_first)).splitlines()
+    second = lines.index("  ✗ twos")
+    assert "changed its input x in place" in lines[second + 1] and lines[second + 2].startswith("      input")
+
+
+def test_an_exercise_left_unwritten_after_a_passing_case_says_not_written():
+    from autograder.learner.check import report
+    from autograder.learner.judge import run_cases
+
+    def half_written(x):
+        if x == 1.0:
+            return 0.5
+        raise NotImplementedError()
+
+    exercise = toy_exercise(cases=(("one", 1.0), ("two", 2.0)))
+    assert report(exercise, run_cases(exercise, half_written)).splitlines()[-1] == "  ch00.toy_halve is not written yet."

@@ -4,4 +4,6 @@ Keyed by (module, the committed line's text, stripped, the change as `mutants.ch
 entry follows its line when lines above it move, and lapses when the line itself changes.
 """
 EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("learner/check.py", 'return f"raised {result.raised.split(\':\', 1)[0]}{\' (hidden)\' if result.case.hidden else \'\'}"', "'1' -> '2'"):
+        "split(':', 2)[0] is split(':', 1)[0]: only the text before the first colon is kept",
 }
