@@ -204,23 +204,12 @@ def _limit(limits: Limits, cpu: bool = True):
 
 
 def _die_with_parent():
-    """Ask Linux to kill this process if the grader dies, so that no sandbox outlives its grader. Runs in the child
-    between fork and exec, where the grader's other threads may have held the dynamic loader's lock: so the prctl
-    function is looked up once, in the grader (_PRCTL), and the child only calls it."""
-    if _PRCTL is not None:
+    """Ask Linux to kill this process if the grader dies, so that no sandbox outlives its grader."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
         PR_SET_PDEATHSIG = 1
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _prctl():
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True).prctl
-
-
-_PRCTL = _prctl()
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _environment(scratch: str) -> dict:
