@@ -777,3 +777,12 @@ def test_a_grader_that_is_not_root_isolates_cold_and_warm_sandboxes(shared_folde
     graded = as_nobody(sys.executable, "-c", UNPRIVILEGED_GRADER, timeout=300)
     assert graded.returncode == 0, graded.stderr[-2000:]
     assert graded.stdout.splitlines() == ["True True 65534 2", "True True 65534 2"]
+
+
+def test_a_warm_host_that_does_not_start_says_why_so_that_the_job_runs_cold(monkeypatch, tmp_path):
+    """A host whose process ends before it is ready raises HostFailed with the last lines it wrote (the pool then
+    runs the job cold), never a ValueError from reading its stderr after closing it."""
+    monkeypatch.setattr(sandbox, "_isolated_command",
+                        lambda spec: [sys.executable, "-c", "import sys; sys.stderr.write('no namespaces here')"])
+    with pytest.raises(sandbox.HostFailed, match="the warm sandbox did not start: no namespaces here"):
+        sandbox.WarmHost(tmp_path, [], [], sandbox.Limits())

@@ -191,15 +191,15 @@ def _start(command: list[str], status_fd: int, **options) -> subprocess.Popen:
 def _limit(limits: Limits, cpu: bool = True):
     """Limits for a sandbox's processes; a warm host lives on past one job's CPU time (its children set
     each job's)."""
-    def apply():
-        os.setsid()
+    def apply():  # the address-space limit last: the grader's fork may already be larger, and nothing may
+        os.setsid()  # allocate after it until exec replaces the address space
         _die_with_parent()
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if cpu:
             seconds = int(limits.seconds) + 5
             resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     return apply
 
 
@@ -272,8 +272,9 @@ class WarmHost:
             _running[self.process] = True
         ready, _, _ = select.select([ours], [], [], self.READY_SECONDS)
         if not ready or ours.recv(16) != b"ready":
+            why = " ".join(_tail(self.stderr)[-3:])  # read before close() closes the file
             self.close()
-            raise HostFailed(f"the warm sandbox did not start: {' '.join(_tail(self.stderr)[-3:])}")
+            raise HostFailed(f"the warm sandbox did not start: {why}")
 
     def run(self, job: dict, limits: Limits) -> Run:
         """Run `job` in a fresh child of this host; HostFailed when the host no longer serves."""
