@@ -191,15 +191,20 @@ def _start(command: list[str], status_fd: int, **options) -> subprocess.Popen:
 def _limit(limits: Limits, cpu: bool = True):
     """Limits for a sandbox's processes; a warm host lives on past one job's CPU time (its children set
     each job's)."""
-    def apply():  # the address-space limit last: the grader's fork may already be larger, and nothing may
-        os.setsid()  # allocate after it until exec replaces the address space
+    # Every value is made here, in the grader: the child, forked from a grader that may already be larger than the
+    # address-space limit, allocates as little as it can, and nothing after that limit, which comes last.
+    setrlimit, memory = resource.setrlimit, (limits.memory_bytes, limits.memory_bytes)
+    rest = [(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes)), (resource.RLIMIT_CORE, (0, 0))]
+    if cpu:
+        rest.append((resource.RLIMIT_CPU, (int(limits.seconds) + 5,) * 2))
+    address_space = resource.RLIMIT_AS
+
+    def apply():
+        os.setsid()
         _die_with_parent()
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if cpu:
-            seconds = int(limits.seconds) + 5
-            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        for which, pair in rest:
+            setrlimit(which, pair)
+        setrlimit(address_space, memory)
     return apply
 
 
