@@ -420,6 +420,85 @@ def test_without_user_namespaces_it_still_runs_unisolated(learner_bundle, monkey
     assert run.finished and not run.isolated and "42" in output_of(run)
 
 
+LIMITS_SEEN = """
+import os, resource
+for name in ("RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CORE", "RLIMIT_CPU"):
+    print(name, *resource.getrlimit(getattr(resource, name)))
+print("own session", os.getsid(0) == os.getpid())
+"""
+
+
+def limits_seen(learner_bundle) -> tuple[bool, dict]:
+    limits = sandbox.Limits(seconds=17, memory_bytes=3 * 2**30 + 4096, file_bytes=5 * 2**20 + 1)
+    run = sandbox.run({"cells": [{"index": 0, "source": LIMITS_SEEN}]}, learner_bundle, limits, [])
+    assert run.finished, run.log
+    return run.isolated, dict(line.split(" ", 1) for line in output_of(run).splitlines())
+
+
+EXACT_LIMITS = {"RLIMIT_AS": f"{3 * 2**30 + 4096} {3 * 2**30 + 4096}", "RLIMIT_FSIZE": f"{5 * 2**20 + 1} {5 * 2**20 + 1}",
+                "RLIMIT_CORE": "0 0", "RLIMIT_CPU": "22 22", "own": "session True"}
+
+
+@needs_isolation
+def test_the_learners_process_runs_under_exactly_the_graders_limits(learner_bundle, mode):
+    """Address space, file size, no core dumps and CPU seconds (the time limit plus 5), soft and hard alike,
+    in a session of its own: cold, and forked off a warm host (which sets each job's own)."""
+    assert limits_seen(learner_bundle) == (True, EXACT_LIMITS)
+
+
+def test_without_isolation_the_learners_process_runs_under_the_same_limits(learner_bundle, monkeypatch):
+    monkeypatch.setattr(sandbox, "isolation_available", lambda: False)
+    assert limits_seen(learner_bundle) == (False, EXACT_LIMITS)
+
+
+CONFINE_SEEN = "import os, resource; print(resource.getrlimit(resource.RLIMIT_FSIZE), os.getsid(0) == os.getpid())"
+
+
+def test_confine_sets_the_limits_and_a_session_then_executes_the_command():
+    out = subprocess.run([sys.executable, "-S", str(sandbox.CONFINE), str(os.getpid()),
+                          json.dumps({"RLIMIT_FSIZE": 12345, "RLIMIT_CORE": 0}), sys.executable, "-c", CONFINE_SEEN],
+                         capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stdout) == (0, "(12345, 12345) True\n"), out.stderr
+
+
+def test_confine_stops_at_once_when_the_grader_it_was_given_is_not_its_parent():
+    """The grader died between the fork and confine's request to die with it: nothing would kill it later."""
+    out = subprocess.run([sys.executable, "-S", str(sandbox.CONFINE), str(os.getpid() + 1), "{}",
+                          sys.executable, "-c", "print('ran')"], capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stdout) == (1, "")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_confined_process_dies_with_its_grader(tmp_path):
+    grader = subprocess.Popen([sys.executable, "-c", f"""
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-S", {str(sandbox.CONFINE)!r}, str(__import__("os").getpid()), "{{}}",
+                          "/bin/sleep", "60"])
+print(child.pid, flush=True)
+__import__("time").sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(grader.stdout.readline())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "sleep" not in Path(f"/proc/{child}/cmdline").read_text():
+            time.sleep(0.02)  # confine has executed the command
+    finally:
+        grader.kill()
+        grader.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.02)
+    assert not _alive(child), "the confined process outlived its grader"
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie no one has reaped yet has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_a_sandbox_that_cannot_start_is_a_grader_error_not_a_zero(tmp_path):
     import nbformat
 

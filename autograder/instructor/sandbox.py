@@ -6,7 +6,8 @@ another pipe, which the grader reads while the sandbox runs: nothing is written 
 a folder behind, and nothing the sandbox does can take back an event once written. The process runs
 
 - with limits: wall-clock seconds, address space (a runaway allocation raises MemoryError in the
-  learner's cell), file size and no core dumps;
+  learner's cell), file size and no core dumps, set by `confine.py` in a fresh process of its own
+  before it executes the sandbox (never by Python code between the grader's fork and exec);
 - with a clean environment and `python -S`, so that only the standard library, the installed
   third-party packages and the bundle are importable: not the course's own packages;
 - where Linux namespaces allow (`isolation_available()`), isolated by `autograder/instructor/isolation.py`
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -63,6 +63,7 @@ MAX_EVENTS = 20_000  # ... and in number (a chapter's run writes a few hundred)
 DRAIN_SECONDS = 1.0  # after an unisolated sandbox ended: how long to read what a process it left behind writes
 END_SECONDS = 10.0  # after every process of a sandbox ended: the longest wait for its events pipe's end
 ISOLATION = Path(__file__).with_name("isolation.py")
+CONFINE = Path(__file__).with_name("confine.py")  # starts each sandbox with its limits (never a preexec_fn)
 # New mount, network, IPC and process-ID namespaces (and a user namespace where the grader is not
 # root, to be allowed the rest); `--kill-child` ends the namespace when `unshare` dies.
 NAMESPACES = ["--mount", "--net", "--ipc", "--pid", "--fork", "--kill-child"]
@@ -121,9 +122,9 @@ def isolation_available() -> bool:
         spec = {**_view(None, None, []), "probe": True, "scratch_bytes": 2**20, "status_fd": status_fd,
                 "events_fd": events.fileno(), "path": []}
         try:
-            probe = _start(_isolated_command(spec), status_fd, env=_environment(SCRATCH), cwd="/",
-                           pass_fds=(status_fd, events.fileno()), stdin=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, preexec_fn=_limit(Limits(seconds=10)))
+            probe = _start(_confined(_isolated_command(spec), Limits(seconds=10)), status_fd,
+                           env=_environment(SCRATCH), cwd="/", pass_fds=(status_fd, events.fileno()),
+                           stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError:
             return False
         try:
@@ -188,33 +189,14 @@ def _start(command: list[str], status_fd: int, **options) -> subprocess.Popen:
         os.close(status_fd)  # only the sandbox's copy stays: its end is the end of the status
 
 
-def _limit(limits: Limits, cpu: bool = True):
-    """Limits for a sandbox's processes; a warm host lives on past one job's CPU time (its children set
-    each job's)."""
-    # Every value is made here, in the grader: the child, forked from a grader that may already be larger than the
-    # address-space limit, allocates as little as it can, and nothing after that limit, which comes last.
-    setrlimit, memory = resource.setrlimit, (limits.memory_bytes, limits.memory_bytes)
-    rest = [(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes)), (resource.RLIMIT_CORE, (0, 0))]
+def _confined(command: list[str], limits: Limits, cpu: bool = True) -> list[str]:
+    """`command` started through confine.py: in a session of its own, killed if the grader dies, with the
+    limits on its address space, file size, core dumps and (unless `cpu` is False: a warm host lives on
+    past one job's CPU time, and its children set each job's) CPU seconds."""
+    rlimits = {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.file_bytes, "RLIMIT_CORE": 0}
     if cpu:
-        rest.append((resource.RLIMIT_CPU, (int(limits.seconds) + 5,) * 2))
-    address_space = resource.RLIMIT_AS
-
-    def apply():
-        os.setsid()
-        _die_with_parent()
-        for which, pair in rest:
-            setrlimit(which, pair)
-        setrlimit(address_space, memory)
-    return apply
-
-
-def _die_with_parent():
-    """Ask Linux to kill this process if the grader dies, so that no sandbox outlives its grader."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        rlimits["RLIMIT_CPU"] = int(limits.seconds) + 5
+    return [sys.executable, "-S", str(CONFINE), str(os.getpid()), json.dumps(rlimits), *command]
 
 
 def _environment(scratch: str) -> dict:
@@ -268,10 +250,10 @@ class WarmHost:
             if _stopping.is_set():
                 raise Stopped("grading was stopped")
             try:
-                self.process = subprocess.Popen(_isolated_command(spec), stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.DEVNULL, stderr=self.stderr, cwd="/",
-                                                env=_environment(SCRATCH), pass_fds=(theirs.fileno(),),
-                                                preexec_fn=_limit(limits, cpu=False))
+                self.process = subprocess.Popen(_confined(_isolated_command(spec), limits, cpu=False),
+                                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                stderr=self.stderr, cwd="/", env=_environment(SCRATCH),
+                                                pass_fds=(theirs.fileno(),))
             finally:
                 theirs.close()
             _running[self.process] = True
@@ -546,8 +528,8 @@ def run(job: dict, bundle: Path, limits: Limits, hide: list[Path], submission: P
             with _running_lock:
                 if _stopping.is_set():
                     raise Stopped("grading was stopped")
-                process = _start(command, status_fd, cwd="/" if isolated else scratch, env=_environment(scratch),
-                                 stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited, preexec_fn=_limit(limits))
+                process = _start(_confined(command, limits), status_fd, cwd="/" if isolated else scratch,
+                                 env=_environment(scratch), stdin=subprocess.PIPE, stderr=stderr, pass_fds=inherited)
                 _running[process] = isolated
         except BaseException:
             os.close(events_reader)

@@ -67,6 +67,7 @@ MODULES = {  # module -> the test files that reach it (the whole list a survivor
     "instructor/reports.py": ["test_reports.py", "test_grading_code.py", "test_grading_exports.py"],
     "instructor/sandbox.py": ["test_sandbox.py", "test_sandbox_syscalls.py"],
     "instructor/isolation.py": ["test_sandbox.py", "test_sandbox_syscalls.py"],
+    "instructor/confine.py": ["test_sandbox.py"],
     "instructor/hidden_feedback.py": ["test_grading_code.py", "test_grading_untrusted.py"],
 }
 KILLED, TIMED_OUT, SURVIVED = "killed", "timed out", "survived"
