@@ -453,9 +453,10 @@ def test_a_launch_leaves_no_folder_behind(tmp_path, monkeypatch):
     own = tmp_path / "tmp"
     own.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(own))  # what gettempdir() returns, in this process only
-    (tmp_path / "ranks.py").write_text("import os\nfolder = os.environ['TMPDIR']\n"
-                                       "print(os.environ['RANK'], os.environ['GLOO_SOCKET_IFNAME'], folder, "
-                                       "*sorted(os.listdir(folder)))\n")
+    (tmp_path / "ranks.py").write_text(  # one write per rank: print's pieces of two ranks can interleave in the pipe
+        "import os, sys\nfolder = os.environ['TMPDIR']\n"
+        "sys.stdout.write(' '.join([os.environ['RANK'], os.environ['GLOO_SOCKET_IFNAME'], folder, "
+        "*sorted(os.listdir(folder))]) + '\\n')\nsys.stdout.flush()\n")
     (tmp_path / "fails.py").write_text(FAILING)
     monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
     lines = sorted(launching.launch(tmp_path / "ranks.py", 2, timeout=60).splitlines())
