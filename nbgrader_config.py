@@ -23,3 +23,8 @@ c.Execute.timeout = 120
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 50
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Exercises that ask learners to write something without the library call that does it (ch07.conv2d without
+# F.conv2d, ch04's optimizers without torch.optim; autograder/learner/forbidden.py) give no points to code that
+# calls it. List here the exercises for which such a call is fine in your class, or ["all"]; grade again with
+# --regrade after a change, and release again so that the learners' inline checks agree.
+c.NNCourse.allow_library_calls = []

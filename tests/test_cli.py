@@ -140,7 +140,8 @@ def test_grade_without_workers_grades_on_as_many_threads_as_cores(one_submission
     pools = []
     monkeypatch.setattr(classroom.os, "cpu_count", lambda: 7)
     monkeypatch.setattr(sandbox, "prewarmed", lambda *args, **kwargs: nullcontext())
-    monkeypatch.setattr(classroom, "_on_threads", lambda todo, *args: pools.append(args[-1]) or [])
+    monkeypatch.setattr(classroom, "_on_threads",
+                        lambda todo, chapter, bundle, hide, limits, workers, lifted: pools.append(workers) or [])
     monkeypatch.setattr(reports, "write_all", lambda course_dir, chapter, grades: {})
     assert main(["grade", "ch02", "--course-dir", str(one_submission)]) == 0
     assert pools == [7]

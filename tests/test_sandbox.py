@@ -721,7 +721,7 @@ def double(x):
 def case_lines(exercise, name, cases, driver="keywords"):
     from autograder.learner import wire
 
-    return [{"exercise": exercise, "name": name, "driver": driver, "uses": {}, "case": case, "args": wire.encode(args)}
+    return [{"exercise": exercise, "name": name, "driver": driver, "uses": {}, "forbids": [], "case": case, "args": wire.encode(args)}
             for case, args in cases]
 
 

@@ -5,13 +5,16 @@ every case (visible and hidden); the stub fails with "not written yet"; every kn
 the visible cases, so the learner sees it inline, and the feedback names it.
 """
 import contextlib
+import dataclasses
 import inspect
 import io
 
 import pytest
 
 from autograder import check
-from autograder.learner import registry
+from autograder.learner import forbidden, registry
+from autograder.learner.check import report
+from autograder.learner.judge import run_cases
 
 EXERCISES = registry.all_exercises()
 IDS = [exercise.id for exercise in EXERCISES]
@@ -32,10 +35,22 @@ def test_reference_passes_every_case(exercise):
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
 def test_alternative_correct_implementations_pass(exercise):
+    """Each alternative passes, but one that calls what the exercise `forbids` (Adam through torch.optim) fails every
+    case with that reason alone, and passes where the instructor lifted the rule; at least one alternative is
+    written without any of it."""
     assert exercise.alternatives, f"{exercise.id} needs at least one alternative correct implementation"
+    lifted = dataclasses.replace(exercise, forbids=())
+    from_scratch = 0
     for alternative in exercise.alternatives:
-        passed, output = run_check(exercise.id, alternative, hidden=True)
-        assert passed, f"{alternative.__name__} is correct but fails:\n{output}"
+        results = run_cases(exercise, alternative, hidden=True)
+        if all(result.passed for result in results):
+            from_scratch += 1
+            continue
+        said = {tuple(result.lines) for result in results}
+        assert len(said) == 1 and said.pop()[0] in {forbidden.describe(name) for name in exercise.forbids}, \
+            f"{alternative.__name__} is correct but fails:\n{report(exercise, results)}"
+        assert all(result.passed for result in run_cases(lifted, alternative, hidden=True)), alternative.__name__
+    assert from_scratch, f"{exercise.id}: no alternative is written without {exercise.forbids}"
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=IDS)
@@ -118,7 +133,6 @@ def test_grading_judges_as_the_inline_check(exercise):
     from autograder.learner import in_sandbox, wire
     from autograder.learner.check import explanation_lines
     from autograder.learner.compare import same_values
-    from autograder.learner.judge import run_cases
     from autograder.learner.protocol import Event, case_key
     from autograder.instructor.hidden_feedback import SubmittedText
 
@@ -132,7 +146,8 @@ def test_grading_judges_as_the_inline_check(exercise):
         for _, line in lines:
             in_sandbox.run_case(SimpleNamespace(user_ns={exercise.name: fn}), line, lambda **e: events.append(e))
         records = {case_key(event): [event] for event in events if event["event"] == Event.CASE_END}
-        graded = grading._grade_exercise(exercise, grading.Sandboxed(records=records), inputs, SubmittedText.of([]))
+        graded = grading._grade_exercise(exercise, grading.Sandboxed(records=records), inputs, SubmittedText.of([]),
+                                         exercise.forbids)
         name = getattr(fn, "__name__", fn)
         assert [case.passed for case in graded.case_grades] == [result.passed for result in inline], \
             f"{name}: {[r.lines for r in inline]} became {[c.lines for c in graded.case_grades]}"

@@ -78,8 +78,9 @@ def learner_dependencies() -> list[str]:
     return list(dict.fromkeys(wanted))
 
 
-def build(destination: Path, chapters=None) -> Path:
-    """Write the bundle into `destination` (replaced if present) and return it."""
+def build(destination: Path, chapters=None, lifted: frozenset[str] = frozenset()) -> Path:
+    """Write the bundle into `destination` (replaced if present) and return it; the exercises the instructor
+    `lifted` the "write it without" rule of (`classroom.lifted_rules`) are checked without it there."""
     if destination.exists():
         shutil.rmtree(destination)
     for relative in shipped_files():
@@ -94,7 +95,7 @@ def build(destination: Path, chapters=None) -> Path:
         if drivers.DRIVERS.get(exercise.call.__name__) is not exercise.call:
             raise ValueError(f"{exercise.id}: its call, {exercise.call.__name__}, must be a driver in "
                              "autograder/learner/drivers.py: the bundle and the grading sandbox have only those")
-        by_chapter.setdefault(exercise.chapter, []).append(stored.to_json(exercise))
+        by_chapter.setdefault(exercise.chapter, []).append(stored.to_json(exercise, lifted))
     for chapter, items in by_chapter.items():
         (cases_dir / f"{chapter}.json").write_text(json.dumps(items))
     version = notebooks.project_version()

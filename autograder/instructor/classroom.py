@@ -28,6 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from autograder.instructor import bundle, notebooks, sandbox
+from autograder.instructor.errors import CourseError
 from autograder.instructor.grading import grade_submission, warm_modules
 from autograder.instructor.intake import Submission, shown_name, take
 from autograder.instructor.results import ResultStore, Status, SubmissionGrade, ungraded
@@ -48,6 +49,44 @@ def submissions(course_dir: Path, chapter: str) -> list[tuple[str, Path]]:
         return []
     return [(shown_name(folder.name), folder / chapter) for folder in sorted(submitted.iterdir())
             if folder.is_symlink() or (folder.is_dir() and os.path.lexists(folder / chapter))]
+
+
+LIFT_SETTING = "allow_library_calls"  # c.NNCourse.allow_library_calls in nbgrader_config.py
+
+
+def lifted_rules(course_dir: Path) -> frozenset[str]:
+    """The exercises whose "write it without" rule (`Exercise.forbids`: `ch07.conv2d` without F.conv2d) the
+    instructor lifted in the course's nbgrader_config.py:
+
+        c.NNCourse.allow_library_calls = ["ch07.conv2d", "ch04.adam_step"]     # or ["all"]
+
+    Grading then watches none of those calls, and a bundle released afterwards checks without them. A
+    CourseError names a setting that is not a list of exercise ids, an id that is no exercise, or one whose
+    exercise forbids nothing."""
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    try:
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    except ConfigFileNotFound:
+        return frozenset()
+    wanted = config.NNCourse.get(LIFT_SETTING, [])
+    where = f"c.NNCourse.{LIFT_SETTING} in {Path(course_dir) / 'nbgrader_config.py'}"
+    if not isinstance(wanted, (list, tuple)) or not all(isinstance(item, str) for item in wanted):
+        raise CourseError(f"{where} must be a list of exercise ids such as [\"ch07.conv2d\"] (or [\"all\"]), "
+                          f"not {wanted!r}")
+    from autograder.learner import registry
+
+    if "all" in wanted:
+        return frozenset(exercise.id for exercise in registry.all_exercises() if exercise.forbids)
+    for exercise_id in wanted:
+        try:
+            exercise = registry.get(exercise_id)
+        except KeyError as unknown:
+            raise CourseError(f"{where}: {unknown.args[0]}") from None
+        if not exercise.forbids:
+            raise CourseError(f"{where}: {exercise_id} forbids no calls, so there is nothing to allow; the exercises "
+                              f"that do: {', '.join(e.id for e in registry.all_exercises() if e.forbids)}")
+    return frozenset(wanted)
 
 
 def hidden_paths(course_dir: Path) -> list[Path]:
@@ -79,8 +118,9 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
     workers, which need the course installed. Results are merged here, by the one writer."""
     course_dir = course_dir.resolve()
     found = submissions(course_dir, chapter)
+    lifted = lifted_rules(course_dir)
     store = ResultStore(work_dir(course_dir) / "grades" / chapter)
-    learner_bundle = bundle.build(work_dir(course_dir) / "bundle", chapters={chapter})
+    learner_bundle = bundle.build(work_dir(course_dir) / "bundle", chapters={chapter}, lifted=lifted)
     hide = hidden_paths(course_dir)
     grades, todo = _stored_and_pending(store, found, chapter, regrade)
     unchanged = len(grades)
@@ -89,11 +129,11 @@ def grade_class(course_dir: Path, chapter: str, workers: int | None = None,
     bar = tqdm(total=len(todo), desc=f"grading {chapter}", unit="submission", disable=not progress)
     with ExitStack() as stack:
         if scheduler:
-            results = _on_dask(scheduler, todo, chapter, limits)
+            results = _on_dask(scheduler, todo, chapter, limits, lifted)
         else:
             if todo:  # a warm sandbox per worker: the chapter's imports paid once, not once per submission
                 stack.enter_context(sandbox.prewarmed(learner_bundle, hide, warm_modules(chapter), limits))
-            results = _on_threads(todo, chapter, learner_bundle, hide, limits, workers or os.cpu_count() or 1)
+            results = _on_threads(todo, chapter, learner_bundle, hide, limits, workers or os.cpu_count() or 1, lifted)
         for student, outcome in results:
             if isinstance(outcome, BaseException):  # the grader's fault, not the learner's: kept, never a silent 0
                 grade = ungraded(student, chapter, Status.GRADER_ERROR,
@@ -122,14 +162,14 @@ def _stored_and_pending(store: ResultStore, found: list[tuple[str, Path]], chapt
     return grades, todo
 
 
-def _on_threads(todo, chapter, learner_bundle, hide, limits, workers):
+def _on_threads(todo, chapter, learner_bundle, hide, limits, workers, lifted=frozenset()):
     """The embedded engine: a local pool; each thread waits on one sandbox process at a time.
 
     When the caller stops early (Ctrl-C), queued submissions are cancelled and running sandboxes
     killed at once; their results are never recorded, so the next run grades them again."""
     sandbox.allow_runs()
     pool = ThreadPoolExecutor(max_workers=workers)
-    futures = {pool.submit(_take_and_grade, folder, student, chapter, learner_bundle, hide, limits): student
+    futures = {pool.submit(_take_and_grade, folder, student, chapter, learner_bundle, hide, limits, lifted): student
                for student, folder in todo}
     finished = False
     try:
@@ -144,16 +184,18 @@ def _on_threads(todo, chapter, learner_bundle, hide, limits, workers):
 
 
 def _take_and_grade(folder: Path, student: str, chapter: str, learner_bundle: Path, hide: list[Path],
-                    limits: sandbox.Limits) -> SubmissionGrade:
+                    limits: sandbox.Limits, lifted: frozenset[str] = frozenset()) -> SubmissionGrade:
     """One submission on the local pool: read by this thread, then graded."""
-    return grade_submission(take(folder, chapter), student, chapter, learner_bundle, hide, limits)
+    return grade_submission(take(folder, chapter), student, chapter, learner_bundle, hide, limits, lifted)
 
 
-def grade_on_worker(student: str, chapter: str, submission: Submission, limits: sandbox.Limits) -> dict:
+def grade_on_worker(student: str, chapter: str, submission: Submission, limits: sandbox.Limits,
+                    lifted: frozenset[str] = frozenset()) -> dict:
     """One submission, as `take` read it on the instructor's machine, graded wherever this runs (a Dask
     worker): its own bundle, its own sandbox; nothing of the submission is written on the worker."""
     learner_bundle = _worker_bundle(chapter, limits)
-    grade = grade_submission(submission, student, chapter, learner_bundle, hidden_paths(learner_bundle.parent), limits)
+    grade = grade_submission(submission, student, chapter, learner_bundle, hidden_paths(learner_bundle.parent), limits,
+                             lifted)
     return grade.to_json()
 
 
@@ -188,7 +230,7 @@ def _worker_bundle(chapter: str, limits: sandbox.Limits) -> Path:
     return _BUNDLES[chapter]
 
 
-def _on_dask(scheduler: str, todo, chapter, limits):
+def _on_dask(scheduler: str, todo, chapter, limits, lifted=frozenset()):
     """The same tasks on a Dask cluster: each submission, read here by `take`, travels with its task (its
     notebook whole, whatever its size under the limit), and each worker grades in warm sandboxes of its own
     (`_worker_bundle`). When the caller stops early (Ctrl-C), every task not finished is cancelled at once; a
@@ -197,7 +239,8 @@ def _on_dask(scheduler: str, todo, chapter, limits):
     from distributed import Client, as_completed as completed
 
     with Client(scheduler) as client:
-        futures = {client.submit(grade_on_worker, student, chapter, take(folder, chapter), limits, pure=False): student
+        futures = {client.submit(grade_on_worker, student, chapter, take(folder, chapter), limits, lifted,
+                                 pure=False): student
                    for student, folder in todo}
         finished = False
         try:

@@ -50,7 +50,7 @@ from autograder.instructor import demos, hidden_feedback, notebooks, sandbox
 from autograder.instructor.hidden_feedback import SubmittedText
 from autograder.instructor.intake import Submission, cell_source, learner_cells, read_cells
 from autograder.instructor.results import CaseGrade, ExerciseGrade, Status, SubmissionGrade, graded_exercises, ungraded
-from autograder.learner import registry, wire
+from autograder.learner import forbidden, registry, wire
 from autograder.learner.check import explanation_lines, left_unwritten, report
 from autograder.learner.compare import changed_inputs
 from autograder.learner.judge import (CaseResult, Outcome, fold_repeated_exception, judge, name_the_mistake,
@@ -101,17 +101,19 @@ def grading_stages(exercises: list[registry.Exercise]) -> list[list[registry.Exe
     return stages
 
 
-def _case_lines(exercise: registry.Exercise) -> tuple[list[tuple[bool, dict]], dict]:
+def _case_lines(exercise: registry.Exercise, lifted: frozenset[str] = frozenset()) -> tuple[list[tuple[bool, dict]], dict]:
     """Each case of `exercise` as the sandbox receives it (`protocol.case_line`), with whether it is hidden, and
-    the case inputs kept here."""
+    the case inputs kept here. The exercise's `forbids` go along unless the instructor `lifted` its rule."""
     uses = {name: reference_code(exercise.reference.__globals__[name]) for name in exercise.uses}
+    forbids = list(exercise.forbids_in_force(lifted))
     lines, inputs = [], {}
     for case in exercise.cases:
         args = case.make_args()
         inputs[case.name] = args
         lines.append((case.hidden, {"exercise": exercise.id, "name": exercise.name, "driver": exercise.call.__name__,
-                                    "uses": uses, "case": case.name, "args": wire.encode(args)}))
+                                    "uses": uses, "forbids": forbids, "case": case.name, "args": wire.encode(args)}))
     return lines, inputs
+
 
 
 def in_sandbox_order(lines: list[list[tuple[bool, dict]]]) -> list[dict]:
@@ -218,22 +220,33 @@ class Notebook:
         return False
 
 
-def _outcome(records: list[dict], inputs: dict, hidden: bool, submitted: SubmittedText) -> Outcome | NotJudged:
+def _outcome(records: list[dict], inputs: dict, hidden: bool, submitted: SubmittedText,
+             forbids: tuple[str, ...] = ()) -> Outcome | NotJudged:
     """The outcome a case's one record describes, read as untrusted data: anything but exactly one record in
     the form the sandbox writes is a malformed result. A hidden case's outcome shows only what
-    `hidden_feedback` vouches for, never an exception's message or a warning's text."""
+    `hidden_feedback` vouches for, never an exception's message or a warning's text; a forbidden call is
+    taken only when it names one of the case's `forbids` (or the watch switched off)."""
     if len(records) != 1:
         return NotJudged("not run: the grading stopped before this case" if not records else MALFORMED,
                          "" if not records else "malformed result")
     try:
-        return _read_record(records[0], inputs, hidden, submitted)
+        outcome = _read_record(records[0], inputs, hidden, submitted)
     except Malformed:
         return NotJudged(MALFORMED, "malformed result")
+    if outcome.forbidden and (not forbids or outcome.forbidden not in (*forbids, forbidden.SWITCHED_OFF)):
+        return NotJudged(MALFORMED, "malformed result")
+    return outcome
 
 
 def _read_record(event: dict, inputs: dict, hidden: bool, submitted: SubmittedText) -> Outcome:
     """The outcome of the case-end `event`, read as a `CaseRecord`; `Malformed` when it is not one."""
     record = CaseRecord.read(event)
+    outcome = _described(record, inputs, hidden, submitted)
+    outcome.forbidden = record.forbidden
+    return outcome
+
+
+def _described(record: CaseRecord, inputs: dict, hidden: bool, submitted: SubmittedText) -> Outcome:
     if record.missing:
         return Outcome(trace=["NameError: no function or class of this name is defined "
                               "(was its cell deleted or renamed?)"])
@@ -261,9 +274,10 @@ def _read_record(event: dict, inputs: dict, hidden: bool, submitted: SubmittedTe
 
 
 def grade_submission(submission: Submission, student: str, chapter: str, bundle: Path, hide: list[Path],
-                     limits: sandbox.Limits = sandbox.Limits()) -> SubmissionGrade:
+                     limits: sandbox.Limits = sandbox.Limits(), lifted: frozenset[str] = frozenset()) -> SubmissionGrade:
     """Grade the notebook `submission` holds (`intake.take` read it from nbgrader's
-    submitted/<student>/<chapter>/); a refused one gets its status and reason.
+    submitted/<student>/<chapter>/); a refused one gets its status and reason. `lifted` names the exercises
+    whose calls the instructor allowed (their `forbids` are not watched).
 
     Each grading stage (`grading_stages`) runs in sandboxes of its own, started only after the earlier
     stages' cases are decided here."""
@@ -281,12 +295,12 @@ def grade_submission(submission: Submission, student: str, chapter: str, bundle:
     submitted = SubmittedText.of([cell["source"] for cell in run_cells])
     grades, isolated = {}, True
     for stage in grading_stages(graded_exercises(chapter)):
-        lines, inputs = zip(*(_case_lines(e) for e in stage))
+        lines, inputs = zip(*(_case_lines(e, lifted) for e in stage))
         sandboxed = notebook.run_stage(in_sandbox_order(list(lines)))
         if sandboxed.failure:
             return ungraded(student, chapter, Status.GRADER_ERROR, sandboxed.failure, notes + notebook.notes, sha)
         isolated &= sandboxed.isolated
-        grades.update({e.id: _grade_exercise(e, sandboxed, case_inputs, submitted)
+        grades.update({e.id: _grade_exercise(e, sandboxed, case_inputs, submitted, e.forbids_in_force(lifted))
                        for e, case_inputs in zip(stage, inputs)})
     exercises = [grades[e.id] for e in graded_exercises(chapter)]
     return SubmissionGrade(student, chapter, Status.GRADED, "", exercises, notes + notebook.notes + layout_notes,
@@ -294,19 +308,22 @@ def grade_submission(submission: Submission, student: str, chapter: str, bundle:
 
 
 def _grade_exercise(exercise: registry.Exercise, sandboxed: Sandboxed, inputs: dict,
-                    submitted: SubmittedText) -> ExerciseGrade:
+                    submitted: SubmittedText, forbids: tuple[str, ...] = ()) -> ExerciseGrade:
     """Judge each case of `exercise` here, as the inline check does, and explain the score."""
     results: list[CaseResult] = []
     causes: list[str] = []
     for case in exercise.cases:
         key = (exercise.id, case.name)
         outcome = sandboxed.decided.get(key) or _outcome(sandboxed.records.get(key, []), inputs[case.name],
-                                                         case.hidden, submitted)
+                                                         case.hidden, submitted, forbids)
         if isinstance(outcome, NotJudged):
             causes.append(outcome.cause)
             results.append(CaseResult(case, False, [outcome.why]))
             continue
-        causes.append("memory limit" if outcome.trace and outcome.trace[-1].startswith("MemoryError") else "")
+        if outcome.forbidden:
+            causes.append(forbidden.cause(outcome.forbidden))
+        else:
+            causes.append("memory limit" if outcome.trace and outcome.trace[-1].startswith("MemoryError") else "")
         results.append(fold_repeated_exception(results, judge(exercise, case, outcome, inputs[case.name])))
     return grade_from_results(exercise, name_the_mistake(exercise, results), causes)
 

@@ -141,10 +141,14 @@ def nbgrader(course_dir: Path, *args: str, check: bool = True) -> subprocess.Com
 
 
 def release(course_dir: Path, chapters: list[str]) -> Path:
-    """nbgrader's learner versions of `chapters` in release/, and the learner's bundle beside them; a
-    CourseError before anything is written when the course lacks one of them."""
+    """nbgrader's learner versions of `chapters` in release/, and the learner's bundle beside them (checking
+    without the rules the instructor lifted, `classroom.lifted_rules`); a CourseError before anything is
+    written when the course lacks one of them or the setting is wrong."""
+    from autograder.instructor.classroom import lifted_rules
+
+    lifted = lifted_rules(course_dir)
     for chapter in chapters:
         notebooks.chapter_notebook(chapter)
     for chapter in chapters:
         nbgrader(course_dir, "generate_assignment", chapter, "--force")
-    return bundle.build(course_dir / "release" / "nncourse-learner", chapters=set(chapters))
+    return bundle.build(course_dir / "release" / "nncourse-learner", chapters=set(chapters), lifted=lifted)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import textwrap
 
-from autograder.learner import registry
+from autograder.learner import forbidden, registry
 from autograder.learner.judge import CaseResult, run_cases
 
 INDENT = "      "
@@ -68,8 +68,9 @@ def report(exercise: registry.Exercise, results: list[CaseResult], *, full: bool
     mistake = next((result.mistake for result in results if result.mistake), None)
     if passed < len(results) and not left_unwritten(results):
         lines.append(f"  {count}" + (f" {KNOWN_MISTAKE} {mistake.name}." if mistake else ""))
-        lines += textwrap.wrap(mistake.hint, HINT_WIDTH, initial_indent="    ", subsequent_indent="    ",
-                               break_long_words=False, break_on_hyphens=False) if mistake else []
+        said = mistake.hint if mistake else (forbidden.describe(called) if (called := forbidden_call(results)) else "")
+        lines += textwrap.wrap(said, HINT_WIDTH, initial_indent="    ", subsequent_indent="    ",
+                               break_long_words=False, break_on_hyphens=False)
     in_full = {id(next(r for r in results if not r.passed and failure_kind(r) == kind))
                for kind in {failure_kind(r) for r in results if not r.passed}}
     shortened = False
@@ -87,13 +88,21 @@ def report(exercise: registry.Exercise, results: list[CaseResult], *, full: bool
     return "\n".join(lines)
 
 
+def forbidden_call(results: list[CaseResult]) -> str:
+    """What the exercise asks to write without that the learner's code called, in the first case that did ("")."""
+    return next((r.outcome.forbidden for r in results if r.outcome is not None and r.outcome.forbidden), "")
+
+
 def failure_kind(result: CaseResult) -> str:
     """What went wrong in a failed case: the code raised (each type of exception a kind of its own, in a visible
-    case and in a hidden one, so that each one's traceback is shown once), "changed" its input in place, or
+    case and in a hidden one, so that each one's traceback is shown once), called what the exercise
+    "forbidden"s, "changed" its input in place, or
     returned a wrong "value" (or anything else the judge says, such as a time limit)."""
     if result.raised:
         return f"raised {result.raised.split(':', 1)[0]}{' (hidden)' if result.case.hidden else ''}"
     outcome = result.outcome
+    if outcome is not None and outcome.forbidden:
+        return "forbidden"
     return "changed" if outcome is not None and outcome.changed else "value"
 
 
@@ -125,8 +134,9 @@ def failure_summary(exercise: registry.Exercise, results: list[CaseResult]) -> s
         return f"{exercise.id} is not written yet"
     total = _total(exercise, results)
     mistake = next((result.mistake for result in results if result.mistake), None)
+    called = forbidden_call(results)
     return f"{exercise.id}: {total - sum(result.passed for result in results)} of {total} cases failed" + \
-        (f"; it looks like {mistake.name}" if mistake else "")
+        (f"; it looks like {mistake.name}" if mistake else "") + (f"; your code {forbidden.cause(called)}" if called else "")
 
 
 def _total(exercise: registry.Exercise, results: list[CaseResult]) -> int:

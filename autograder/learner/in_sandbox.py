@@ -40,9 +40,15 @@ from autograder.learner.protocol import CaseRecord, Event
 
 
 def _runner() -> dict:
-    """The functions that run a case and report it, as this module finds them now."""
+    """The functions that run a case and report it, as this module finds them now (the watch of forbidden calls as
+    `run_one_case` finds it, through its module)."""
+    watch = sys.modules[run_one_case.__module__].forbidden
     return {"run_one_case": run_one_case, "CaseRecord.of": CaseRecord.of.__func__, "CaseRecord.event": CaseRecord.event,
-            "wire.encode": wire.encode, "wire.decode": wire.decode}
+            "wire.encode": wire.encode, "wire.decode": wire.decode,
+            **{f"Watch.{name}": getattr(watch.Watch, name) for name in ("__init__", "__enter__", "__exit__", "_profile",
+                                                                        "saw", "_by_learner")},
+            **{f"Forbidden.{name}": getattr(watch.Forbidden, name).__func__ if name == "of" else
+               getattr(watch.Forbidden, name) for name in ("of", "of_code", "of_callable", "_of_module")}}
 
 
 RUNNER = {name: (function, function.__code__) for name, function in _runner().items()}  # before any learner cell
@@ -121,7 +127,8 @@ def run_case(shell, case: dict, events) -> None:
     else:
         built = reference_namespace(case["uses"])
         args = wire.decode(case["args"])
-        ran = run_one_case(drivers.DRIVERS[case["driver"]], fn, args, {name: built[name] for name in case["uses"]})
+        ran = run_one_case(drivers.DRIVERS[case["driver"]], fn, args, {name: built[name] for name in case["uses"]},
+                           tuple(case["forbids"]))
         record = CaseRecord.of(ran, args).event() if runner_intact() else {"runner_changed": True}
     events(event=Event.CASE_END, **key, **record)
 

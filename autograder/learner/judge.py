@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.learner import registry
+from autograder.learner import forbidden, registry
 from autograder.learner.compare import Problem, Tolerance, changed_inputs, differences, differing_entries, parts
 from autograder.learner.display import show, show_pair, show_table
 
@@ -44,22 +44,31 @@ class Ran:
     not_written: bool = False
     error: Exception | None = None
     warnings: list[str] = field(default_factory=list)
+    forbidden: str = ""  # what of the exercise's `forbids` the learner's code called (forbidden.py), if any
 
 
-def run_one_case(call, fn, args: dict, references: dict) -> Ran:
+def run_one_case(call, fn, args: dict, references: dict, forbids: tuple[str, ...] = ()) -> Ran:
     """Call `fn` on one case's `args` through the exercise's driver `call`, while the earlier exercises it
-    uses resolve to `references` ({name: reference}, see `references_in_place_of_own_code`). `args` is
-    left as the call left it, so that the caller can see what was changed in place. The inline check and
-    the grading sandbox both run every case through here."""
+    uses resolve to `references` ({name: reference}, see `references_in_place_of_own_code`) and, where the
+    exercise `forbids` calls, a `forbidden.Watch` sees whether the learner's code made one. `args` is left as
+    the call left it, so that the caller can see what was changed in place. The inline check and the grading
+    sandbox both run every case through here."""
+    watch = forbidden.Watch(forbidden.Forbidden.of(forbids), fn, references, call) if forbids \
+        else contextlib.nullcontext()
     with warnings.catch_warnings(record=True) as caught, references_in_place_of_own_code(fn, references):
         warnings.simplefilter("always")
         try:
-            got = call(fn, args)
+            with watch:
+                got = call(fn, args)
         except NotImplementedError:
             return Ran(not_written=True, warnings=_warning_texts(caught))
         except Exception as error:  # the learner's code raised: reported, never raised here
-            return Ran(error=error, warnings=_warning_texts(caught))
-    return Ran(got, warnings=_warning_texts(caught))
+            return Ran(error=error, warnings=_warning_texts(caught), forbidden=_called(watch))
+    return Ran(got, warnings=_warning_texts(caught), forbidden=_called(watch))
+
+
+def _called(watch) -> str:
+    return getattr(watch, "called", None) or ""
 
 
 def _warning_texts(caught) -> list[str]:
@@ -83,6 +92,7 @@ class Outcome:
     stopped: str = ""  # why the grading sandbox stopped the code on this case (time limit, process died)
     changed: list[str] = field(default_factory=list)  # inputs the function changed in place
     notes: list[str] = field(default_factory=list)  # warnings it raised, for information
+    forbidden: str = ""  # what of the exercise's `forbids` it called (forbidden.py), if any
 
 
 @dataclass
@@ -126,13 +136,13 @@ def run_case(exercise: registry.Exercise, fn, case: registry.Case) -> CaseResult
 def run_here(exercise: registry.Exercise, fn, args: dict) -> Outcome:
     """Run `fn` on `args` in this process, with the references of the exercises it uses, as an `Outcome`."""
     before = copy.deepcopy(args)
-    ran = run_one_case(exercise.call, fn, args, references_of(exercise))
+    ran = run_one_case(exercise.call, fn, args, references_of(exercise), exercise.forbids)
     notes = warning_notes(ran.warnings)
     if ran.not_written:
         return Outcome(not_written=True)
     if ran.error is not None:  # shown where it happened, in the learner's lines only
-        return Outcome(trace=learner_traceback(ran.error), notes=notes)
-    return Outcome(ran.got, changed=changed_inputs(before, args), notes=notes)
+        return Outcome(trace=learner_traceback(ran.error), notes=notes, forbidden=ran.forbidden)
+    return Outcome(ran.got, changed=changed_inputs(before, args), notes=notes, forbidden=ran.forbidden)
 
 
 def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, inputs: dict) -> CaseResult:
@@ -147,6 +157,9 @@ def judge(exercise: registry.Exercise, case: registry.Case, outcome: Outcome, in
     if outcome.not_written:
         return CaseResult(case, False, ["not written yet: replace `raise NotImplementedError` with your code"],
                           not_written=True)
+    if outcome.forbidden:  # whatever it returned: the point of the exercise is to compute it without that call
+        return CaseResult(case, False, [forbidden.describe(outcome.forbidden)], [forbidden.cause(outcome.forbidden)],
+                          outcome=outcome)
     if outcome.stopped:
         return CaseResult(case, False, [outcome.stopped] + shown_inputs(), [outcome.stopped], raised=outcome.stopped)
     if outcome.trace is not None:

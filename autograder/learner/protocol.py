@@ -50,7 +50,7 @@ def first_line(job: dict) -> bytes:
 
 
 def case_line(case: dict) -> bytes:
-    """One case as the sandbox receives it: {"exercise", "name", "driver", "uses", "case", "args"}."""
+    """One case as the sandbox receives it: {"exercise", "name", "driver", "uses", "forbids", "case", "args"}."""
     return _line(case)
 
 
@@ -76,7 +76,7 @@ class Malformed(ValueError):
 @dataclass(frozen=True)
 class CaseRecord:
     """What one case did in the sandbox; exactly one of the first five describes it, and `warnings` may come
-    with any but `missing`.
+    with any but `missing`, `forbidden` with any but `missing` and `not_written`.
 
     A record says nothing of whether the case passed: the grader decides that outside the sandbox."""
 
@@ -89,23 +89,28 @@ class CaseRecord:
     trace: list[str] = field(default_factory=list)  # with `exception`: the frames of the learner's own code
     message: list[str] = field(default_factory=list)  # with `exception`: its message lines, left out when hidden
     warnings: list[str] = field(default_factory=list)  # "Category: message", at most MAX_WARNINGS
+    forbidden: str = ""  # what of the case's "forbids" the learner's code called; the grader takes only those
 
     @classmethod
     def of(cls, ran: Ran, args: dict) -> CaseRecord:
         """The record of what `run_one_case` did with `args` (left as the call left them)."""
         if ran.not_written:
             return cls(not_written=True, warnings=ran.warnings)
+        said = {"warnings": ran.warnings, "forbidden": ran.forbidden}
         if ran.error is not None:
-            return cls(**_error_fields(ran.error), warnings=ran.warnings)
+            return cls(**_error_fields(ran.error), **said)
         try:
             output = wire.encode(ran.got)
         except wire.EncodeError as refused:
-            return cls(unsupported=str(refused), warnings=ran.warnings)
-        return cls(output=output, args_after=wire.encode(args), warnings=ran.warnings)
+            return cls(unsupported=str(refused), **said)
+        return cls(output=output, args_after=wire.encode(args), **said)
 
     def event(self) -> dict:
-        """The record as a case-end event carries it: the fields that describe it, and any warnings."""
+        """The record as a case-end event carries it: the fields that describe it, any warnings, and what
+        forbidden call it made."""
         warned = {"warnings": self.warnings} if self.warnings else {}
+        if self.forbidden and not (self.missing or self.not_written):
+            warned["forbidden"] = self.forbidden
         if self.missing:
             return {"missing": True}
         if self.not_written:
@@ -130,6 +135,9 @@ class CaseRecord:
             values["unsupported"] = representable(values["unsupported"][:MAX_LINE_CHARS])
         if "exception" in values:
             _require(type(values["exception"]) is str and EXCEPTION_KIND.fullmatch(values["exception"]) is not None)
+        _require(type(values.get("forbidden", "?")) is str and values.get("forbidden") != ""
+                 and len(values.get("forbidden", "")) <= MAX_LINE_CHARS
+                 and not ("forbidden" in values and ("missing" in values or "not_written" in values)))
         for lines in ("trace", "message", "warnings"):
             values[lines] = _lines(values.get(lines, []))
         values["warnings"] = values["warnings"][:MAX_WARNINGS]

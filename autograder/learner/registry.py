@@ -69,6 +69,9 @@ class Exercise:
     checked, those names resolve to the references where the learner left them undefined or bound
     them to their own code (never where they imported a library's object under that name), so
     each exercise is judged on its own and one mistake costs one exercise's points.
+    `forbids` names what the exercise asks the learner to write without ("torch.nn.functional.conv2d",
+    "torch.optim"): a case whose code called one fails with that reason (autograder/learner/forbidden.py),
+    unless the instructor lifted the rule (`c.NNCourse.allow_library_calls` in nbgrader_config.py).
     """
 
     id: str
@@ -83,6 +86,7 @@ class Exercise:
     strict_dtype: bool = False
     call: Callable[[Callable, dict], Any] = drivers.keywords
     uses: tuple[str, ...] = ()
+    forbids: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not ID_PATTERN.match(self.id):
@@ -105,6 +109,10 @@ class Exercise:
     def grade_id(self) -> str:
         """The nbgrader grade_id of the solution cell (see `grade_id_of`)."""
         return grade_id_of(self.id)
+
+    def forbids_in_force(self, lifted: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """What this exercise asks to write without, unless the instructor `lifted` its rule (by exercise id)."""
+        return () if self.id in lifted else self.forbids
 
     def visible_cases(self) -> tuple[Case, ...]:
         return tuple(case for case in self.cases if not case.hidden)

@@ -33,8 +33,9 @@ class StoredExercise(Exercise):
         return MistakeRun(wire.decode(stored["output"]), tuple(stored["changed"]))
 
 
-def to_json(exercise: Exercise) -> dict:
-    """The stored form of an exercise's visible cases (never the hidden ones, never code)."""
+def to_json(exercise: Exercise, lifted: frozenset[str] = frozenset()) -> dict:
+    """The stored form of an exercise's visible cases (never the hidden ones, never code), with what it asks
+    to write without unless the instructor `lifted` its rule."""
     cases = []
     for case in exercise.visible_cases():
         mistakes = {}
@@ -47,6 +48,7 @@ def to_json(exercise: Exercise) -> dict:
     return {"id": exercise.id, "points": exercise.points, "driver": exercise.call.__name__,
             "outputs": list(exercise.outputs) if exercise.outputs else None, "rtol": exercise.rtol,
             "atol": exercise.atol, "strict_dtype": exercise.strict_dtype,
+            "forbids": list(exercise.forbids_in_force(lifted)),
             "mistakes": [{"name": m.name, "hint": m.hint} for m in exercise.mistakes], "cases": cases}
 
 
@@ -59,7 +61,7 @@ def from_json(data: dict) -> StoredExercise:
         id=data["id"], points=data["points"], reference=None, cases=tuple(case(c) for c in data["cases"]),
         mistakes=tuple(Mistake(m["name"], m["hint"], None) for m in data["mistakes"]), alternatives=(),
         outputs=tuple(data["outputs"]) if data["outputs"] else None, rtol=data["rtol"], atol=data["atol"],
-        strict_dtype=data["strict_dtype"], call=drivers.DRIVERS[data["driver"]],
+        strict_dtype=data["strict_dtype"], call=drivers.DRIVERS[data["driver"]], forbids=tuple(data["forbids"]),
         expected={c["name"]: c["expected"] for c in data["cases"]},
         mistaken={(name, c["name"]): stored for c in data["cases"] for name, stored in c["mistakes"].items()})
 

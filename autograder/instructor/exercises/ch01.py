@@ -11,6 +11,9 @@ from autograder.learner.registry import Case, Exercise, Mistake, register
 from solutions import ch01_data_preparation as ref
 from solutions.data import DISTRICTS, apartments, breast_cancer, digit_images, training_corpus
 
+# What these exercises ask you to write without (scikit-learn does what these exercises ask you to write): see autograder/learner/forbidden.py.
+SKLEARN = ("sklearn",)
+
 
 @functools.lru_cache(maxsize=1)
 def _cancer():
@@ -95,7 +98,7 @@ def _digit_labels(seed, test_size):
 
 
 register(Exercise(
-    id="ch01.stratified_split", points=2, reference=ref.stratified_split, outputs=("train_idx", "test_idx"),
+    id="ch01.stratified_split", forbids=SKLEARN, points=2, reference=ref.stratified_split, outputs=("train_idx", "test_idx"),
     cases=(
         Case("10 labels by hand: classes of 5, 3 and 2, test_size 0.3", _labels_by_hand),
         Case("breast cancer: 212 malignant, 357 benign, test_size 0.25", _cancer_labels(1, 0.25)),
@@ -227,7 +230,7 @@ def _large_values():
 
 
 register(Exercise(
-    id="ch01.Standardizer", points=2, reference=ref.Standardizer, call=fit_then_transform,
+    id="ch01.Standardizer", forbids=SKLEARN, points=2, reference=ref.Standardizer, call=fit_then_transform,
     outputs=("fit(train) returns self", "mean_", "scale_", "transform(test)"),
     cases=(
         Case("by hand: 3 rows, 2 features", _scaling_by_hand([[1, 10], [2, 20], [3, 60]], [[4, 0], [2, 30]])),
@@ -353,7 +356,7 @@ def _apartment_rows(train, test, strategy, add_indicator):
 
 
 register(Exercise(
-    id="ch01.Imputer", points=2, reference=ref.Imputer, call=fit_then_transform,
+    id="ch01.Imputer", forbids=SKLEARN, points=2, reference=ref.Imputer, call=fit_then_transform,
     outputs=("fit(train) returns self", "statistics_", "indicator_features_", "transform(test)"),
     cases=(
         Case("by hand: the default strategy, with indicators", _imputing(_GAPPY_TRAIN, _GAPPY_TEST, add_indicator=True)),
@@ -468,7 +471,7 @@ def _district_names():
 
 
 register(Exercise(
-    id="ch01.OneHotEncoder", points=2, reference=ref.OneHotEncoder, call=fit_then_transform,
+    id="ch01.OneHotEncoder", forbids=SKLEARN, points=2, reference=ref.OneHotEncoder, call=fit_then_transform,
     outputs=("fit(train) returns self", "categories_", "transform(test)"),
     cases=(
         Case("codes 0 to 2", _encoding([2, 0, 1, 1, 0], [1, 2, 0], "error")),
@@ -737,7 +740,7 @@ def _random_predictions(n, n_classes, seed, accuracy):
 
 
 register(Exercise(
-    id="ch01.confusion_matrix", points=1, reference=ref.confusion_matrix,
+    id="ch01.confusion_matrix", forbids=SKLEARN, points=1, reference=ref.confusion_matrix,
     cases=(
         Case("by hand: 3 classes, 7 samples", _fresh(y_true=np.array([0, 1, 2, 2, 1, 0, 0]),
                                                      y_pred=np.array([0, 2, 2, 1, 1, 0, 1]), n_classes=3)),
@@ -859,7 +862,7 @@ def _random_labels(n, n_classes, seed, average):
 
 
 register(Exercise(
-    id="ch01.precision_recall_f1", points=2, reference=ref.precision_recall_f1, outputs=("precision", "recall", "f1"),
+    id="ch01.precision_recall_f1", forbids=SKLEARN, points=2, reference=ref.precision_recall_f1, outputs=("precision", "recall", "f1"),
     cases=(
         Case("binary by hand: TP 2, FP 1, FN 2 (the default average)", _fresh(
             y_true=np.array([1, 1, 1, 0, 0, 0, 0, 1]), y_pred=np.array([1, 0, 1, 1, 0, 0, 0, 0]))),
@@ -935,7 +938,7 @@ def _regression_case(n, seed, scale=1.0):
 
 
 register(Exercise(
-    id="ch01.regression_errors", points=1, reference=ref.regression_errors, outputs=("mse", "rmse"),
+    id="ch01.regression_errors", forbids=SKLEARN, points=1, reference=ref.regression_errors, outputs=("mse", "rmse"),
     cases=(
         Case("by hand: errors 0.5, 0 and −2", _fresh(y_true=np.array([1.0, 2.0, 3.0]),
                                                      y_pred=np.array([1.5, 2.0, 1.0]))),
@@ -1027,7 +1030,7 @@ def _kfold_sets(y, n_splits, rng, stratify=False):
 
 
 register(Exercise(
-    id="ch01.kfold_indices", points=2, reference=ref.kfold_indices,
+    id="ch01.kfold_indices", forbids=SKLEARN, points=2, reference=ref.kfold_indices,
     cases=(
         Case("10 samples, 3 folds", _with_rng(0, y=np.zeros(10, dtype=np.int64), n_splits=3)),
         Case("stratified: classes of 6, 4 and 2, 3 folds", _with_rng(
@@ -1098,7 +1101,7 @@ _BEYOND_ASCII = ["Die Größe zählt, nicht die GRÖSSE.", "A naïve model: naï
 
 
 register(Exercise(
-    id="ch01.tfidf_features", points=2, reference=ref.tfidf_features,
+    id="ch01.tfidf_features", forbids=SKLEARN, points=2, reference=ref.tfidf_features,
     outputs=("vocabulary", "counts", "tfidf"),
     cases=(
         Case("three short documents", lambda: {"documents": list(_THREE_DOCUMENTS)}),

@@ -11,6 +11,9 @@ from autograder.learner.wire import Table
 from solutions import ch02_gradient_descent as ref
 from solutions.data import diabetes
 
+# What these exercises ask you to write without (scikit-learn does what these exercises ask you to write): see autograder/learner/forbidden.py.
+SKLEARN = ("sklearn",)
+
 
 @functools.lru_cache(maxsize=1)
 def _diabetes_rows():
@@ -321,7 +324,7 @@ def _fit_args(n, d, seed, lr, n_steps):
 
 
 register(Exercise(
-    id="ch02.fit_linear_regression", points=2, reference=ref.fit_linear_regression, outputs=("w", "b", "losses"),
+    id="ch02.fit_linear_regression", forbids=SKLEARN, points=2, reference=ref.fit_linear_regression, outputs=("w", "b", "losses"),
     uses=("mse_loss", "mse_gradient", "gradient_step"),
     cases=(
         Case("one feature, 20 steps", _fit_args(30, 1, 11, 0.1, 20)),
@@ -435,7 +438,7 @@ def _cosine(total_steps, lr_max):
 
 
 register(Exercise(
-    id="ch02.minibatch_sgd", points=2, reference=ref.minibatch_sgd, outputs=("w", "b", "losses"),
+    id="ch02.minibatch_sgd", forbids=SKLEARN, points=2, reference=ref.minibatch_sgd, outputs=("w", "b", "losses"),
     uses=("mse_loss", "mse_gradient", "gradient_step"),
     cases=(
         Case("10 samples, batches of 3 (the last has 1), 3 epochs", _sgd_args(10, 2, 21, 0.1, 3, 3)),

@@ -12,6 +12,9 @@ from autograder.learner.registry import Case, Exercise, Mistake, register
 from solutions import ch03_backpropagation as ref
 from solutions.data import digits
 
+# What these exercises ask you to write without (backpropagation by hand: no autograd): see autograder/learner/forbidden.py.
+AUTOGRAD = ("torch",)
+
 
 def _random(*shape, seed, scale=1.0):
     return np.random.default_rng(seed).normal(scale=scale, size=shape)
@@ -256,7 +259,7 @@ class _ValueWithOwnRules:
 
 
 register(Exercise(
-    id="ch03.Value", points=4, reference=ref.Value, call=drivers.autograd_expression, outputs=("value", "grads"),
+    id="ch03.Value", forbids=AUTOGRAD, points=4, reference=ref.Value, call=drivers.autograd_expression, outputs=("value", "grads"),
     cases=(
         Case("sum and product", _expression("(a + b) * c", a=2.0, b=-3.0, c=0.5)),
         Case("a node used twice", _expression("a * b + a", a=-1.5, b=4.0)),
@@ -423,7 +426,7 @@ def _linear_backward_einsum(dout, x, W):
 
 
 register(Exercise(
-    id="ch03.linear_backward", points=2, reference=ref.linear_backward, outputs=("dx", "dW", "db"),
+    id="ch03.linear_backward", forbids=AUTOGRAD, points=2, reference=ref.linear_backward, outputs=("dx", "dW", "db"),
     cases=(
         Case("by hand: 2 samples, 3 features, 2 outputs", _linear_backward_by_hand),
         Case("square: N = D = M = 3", _linear_backward_args(3, 3, 3, seed=11)),
@@ -541,7 +544,7 @@ def _relu_backward_copy_and_zero(dout, x):
 
 
 register(Exercise(
-    id="ch03.relu_backward", points=1, reference=ref.relu_backward,
+    id="ch03.relu_backward", forbids=AUTOGRAD, points=1, reference=ref.relu_backward,
     cases=(
         Case("a few values, 0 included", _relu_backward_by_hand),
         Case("a 2 x 3 matrix", _relu_backward_matrix),
@@ -647,7 +650,7 @@ def _sigmoid_backward_expanded(dout, out):
 
 
 register(Exercise(
-    id="ch03.sigmoid_backward", points=1, reference=ref.sigmoid_backward,
+    id="ch03.sigmoid_backward", forbids=AUTOGRAD, points=1, reference=ref.sigmoid_backward,
     cases=(
         Case("a few values", _sigmoid_backward_by_hand),
         Case("a 2 x 3 matrix", _sigmoid_backward_random((2, 3), seed=33)),
@@ -741,7 +744,7 @@ def _tanh_backward_factored(dout, out):
 
 
 register(Exercise(
-    id="ch03.tanh_backward", points=1, reference=ref.tanh_backward,
+    id="ch03.tanh_backward", forbids=AUTOGRAD, points=1, reference=ref.tanh_backward,
     cases=(
         Case("a few values", _tanh_backward_by_hand),
         Case("a 2 x 3 matrix", _tanh_backward_random((2, 3), seed=43)),
@@ -975,7 +978,7 @@ def _numerical_in_place_restored(f, x, h=1e-5):
 
 
 register(Exercise(
-    id="ch03.numerical_gradient", points=2, reference=ref.numerical_gradient, call=drivers.formula_as_f,
+    id="ch03.numerical_gradient", forbids=AUTOGRAD, points=2, reference=ref.numerical_gradient, call=drivers.formula_as_f,
     cases=(
         Case("f(x) = x₀ x₁ + x₁², at (3, −2)", _numerical_args("x[0] * x[1] + x[1] ** 2", [3.0, -2.0])),
         Case("a 3 x 2 matrix x", _numerical_args("np.sum(np.tanh(x @ x.T))", np.arange(6.0).reshape(3, 2) / 4 - 0.5)),
@@ -1138,7 +1141,7 @@ def _network_inline(params, X, y):
 
 
 register(Exercise(
-    id="ch03.two_layer_loss_and_grads", points=3, reference=ref.two_layer_loss_and_grads, outputs=("loss", "grads"),
+    id="ch03.two_layer_loss_and_grads", forbids=AUTOGRAD, points=3, reference=ref.two_layer_loss_and_grads, outputs=("loss", "grads"),
     uses=("linear_forward", "linear_backward", "relu_forward", "relu_backward", "softmax_cross_entropy"),
     cases=(
         Case("4 samples, 3 features, 5 hidden units, 2 classes", _network_args(4, 3, 5, 2, seed=81)),
@@ -1279,7 +1282,7 @@ class _SequentialRecursive:
 
 
 register(Exercise(
-    id="ch03.Sequential", points=3, reference=ref.Sequential, call=drivers.through_layers,
+    id="ch03.Sequential", forbids=AUTOGRAD, points=3, reference=ref.Sequential, call=drivers.through_layers,
     outputs=("forward(x)", "grads()", "backward(grad_out)", "params() are the layers' own arrays"),
     cases=(
         Case("Linear, ReLU, Linear, every layer 3 wide", _network_of("linear", "relu", "linear", widths=(3, 3, 3),

@@ -10,6 +10,11 @@ from autograder.learner.registry import Case, Exercise, Mistake, register
 from solutions import ch04_optimizers as ref
 from solutions import models
 
+# What these exercises ask you to write without (the norm by hand): see autograder/learner/forbidden.py.
+CLIPPING = ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad")
+# What these exercises ask you to write without (the update rule by hand, not torch's optimizer): see autograder/learner/forbidden.py.
+OPTIMIZERS = ("torch.optim",)
+
 TRAJECTORY = ("parameter after each step", "state after the last step")
 
 
@@ -127,7 +132,7 @@ def _sgd_by_torch(param, grad, state, lr, momentum=0.0, dampening=0.0, nesterov=
 
 
 register(Exercise(
-    id="ch04.sgd_momentum_step", points=2, reference=ref.sgd_momentum_step, call=drivers.over_steps,
+    id="ch04.sgd_momentum_step", forbids=OPTIMIZERS, points=2, reference=ref.sgd_momentum_step, call=drivers.over_steps,
     outputs=TRAJECTORY, rtol=1e-9,
     cases=(
         Case("by hand: 3 steps, momentum 0.9", _by_hand(lr=0.1, momentum=0.9)),
@@ -230,7 +235,7 @@ def _rmsprop_inline(param, grad, state, lr=0.01, alpha=0.99, eps=1e-8, weight_de
 
 
 register(Exercise(
-    id="ch04.rmsprop_step", points=2, reference=ref.rmsprop_step, call=drivers.over_steps, outputs=TRAJECTORY,
+    id="ch04.rmsprop_step", forbids=OPTIMIZERS, points=2, reference=ref.rmsprop_step, call=drivers.over_steps, outputs=TRAJECTORY,
     rtol=1e-9,
     cases=(
         Case("by hand: 3 steps, alpha 0.9", _by_hand(lr=0.1, alpha=0.9)),
@@ -338,7 +343,7 @@ def _adam_by_torch(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, we
 
 
 register(Exercise(
-    id="ch04.adam_step", points=3, reference=ref.adam_step, call=drivers.over_steps, outputs=TRAJECTORY, rtol=1e-9,
+    id="ch04.adam_step", forbids=OPTIMIZERS, points=3, reference=ref.adam_step, call=drivers.over_steps, outputs=TRAJECTORY, rtol=1e-9,
     cases=(
         Case("step 1, where bias correction matters most", _steps((3,), 1, seed=21, lr=0.1, betas=(0.9, 0.999))),
         Case("small gradients (1e-5), 3 steps: where eps sits shows", _steps((3,), 3, seed=22, scale=1e-5, lr=0.01,
@@ -420,7 +425,7 @@ def _adamw_inline(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wei
 
 
 register(Exercise(
-    id="ch04.adamw_step", points=2, reference=ref.adamw_step, call=drivers.over_steps, outputs=TRAJECTORY,
+    id="ch04.adamw_step", forbids=OPTIMIZERS, points=2, reference=ref.adamw_step, call=drivers.over_steps, outputs=TRAJECTORY,
     rtol=1e-9, uses=("adam_step",),
     cases=(
         Case("3 steps, lr 0.1, weight decay 0.5", _steps((3,), 3, seed=31, lr=0.1, weight_decay=0.5)),
@@ -507,7 +512,7 @@ def _clip_flat(grads, max_norm):
 
 
 register(Exercise(
-    id="ch04.clip_grad_norm", points=2, reference=ref.clip_grad_norm, outputs=("clipped gradients", "total norm"),
+    id="ch04.clip_grad_norm", forbids=CLIPPING, points=2, reference=ref.clip_grad_norm, outputs=("clipped gradients", "total norm"),
     rtol=1e-12,
     cases=(
         Case("two gradients, total 5, max_norm 1", lambda: {"grads": [np.array([3.0, 0.0]), np.array([[0.0], [4.0]])],

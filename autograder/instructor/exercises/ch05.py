@@ -9,6 +9,11 @@ from autograder.learner import drivers
 from autograder.learner.registry import Case, Exercise, Mistake, register
 from solutions import ch05_regularization as ref
 
+# What these exercises ask you to write without (the update rule by hand, not torch's optimizer): see autograder/learner/forbidden.py.
+OPTIMIZERS = ("torch.optim",)
+# What these exercises ask you to write without (NumPy inputs: the layer by hand, not torch's): see autograder/learner/forbidden.py.
+TORCH = ("torch",)
+
 
 def _arrays(*shapes, seed, scale=1.0):
     rng = np.random.default_rng(seed)
@@ -147,7 +152,7 @@ def _sgd_l2_by_torch(param, grad, lr, weight_decay):
 
 
 register(Exercise(
-    id="ch05.sgd_l2_step", points=1, reference=ref.sgd_l2_step, rtol=1e-10,
+    id="ch05.sgd_l2_step", forbids=OPTIMIZERS, points=1, reference=ref.sgd_l2_step, rtol=1e-10,
     cases=(
         Case("by hand: θ = [1, −2], ∇J = [0.5, 0.5], lr 0.1, λ 0.1",
              _given(param=[1.0, -2.0], grad=[0.5, 0.5], lr=0.1, weight_decay=0.1)),
@@ -385,7 +390,7 @@ class _DropoutKeep:
 DROPOUT_OUTPUTS = ("what each call returned",)
 
 register(Exercise(
-    id="ch05.Dropout", points=2, reference=ref.Dropout, call=drivers.method_calls, outputs=DROPOUT_OUTPUTS,
+    id="ch05.Dropout", forbids=TORCH, points=2, reference=ref.Dropout, call=drivers.method_calls, outputs=DROPOUT_OUTPUTS,
     rtol=1e-12, strict_dtype=True,
     cases=(
         Case("p 0.5: forward, then backward with its mask", _dropout_case(0.5, 41)),
@@ -648,7 +653,7 @@ def _bn_by_torch(x, gamma, beta, running_mean, running_var, training=True, momen
 
 
 register(Exercise(
-    id="ch05.batchnorm_forward", points=2, reference=ref.batchnorm_forward,
+    id="ch05.batchnorm_forward", forbids=TORCH, points=2, reference=ref.batchnorm_forward,
     outputs=("out", "running_mean", "running_var"), rtol=1e-9, atol=1e-12,
     cases=(
         Case("training, a batch of 8 with 3 features, the defaults", _bn_case(8, 3, seed=61)),
@@ -776,7 +781,7 @@ def _bn_back_by_torch(dout, x, gamma, eps=1e-5):
 
 
 register(Exercise(
-    id="ch05.batchnorm_backward", points=3, reference=ref.batchnorm_backward, outputs=("dx", "dgamma", "dbeta"),
+    id="ch05.batchnorm_backward", forbids=TORCH, points=3, reference=ref.batchnorm_backward, outputs=("dx", "dgamma", "dbeta"),
     rtol=1e-7, atol=1e-10,
     cases=(
         Case("a batch of 8 with 3 features, eps left at 1e-5", _bn_back_case(8, 3, seed=71)),

@@ -21,6 +21,11 @@ from autograder.learner import drivers
 from autograder.learner.registry import Case, Exercise, Mistake, register
 from solutions import ch07_training_run as ref
 
+# What these exercises ask you to write without (the convolution as im2col and one matrix product, not torch's or SciPy's): see autograder/learner/forbidden.py.
+CONVOLUTIONS = ("torch.nn.functional.conv2d", "torch.nn.functional.conv1d", "torch.nn.functional.conv3d",
+                "torch.nn.functional.conv_transpose2d", "torch.convolution", "torch._convolution", "torch.nn.modules.conv",
+                "torch.ops", "scipy.signal", "scipy.ndimage")
+
 
 def _tensor(rng, *shape, scale=1.0):
     return torch.from_numpy(rng.normal(scale=scale, size=shape))
@@ -127,7 +132,7 @@ def _conv_as_strided(x, weight, bias=None, stride=1, padding=0):
 
 
 register(Exercise(
-    id="ch07.conv2d", points=3, reference=ref.conv2d, rtol=1e-10, atol=1e-12, strict_dtype=True,
+    id="ch07.conv2d", forbids=CONVOLUTIONS, points=3, reference=ref.conv2d, rtol=1e-10, atol=1e-12, strict_dtype=True,
     cases=(
         Case("by hand: one 4 x 4 image, an asymmetric 3 x 3 kernel, no bias", _by_hand),
         Case("2 -> 3 channels, padding 1, a bias", _conv(2, 2, 3, 5, 5, 3, 3, seed=71, padding=1)),

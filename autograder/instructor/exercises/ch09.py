@@ -16,6 +16,13 @@ from autograder.learner import drivers
 from autograder.learner.registry import Case, Exercise, Mistake, register
 from solutions import ch09_deployment as ref
 
+# What these exercises ask you to write without (per-sample clipping and noise by hand): see autograder/learner/forbidden.py.
+PRIVACY = ("opacus",)
+# What these exercises ask you to write without (the threshold by hand): see autograder/learner/forbidden.py.
+PRUNING = ("torch.nn.utils.prune",)
+# What these exercises ask you to write without (the scale and the rounding by hand): see autograder/learner/forbidden.py.
+QUANTIZERS = ("torch.quantize_per_tensor", "torch.quantize_per_channel", "torch.ao.quantization", "torch.quantization")
+
 
 def _normal(seed, *shape, scale=1.0, dtype=torch.float64):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype) * scale
@@ -93,7 +100,7 @@ def _quantize_by_rows(x, axis=None, scale=None):
 
 
 register(Exercise(
-    id="ch09.quantize_int8", points=2, reference=ref.quantize_int8, outputs=("q", "scale"), strict_dtype=True,
+    id="ch09.quantize_int8", forbids=QUANTIZERS, points=2, reference=ref.quantize_int8, outputs=("q", "scale"), strict_dtype=True,
     cases=(
         Case("per tensor, a 3 x 4 tensor", lambda: {"x": _normal(1, 3, 4)}),
         Case("per output channel, a 4 x 6 weight: one scale per row", lambda: {"x": _normal(2, 4, 6), "axis": 0}),
@@ -260,7 +267,7 @@ def _on_a_gpu(make, device="cuda"):
 
 
 register(Exercise(
-    id="ch09.magnitude_prune", points=2, reference=ref.magnitude_prune, call=drivers.keywords_on_a_device,
+    id="ch09.magnitude_prune", forbids=PRUNING, points=2, reference=ref.magnitude_prune, call=drivers.keywords_on_a_device,
     cases=(
         Case("one 4 x 5 weight, 35 %: round(7.0) = 7 pruned", _layers(21, (4, 5), sparsity=0.35)),
         Case("two layers, the second's weights 10x smaller: global, not per layer",
@@ -658,7 +665,7 @@ def _dp_flat(loss_fn, params, X, y, max_norm, noise_multiplier, generator):
 
 
 register(Exercise(
-    id="ch09.dp_sgd_gradient", points=3, reference=ref.dp_sgd_gradient, call=drivers.dp_sgd_on_a_model, rtol=1e-6,
+    id="ch09.dp_sgd_gradient", forbids=PRIVACY, points=3, reference=ref.dp_sgd_gradient, call=drivers.dp_sgd_on_a_model, rtol=1e-6,
     cases=(
         Case("softmax regression, 6 examples, C = 0.5, σ = 1", _dp_case(51, "softmax regression", 6, max_norm=0.5,
                                                                          noise_multiplier=1.0,
