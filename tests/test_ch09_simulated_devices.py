@@ -6,7 +6,7 @@
   shown in this process with a patched torch._C._get_accelerator, and, launched, the script runs on a simulated
   Colab machine (one GPU for two ranks, a CUDA build of torch) with gloo on the CPU, where a script without its mesh
   fails.
-- The exercises magnitude_prune and dp_sgd_gradient on a simulated GPU (the drivers' `_on_a_simulated_gpu`): the
+- The exercises magnitude_prune and dp_sgd_gradient on a simulated GPU (the drivers' `_on_a_simulated_gpu_machine`): the
   references give the CPU's values on the GPU; the simulation refuses what a GPU refuses.
 - The notebook's allocator reading (`allocator_peak`) on a simulated GPU whose allocator statistics are made up: it
   resets the peak before the step and reads it after the GPU has finished.
@@ -178,7 +178,7 @@ def test_the_simulated_gpu_refuses_what_a_gpu_refuses():
     draw on the GPU; a Parameter made of a GPU tensor lies on the GPU; and torch is as it was afterwards."""
     made = torch.nn.Parameter.__new__
     on_gpu = drivers._placed(torch.ones(3), "cuda")
-    with drivers._on_a_simulated_gpu():
+    with drivers._on_a_simulated_gpu_machine():
         assert torch.cuda.is_available() and on_gpu.is_cuda and not torch.zeros(3).is_cuda
         with pytest.raises(RuntimeError, match="same device"):
             on_gpu + torch.zeros(3)
@@ -224,7 +224,7 @@ def test_allocator_peak_resets_before_the_step_and_reads_after_the_gpu_has_finis
     x, y = torch.rand(4, 8), torch.randint(0, 3, (4,))
     drivers._placed([*model.parameters(), x, y], "cpu")
     gpu = torch.device("cuda", 0)
-    with drivers._on_a_simulated_gpu():
+    with drivers._on_a_simulated_gpu_machine():
         model.to(gpu)
         x, y = x.to(gpu), y.to(gpu)
         found = definitions["allocator_peak"](model, x, y, torch.optim.Adam(model.parameters(), foreach=False), gpu)
@@ -282,7 +282,7 @@ def test_the_allocator_cell_runs_on_a_simulated_gpu(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "memory_stats", lambda device=None: {"requested_bytes.all.current": 90,
                                                                          "requested_bytes.all.peak": 250})
     namespace = notebook_definitions()
-    with drivers._on_a_simulated_gpu():
+    with drivers._on_a_simulated_gpu_machine():
         exec(compile(source, str(NOTEBOOK), "exec"), namespace)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all("on a simulated GPU, peak above the step's start: LiveBytes" in line

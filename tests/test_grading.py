@@ -381,10 +381,12 @@ def test_a_dask_cluster_gives_the_same_export_as_the_local_pool(graded, tmp_path
                 grades = classroom.grade_class(small, CHAPTER, limits=LIMITS, progress=False,
                                                scheduler=cluster.scheduler_address)
                 with distributed.Client(cluster) as client:
-                    warm = client.run(lambda: [(chapter, bool(pool and pool.hosts and not pool.failed))
+                    warm = client.run(lambda: [(chapter, bool(pool and pool.hosts and not pool.failed),
+                                                pool and pool.failed, pool and len(pool.hosts))
                                                for (chapter, _), (_, pool) in classroom._WARM.items()])
             if host_can_isolate()[0]:  # each worker that graded did so in warm sandboxes of its own
-                assert {tuple(pools) for pools in warm.values()} <= {((CHAPTER, True),), ()} and any(warm.values())
+                assert {tuple(pool[:2] for pool in pools) for pools in warm.values()} <= {((CHAPTER, True),), ()} \
+                    and any(warm.values()), warm  # (chapter, warm, why a host failed to start, hosts left)
         exports[engine] = reports.export_csv(small, CHAPTER, grades).read_text()
     assert exports["dask"] == exports["local"]
     assert f"reference,{CHAPTER},TOTAL,{FULL},{FULL},graded" in exports["dask"]

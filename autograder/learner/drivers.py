@@ -227,18 +227,28 @@ SIMULATED = "cuda"  # the device the chapter 06 drivers simulate on the CPU
 PLACE = "_nncourse_device"  # the attribute that says where a tensor is while a device is simulated
 
 
+# what torch makes on the CPU when no device is named
+_FACTORIES = ("randn", "rand", "randint", "randperm", "normal", "zeros", "ones", "empty", "full", "arange",
+              "linspace", "eye", "tensor", "as_tensor")
+
+
+@contextlib.contextmanager
 def _simulated_device():
-    """A torch function mode under which tensors behave as if a second device, "cuda", were present, computed on
-    the CPU: .to("cuda"), .cuda(), device="cuda" and .cpu() tag their results with where they are (the tag
-    PLACE), .device and .is_cuda report it, an operation given non-scalar tensors from two places raises torch's
-    own RuntimeError ("Expected all tensors to be on the same device ..."), and .numpy() of a "cuda" tensor raises
-    torch's TypeError. A tensor without a tag (a gradient autograd made) goes with anything; a moved tensor is a
-    new object, as on a real device, except a Parameter, which a module's .to() moves in place."""
+    """While the block runs, tensors behave as if a second device, "cuda", were present, computed on the CPU (a
+    torch function mode): .to("cuda"), .cuda(), device="cuda" and .cpu() tag their results with where they are
+    (the tag PLACE), .device and .is_cuda report it, an operation given non-scalar tensors from two places raises
+    torch's own RuntimeError ("Expected all tensors to be on the same device ..."), and .numpy() of a "cuda" tensor
+    raises torch's TypeError. As on a real GPU, a tensor that a factory (torch.zeros, torch.randn, ...) makes
+    without a device lies on the CPU; a torch.Generator draws only on its own device ("Expected a 'cuda' device
+    type for generator but found 'cpu'"); and a torch.nn.Parameter made of a "cuda" tensor lies there. A tensor
+    without a tag (a gradient autograd made) goes with anything; a moved tensor is a new object, as on a real
+    device, except a Parameter, which a module's .to() moves in place."""
     import torch
     from torch.overrides import TorchFunctionMode
     from torch.utils._pytree import tree_leaves
 
     descriptors = {vars(torch._C.TensorBase)[name]: name for name in ("device", "is_cuda")}
+    factories = {getattr(torch, name) for name in _FACTORIES}
 
     def place(tensor):
         return getattr(tensor, PLACE, None)
@@ -279,6 +289,13 @@ def _simulated_device():
             if func is torch.Tensor.numpy and place(args[0]) == SIMULATED:
                 raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
                                 "tensor to host memory first.")
+            if isinstance(kwargs.get("generator"), torch.Generator):
+                tensors = [a for a in args if isinstance(a, torch.Tensor)]
+                device = torch.device(kwargs["device"]).type if kwargs.get("device") is not None else \
+                    place(tensors[0]) or "cpu" if tensors else "cpu"
+                if device != kwargs["generator"].device.type:
+                    raise RuntimeError(f"Expected a '{device}' device type for generator but found "
+                                       f"'{kwargs['generator'].device.type}'")
             if kwargs.get("device") is not None:
                 where = torch.device(kwargs["device"]).type
                 kwargs["device"] = "cpu"
@@ -289,9 +306,24 @@ def _simulated_device():
                 raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
                                    "cuda:0 and cpu!")
             result = func(*args, **kwargs)
-            return put(result, places[0]) if places else result
+            if places:
+                return put(result, places[0])
+            return put(result, "cpu") if func in factories and isinstance(result, torch.Tensor) else result
 
-    return SimulatedDevice()
+    made = torch.nn.Parameter.__new__
+
+    def parameter(cls, data=None, requires_grad=True):
+        made_now = made(cls, data, requires_grad)
+        if place(data) is not None:
+            setattr(made_now, PLACE, place(data))
+        return made_now
+
+    torch.nn.Parameter.__new__ = parameter
+    try:
+        with SimulatedDevice():
+            yield
+    finally:
+        torch.nn.Parameter.__new__ = made
 
 
 def _placed(value, where):
@@ -328,7 +360,7 @@ def _a_machine_with_a_gpu(capability=(8, 0)):
 
 
 @contextlib.contextmanager
-def _on_a_simulated_gpu_machine(simulated, capability=(8, 0)):
+def _on_a_simulated_gpu_machine(simulated=True, capability=(8, 0)):
     """A machine with a CUDA GPU, simulated on the CPU (`_a_machine_with_a_gpu` and `_simulated_device`), while the
     block runs, where `simulated` is true; the machine as it is otherwise."""
     if not simulated:
@@ -552,7 +584,7 @@ def dp_sgd_on_a_model(fn, args):
     """A DP-SGD gradient fn(loss_fn, params, X, y, max_norm, noise_multiplier, generator): loss_fn is the
     one-example loss of args["model"] (`_one_example_loss`), the generator a torch.Generator on the CPU seeded with
     args["seed"]; the other entries of args are passed as they are. With args["device"] ("cuda") the tensors lie
-    on a GPU, simulated on the CPU (`_on_a_simulated_gpu`).
+    on a GPU, simulated on the CPU (`_on_a_simulated_gpu_machine`).
 
     Returns what fn returned; on the simulated GPU (where its tensors lie: `_layout`, and the values inside it:
     `_leaves`)."""
@@ -562,73 +594,23 @@ def dp_sgd_on_a_model(fn, args):
     generator = torch.Generator().manual_seed(args["seed"])
     if "device" not in args:
         return fn(loss_fn=_one_example_loss(args["model"]), generator=generator, **rest)
-    with _on_a_simulated_gpu():
+    with _on_a_simulated_gpu_machine():
         result = fn(loss_fn=_one_example_loss(args["model"]), generator=generator, **_placed(rest, args["device"]))
     return _layout(result), _leaves(result)
 
 
 def keywords_on_a_device(fn, args):
     """fn(**args); with args["device"] ("cuda"), fn(**rest) with every tensor of the rest lying on a GPU, simulated
-    on the CPU (`_on_a_simulated_gpu`).
+    on the CPU (`_on_a_simulated_gpu_machine`).
 
     Returns what fn returned; on the simulated GPU (where its tensors lie: `_layout`, and the values inside it:
     `_leaves`)."""
     if "device" not in args:
         return fn(**args)
     rest = {name: value for name, value in args.items() if name != "device"}
-    with _on_a_simulated_gpu():
+    with _on_a_simulated_gpu_machine():
         result = fn(**_placed(rest, args["device"]))
     return _layout(result), _leaves(result)
-
-
-# what torch makes on the CPU when no device is named
-_FACTORIES = ("randn", "rand", "randint", "randperm", "normal", "zeros", "ones", "empty", "full", "arange",
-              "linspace", "eye", "tensor", "as_tensor")
-
-
-@contextlib.contextmanager
-def _on_a_simulated_gpu():
-    """While the block runs, a machine with one CUDA GPU, simulated on the CPU (`_a_machine_with_a_gpu`,
-    `_simulated_device`), where three more things hold as on a real GPU: a tensor that a factory (torch.zeros,
-    torch.randn, ...) makes without a device lies on the CPU, so that adding it to a GPU tensor fails; a
-    torch.Generator draws only on its own device (CUDA refuses a CPU generator: "Expected a 'cuda' device type for
-    generator but found 'cpu'"); and a torch.nn.Parameter made of a GPU tensor lies on the GPU."""
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    factories = {getattr(torch, name) for name in _FACTORIES}
-
-    class LikeAGpu(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            generator = kwargs.get("generator")
-            if isinstance(generator, torch.Generator):
-                tensors = [a for a in args if isinstance(a, torch.Tensor)]
-                device = torch.device(kwargs["device"]) if kwargs.get("device") is not None else \
-                    tensors[0].device if tensors else torch.device("cpu")
-                if device.type != generator.device.type:
-                    raise RuntimeError(f"Expected a '{device.type}' device type for generator but found "
-                                       f"'{generator.device.type}'")
-            result = func(*args, **kwargs)
-            if func in factories and kwargs.get("device") is None and isinstance(result, torch.Tensor) and \
-                    getattr(result, PLACE, None) is None:
-                setattr(result, PLACE, "cpu")
-            return result
-
-    made = torch.nn.Parameter.__new__
-
-    def parameter(cls, data=None, requires_grad=True):
-        made_now = made(cls, data, requires_grad)
-        if getattr(data, PLACE, None) is not None:
-            setattr(made_now, PLACE, getattr(data, PLACE))
-        return made_now
-
-    torch.nn.Parameter.__new__ = parameter
-    try:
-        with _a_machine_with_a_gpu(), _simulated_device(), LikeAGpu():
-            yield
-    finally:
-        torch.nn.Parameter.__new__ = made
 
 
 DRIVERS.update({driver.__name__: driver for driver in (dp_sgd_on_a_model, keywords_on_a_device)})
@@ -872,17 +854,6 @@ RANK_SECONDS = 30.0  # how long the ranks of one case may run before they are st
 # for a rank that never joins stops at gloo's own timeout, a little earlier)
 
 
-def _loopback_name():
-    """The name of this machine's loopback interface ("lo" on Linux, "lo0" on macOS), for gloo."""
-    import socket
-
-    try:
-        names = [name for _, name in socket.if_nameindex()]
-    except OSError:
-        names = []
-    return next((name for name in names if name.startswith("lo")), "lo")
-
-
 def _loopback_works():
     """Whether a TCP connection to 127.0.0.1 can be made here (a fresh network namespace has its loopback down)."""
     import socket
@@ -925,7 +896,10 @@ def _run_rank(fn, make_args, rank, world_size, store_path, fd):
     sys.stdout = sys.stderr = printed  # a notebook's own stdout must not be used from a forked process
     try:
         torch.set_num_threads(1)
-        os.environ.setdefault("GLOO_SOCKET_IFNAME", _loopback_name())
+        from solutions.launching import loopback_interface  # the course's, as its launcher's ranks use it
+
+        if loopback_interface() is not None:
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", loopback_interface())
         store = dist.FileStore(store_path, world_size)
         dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
                                 timeout=datetime.timedelta(seconds=RANK_SECONDS - 5))
