@@ -1,4 +1,5 @@
 """The `nncourse` command line: a problem the user can fix is one line that says so, never a traceback."""
+import json
 import subprocess
 import sys
 
@@ -206,3 +207,40 @@ def test_a_solution_is_printed_without_importing_torch_or_scikit_learn():
               "print(code, out.getvalue().splitlines()[0], sorted({'torch', 'sklearn', 'scipy'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "0 def mse_loss(X, y, w, b): []", done.stderr
+
+
+def test_the_listing_prints_what_the_registry_holds_without_importing_torch_or_scikit_learn():
+    """`nncourse list` reads the index `nncourse sync` writes (it took 2.2 s importing every chapter's exercises);
+    each line is the one the registry's exercise gives. A stale index fails here and in test_sync.py."""
+    from autograder.learner import registry
+
+    script = ("import contextlib, io, json, sys\nfrom autograder.instructor.cli import main\n"
+              "with contextlib.redirect_stdout(io.StringIO()) as out:\n    code = main(['list'])\n"
+              "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sklearn', 'scipy')\n"
+              "               or m.startswith('autograder.instructor.exercises'))\n"
+              "print(json.dumps([code, out.getvalue().splitlines(), heavy]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    code, lines, heavy = json.loads(done.stdout)
+    expected = [f"{e.id:32} {e.points} pt  {len(e.visible_cases())} visible + "
+                f"{len(e.cases) - len(e.visible_cases())} hidden cases, {len(e.mistakes)} known mistakes"
+                for e in registry.all_exercises()]
+    assert (code, heavy) == (0, [])
+    assert lines == expected, "autograder/instructor/exercise_index.py is stale: run `nncourse sync`"
+
+
+@pytest.mark.parametrize("index", ["missing", "not valid Python"])
+def test_a_missing_or_broken_exercise_index_says_how_to_write_it_again(index, tmp_path, monkeypatch, capsys):
+    """An index lost, or left with a merge conflict's markers in it, stands in for the course's here."""
+    from autograder.instructor import cli
+
+    if index == "not valid Python":
+        (tmp_path / "conflicted_index.py").write_text('EXERCISES = (\n<<<<<<< HEAD\n    {"id": "ch00.sigmoid"},\n)\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "INDEX_MODULE", "conflicted_index" if index == "not valid Python" else "lost_index")
+    assert main(["list"]) == 2
+    out, err = capsys.readouterr()
+    problem = "is missing" if index == "missing" else "is not valid Python (line 2: "  # the parser's words follow
+    assert out == "" and err.startswith(f"nncourse list: the exercise index, autograder/instructor/exercise_index.py, "
+                                        f"{problem}") and err.count("\n") == 1
+    assert err.endswith(": run `nncourse sync` to write it from the registry\n")

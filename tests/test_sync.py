@@ -8,7 +8,7 @@ import pytest
 from autograder.instructor import notebooks
 from autograder.learner import registry
 from nbval.plugin import comment_markers as NBVAL_MARKERS
-from autograder.instructor.sync import solution_sources, sync
+from autograder.instructor.sync import INDEX, index_source, solution_sources, sync, sync_index
 
 
 def nncourse(*args, cwd=None):
@@ -18,6 +18,24 @@ def nncourse(*args, cwd=None):
 def test_repository_notebooks_are_in_sync():
     result = nncourse("sync", "--check")
     assert result.returncode == 0, result.stderr
+
+
+def test_the_exercise_index_says_what_the_registry_does():
+    """`nncourse list` prints the index, not the registry: it must hold every registered exercise's points, cases
+    and known mistakes, and `nncourse sync` writes it again when an exercise changes."""
+    assert sync_index(write=False) == [], f"{INDEX.relative_to(notebooks.ROOT)} is stale: run `nncourse sync`"
+
+
+@pytest.mark.parametrize("index", ["stale", "missing"])
+def test_a_stale_or_missing_exercise_index_is_named_and_written(index, tmp_path):
+    path = tmp_path / "exercise_index.py"
+    if index == "stale":
+        path.write_text(index_source(registry.all_exercises()).replace('"points": 2', '"points": 3', 1))
+    [difference] = sync_index(write=False, path=path)
+    assert (difference.notebook, difference.what) == (path, "differs from the registry's exercises (stale or "
+                                                            "missing); sync rewrites it")
+    assert sync_index(write=True, path=path) != [] and sync_index(write=False, path=path) == []
+    assert path.read_text() == index_source(registry.all_exercises())
 
 
 @pytest.fixture

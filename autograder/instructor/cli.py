@@ -5,10 +5,10 @@
                              with --course-dir, an instructor's nbgrader course directory
     nncourse solution chNN.name
                              print the reference of one exercise (after you have tried it)
-    nncourse sync            copy solutions/ into the notebooks' solution and test cells, and write
-                             the learner form of every notebook into learner/
-    nncourse sync --check    exit 1 and name each cell where a notebook and the package disagree
-    nncourse list            every exercise with its points and cases
+    nncourse sync            copy solutions/ into the notebooks' solution and test cells, write the
+                             learner form of every notebook into learner/ and the exercise index
+    nncourse sync --check    exit 1 and name each cell (or file) where a notebook and the package disagree
+    nncourse list            every exercise with its points and cases (read from the exercise index)
     nncourse release [chNN ...] [--course-dir DIR]
                              learner versions (nbgrader release/) and the learner's bundle
     nncourse grade chNN [--course-dir DIR] [--workers N] [--timeout S] [--memory-gb G] [--regrade]
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import inspect
 import os
 import sys
@@ -34,9 +35,9 @@ from autograder.learner import registry
 
 
 def _sync(args) -> int:
-    from autograder.instructor.sync import sync
+    from autograder.instructor.sync import sync, sync_index
 
-    differences = sync(write=not args.check)
+    differences = sync(write=not args.check) + sync_index(write=not args.check)
     unfixable = [d for d in differences if not d.what.startswith("differs")]
     for difference in differences:
         print(difference, file=sys.stderr if args.check or difference in unfixable else sys.stdout)
@@ -46,16 +47,36 @@ def _sync(args) -> int:
         return 1
     if unfixable:
         return 1
-    print("notebooks agree with solutions/ and the registry." if not differences else
-          f"rewrote {len(differences)} cell(s).")
+    print("notebooks and the exercise index agree with solutions/ and the registry." if not differences else
+          f"rewrote {len(differences)} cell(s) or file(s).")
     return 0
 
 
+INDEX_MODULE = "autograder.instructor.exercise_index"
+
+
+def indexed_exercises() -> tuple[dict, ...]:
+    """Every exercise's id, points, visible and hidden cases and known mistakes, from the index `nncourse sync`
+    writes (autograder/instructor/exercise_index.py), a literal that imports nothing: counting them through the
+    registry imports every chapter's exercises, torch and scikit-learn (2 s and more). A missing or unreadable
+    index is a CourseError that says how to write it again."""
+    try:
+        return importlib.import_module(INDEX_MODULE).EXERCISES
+    except ModuleNotFoundError as error:
+        if error.name != INDEX_MODULE:
+            raise
+        problem = "is missing"
+    except SyntaxError as error:
+        problem = f"is not valid Python (line {error.lineno}: {error.msg})"
+    raise CourseError(f"the exercise index, autograder/instructor/exercise_index.py, {problem}: run `nncourse sync` "
+                      "to write it from the registry")
+
+
 def _list(args) -> int:
-    for exercise in registry.all_exercises():
-        visible = len(exercise.visible_cases())
-        print(f"{exercise.id:32} {exercise.points} pt  {visible} visible + {len(exercise.cases) - visible} hidden "
-              f"cases, {len(exercise.mistakes)} known mistakes")
+    """Print every exercise with its points, cases and known mistakes, one line each."""
+    for row in indexed_exercises():
+        print(f"{row['id']:32} {row['points']} pt  {row['visible']} visible + {row['hidden']} hidden cases, "
+              f"{row['mistakes']} known mistakes")
     return 0
 
 

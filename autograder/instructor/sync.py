@@ -7,13 +7,17 @@
 - the Colab cell (tag `colab-setup`) installs the course from the repository URL in pyproject.toml, then
   stops with one line where the torch there is older than the course needs (`solutions.common.require_torch`);
 - `learner/chNN/chNN_*.ipynb` is the notebook in learner form (`learner_copy.learner_form`);
-- no cell keeps the execution times that running a notebook records in its metadata.
+- no cell keeps the execution times that running a notebook records in its metadata;
+- `autograder/instructor/exercise_index.py` lists every exercise as `nncourse list` prints it
+  (`sync_index`), so that the listing imports neither the exercises nor torch.
 
-`sync(write=False)` only reports; `nncourse sync --check` exits non-zero on any difference.
+`sync(write=False)` and `sync_index(write=False)` only report; `nncourse sync --check` exits non-zero on any
+difference.
 """
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,17 @@ from autograder.instructor.learner_copy import learner_form, learner_path
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 COLAB_TAG = "colab-setup"
+# A module holding a literal, not a data file: it ships beside cli.py in every install of the course (Colab's
+# wheel included) with nothing to declare in pyproject.toml.
+INDEX = Path(__file__).resolve().with_name("exercise_index.py")
+INDEX_HEADER = '''"""Every exercise as `nncourse list` prints it: its points, its visible and hidden cases, its known mistakes.
+
+Written by `nncourse sync` from the registry (autograder/instructor/exercises/chNN.py); never edit it by hand.
+`nncourse list` reads it instead of importing every chapter's exercises (and torch, scikit-learn) to count
+them; `nncourse sync --check` and tests/test_sync.py fail when it no longer says what the registry does.
+"""
+
+'''
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,31 @@ def sync(write: bool, course_dir: Path = notebooks.COURSE, solutions_dir: Path =
             notebooks.write(notebook, path)
         differences += _sync_learner_form(notebook, learner_path(path, course_dir, learner_dir), write)
     return differences
+
+
+def index_rows(exercises: list[registry.Exercise]) -> list[dict]:
+    """What `nncourse list` prints of each exercise: its id, points, visible and hidden cases, known mistakes."""
+    return [{"id": exercise.id, "points": exercise.points, "visible": len(exercise.visible_cases()),
+             "hidden": len(exercise.cases) - len(exercise.visible_cases()), "mistakes": len(exercise.mistakes)}
+            for exercise in exercises]
+
+
+def index_source(exercises: list[registry.Exercise]) -> str:
+    """The text of the exercise index: one row per exercise, a Python literal that imports nothing."""
+    rows = "".join(f"    {json.dumps(row)},\n" for row in index_rows(exercises))
+    return f"{INDEX_HEADER}EXERCISES = (\n{rows})\n"
+
+
+def sync_index(write: bool, path: Path = INDEX) -> list[Difference]:
+    """The exercise index at `path` must be `index_source` of every registered exercise; with write=True a stale
+    or missing one is rewritten."""
+    wanted = index_source(registry.all_exercises())
+    if path.is_file() and path.read_text() == wanted:
+        return []
+    if write:
+        path.write_text(wanted)
+    return [Difference(path, "(whole file)", "differs from the registry's exercises (stale or missing); sync "
+                                             "rewrites it")]
 
 
 def _drop_execution_times(notebook, path) -> list[Difference]:
