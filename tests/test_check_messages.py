@@ -982,3 +982,349 @@ def test_an_exercise_left_unwritten_after_a_passing_case_says_not_written():
 
     exercise = toy_exercise(cases=(("one", 1.0), ("two", 2.0)))
     assert report(exercise, run_cases(exercise, half_written)).splitlines()[-1] == "  ch00.toy_halve is not written yet."
+
+
+# ---------------------------------------------------------------- every spelling of a listed mistake gets its hint
+
+def spelt(source, name):
+    """What a learner's notebook cell `source` defines as `name`, beside numpy, math, torch and F."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    return notebook(source, math=math, torch=torch, F=F)[name]
+
+
+def gives_the_hint(output, exercise_id, name):
+    """Whether the report names the known mistake `name` of `exercise_id` and gives its hint (which the report wraps:
+    compared with every line break read as a space)."""
+    hint = next(mistake.hint for mistake in registry.get(exercise_id).mistakes if mistake.name == name)
+    return f"known mistake: {name}." in output and " ".join(hint.split()) in " ".join(output.split())
+
+
+ADAM_COUNTING_FROM_0 = """
+def adam_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    beta1, beta2 = betas
+    t = state.get("step", 0)
+    g = grad + weight_decay * param
+    m = beta1 * state.get("exp_avg", np.zeros_like(param)) + (1 - beta1) * g
+    v = beta2 * state.get("exp_avg_sq", np.zeros_like(param)) + (1 - beta2) * g ** 2
+    m_hat = m / (1 - beta1 ** t)
+    v_hat = v / (1 - beta2 ** t)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), {"step": t + 1, "exp_avg": m, "exp_avg_sq": v}
+"""
+ADAM_AS_TORCH_COUNTING_FROM_0 = """
+def adam_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    b1, b2 = betas
+    step = state["step"] if "step" in state else 0
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    exp_avg = b1 * state.get("exp_avg", 0.0) + (1 - b1) * grad
+    exp_avg_sq = b2 * state.get("exp_avg_sq", 0.0) + (1 - b2) * grad * grad
+    step_size = lr / (1 - b1 ** step)
+    denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - b2 ** step) + eps
+    return param - step_size * exp_avg / denom, {"step": step + 1, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+"""
+CLIP_RETURNING_THE_CLIPPED_NORM = """
+def clip_grad_norm(grads, max_norm):
+    total = math.sqrt(sum(float(np.sum(g ** 2)) for g in grads))
+    coef = min(max_norm / (total + 1e-6), 1.0)
+    clipped = [g * coef for g in grads]
+    return clipped, math.sqrt(sum(float(np.sum(c ** 2)) for c in clipped))
+"""
+CLIP_BY_A_NORM_FUNCTION = """
+def clip_grad_norm(grads, max_norm):
+    def global_norm(arrays):
+        return float(np.sqrt(sum(np.sum(np.square(a)) for a in arrays)))
+
+    coef = min(max_norm / (global_norm(grads) + 1e-6), 1.0)
+    clipped = [g * coef for g in grads]
+    return clipped, global_norm(clipped)
+"""
+CLIP_BY_LINALG_AFTER_CLIPPING = """
+def clip_grad_norm(grads, max_norm):
+    total = np.sqrt(sum(np.linalg.norm(g) ** 2 for g in grads))
+    clipped = [g * min(1.0, max_norm / (total + 1e-6)) for g in grads]
+    return clipped, float(np.sqrt(sum(np.linalg.norm(c) ** 2 for c in clipped)))
+"""
+EVALUATE_BY_BATCH = """
+def evaluate(model, loader):
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    losses, accuracies = [], []
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            scores = model(x)
+            losses.append(F.cross_entropy(scores, y).item())
+            accuracies.append(ACCURACY)
+    model.train(was_training)
+    return sum(losses) / len(losses), sum(accuracies) / len(accuracies)
+"""
+EVALUATE_BY_BATCH_IN_TENSORS = """
+def evaluate(model, loader):
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    total_loss, total_accuracy, batches = 0.0, 0.0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            total_loss += F.cross_entropy(out, y)
+            total_accuracy += (out.argmax(1) == y).float().mean()
+            batches += 1
+    model.train(was_training)
+    return (total_loss / batches).item(), (total_accuracy / batches).item()
+"""
+DROPOUT_REDRAWING_IN_BACKWARD = """
+class Dropout:
+    def __init__(self, p, rng):
+        self.p, self.rng, self.training, self.mask = p, rng, True, None
+
+    def train(self):
+        self.training = True
+        return self
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def forward(self, x):
+        if not self.training:
+            self.mask = np.ones(x.shape, dtype=x.dtype)
+            return x * self.mask
+        keep = (self.rng.random(x.shape) >= self.p).astype(x.dtype)
+        self.mask = keep / (1 - self.p) if self.p < 1 else keep
+        return x * self.mask
+
+    def backward(self, dout):
+BACKWARD
+"""
+DP_SGD_CLIPPING_THE_MEAN_BY_VMAP = """
+def dp_sgd_gradient(loss_fn, params, X, y, max_norm, noise_multiplier, generator):
+    per_example = torch.func.vmap(torch.func.grad(loss_fn), in_dims=(None, 0, 0))(params, X, y)
+    mean = {name: g.mean(dim=0) for name, g in per_example.items()}
+    norm = torch.sqrt(sum((g ** 2).sum() for g in mean.values()))
+    factor = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    noisy = {}
+    for name, p in params.items():
+        z = torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device).to(p.device)
+        noisy[name] = mean[name] * factor + NOISE
+    return noisy
+"""
+DP_SGD_CLIPPING_THE_MEAN_BY_AUTOGRAD = """
+def dp_sgd_gradient(loss_fn, params, X, y, max_norm, noise_multiplier, generator):
+    leaves = {name: p.detach().clone().requires_grad_(True) for name, p in params.items()}
+    loss = sum(loss_fn(leaves, X[i], y[i]) for i in range(len(X))) / len(X)
+    grads = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values()))))
+    norm = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
+    factor = min(1.0, max_norm / (norm.item() + 1e-6))
+    out = {}
+    for name, p in params.items():
+        z = torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device).to(p.device)
+        out[name] = (grads[name] * factor * len(X) + noise_multiplier * max_norm * z) / len(X)
+    return out
+"""
+QUANTIZE_BY_A_SCALE = """
+def quantize_int8(x, axis=None, scale=None):
+    if scale is None:
+        amax = x.abs().max() if axis is None else x.abs().reshape(x.shape[0], -1).max(dim=1).values
+        scale = torch.where(amax > 0, amax / LEVELS, torch.ones_like(amax))
+    s = scale if axis is None else scale.reshape(-1, *([1] * (x.dim() - 1)))
+    return torch.round(x / s).clamp(LOW, 127).to(torch.int8), scale.to(x.dtype).clone()
+"""
+TRAINING_MEMORY_TALLIED = """
+def training_memory(sizes, batch_size, optimizer="adam", dtype_bytes=4):
+    n = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    params = n * dtype_bytes
+    opt = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer] * params
+    if optimizer == "adam":
+        opt += STEP_COUNTS
+    acts = batch_size * sum(sizes) * dtype_bytes + dtype_bytes + LABELS
+    memory = dict(parameters=params, gradients=params, optimizer=opt, activations=acts)
+    memory["total"] = 2 * params + opt + acts
+    return memory
+"""
+
+SPELLINGS_OF_LISTED_MISTAKES = [
+    pytest.param("ch04.adam_step", "adam_step", ADAM_COUNTING_FROM_0,
+                 "step counter starting at 0, m̂ = m / (1 − β₁ᵗ) on arrays", id="ch04-adam-from-0-hats"),
+    pytest.param("ch04.adam_step", "adam_step", ADAM_COUNTING_FROM_0.replace(
+        "g = grad + weight_decay * param", "g = grad + weight_decay * param if weight_decay else grad"),
+                 "step counter starting at 0, m̂ = m / (1 − β₁ᵗ) on arrays, weight decay added only when set",
+                 id="ch04-adam-from-0-hats-decay-if-set"),
+    pytest.param("ch04.adam_step", "adam_step", ADAM_AS_TORCH_COUNTING_FROM_0, "step counter starting at 0",
+                 id="ch04-adam-from-0-torch-form-divides-by-zero"),
+    pytest.param("ch04.adam_step", "adam_step", ADAM_AS_TORCH_COUNTING_FROM_0.replace(
+        "step_size = lr / (1 - b1 ** step)", "step_size = lr / (1 - np.power(b1, step))"),
+                 "step counter starting at 0, m̂ = m / (1 − β₁ᵗ) on arrays, weight decay added only when set",
+                 id="ch04-adam-from-0-torch-form-in-numpy"),
+    pytest.param("ch05.sgd_l2_step", "sgd_l2_step", """
+def sgd_l2_step(param, grad, lr, weight_decay):
+    return param - lr * grad - 2 * weight_decay * param
+""", "the quoted article's update, θ − lr·∇J − 2λθ", id="ch05-sgd-l2-as-quoted"),
+    pytest.param("ch05.sgd_l2_step", "sgd_l2_step", """
+def sgd_l2_step(param, grad, lr, weight_decay):
+    return param - (lr * grad + 2 * weight_decay * param)
+""", "the quoted article's update, θ − lr·∇J − 2λθ", id="ch05-sgd-l2-as-quoted-grouped"),
+    pytest.param("ch05.sgd_l2_step", "sgd_l2_step", """
+def sgd_l2_step(param, grad, lr, weight_decay):
+    return param * (1 - 2 * weight_decay) - lr * grad
+""", "the quoted article's update, θ − lr·∇J − 2λθ", id="ch05-sgd-l2-as-quoted-as-a-decay-factor"),
+    pytest.param("ch04.clip_grad_norm", "clip_grad_norm", CLIP_RETURNING_THE_CLIPPED_NORM,
+                 "the clipped gradients' norm returned", id="ch04-clip-norm-recomputed"),
+    pytest.param("ch04.clip_grad_norm", "clip_grad_norm", CLIP_BY_A_NORM_FUNCTION,
+                 "the clipped gradients' norm returned", id="ch04-clip-norm-by-a-helper"),
+    pytest.param("ch04.clip_grad_norm", "clip_grad_norm", CLIP_BY_LINALG_AFTER_CLIPPING,
+                 "the clipped gradients' norm returned", id="ch04-clip-norm-by-linalg"),
+    pytest.param("ch04.clip_grad_norm", "clip_grad_norm", """
+def clip_grad_norm(grads, max_norm):
+    total = float(np.sqrt(sum(np.sum(g * g) for g in grads)))
+    return [g * min(max_norm / (total + 1e-6), 1.0) for g in grads], min(total, max_norm)
+""", "the norm returned after clipping", id="ch04-clip-norm-capped"),
+    pytest.param("ch07.evaluate", "evaluate", EVALUATE_BY_BATCH.replace(
+        "ACCURACY", "(scores.argmax(1) == y).float().mean().item()"),
+                 "loss and accuracy both as means of the batch means", id="ch07-evaluate-float32-means"),
+    pytest.param("ch07.evaluate", "evaluate", EVALUATE_BY_BATCH_IN_TENSORS,
+                 "loss and accuracy both as means of the batch means (summed in a float32 tensor)",
+                 id="ch07-evaluate-summed-in-tensors"),
+    pytest.param("ch07.evaluate", "evaluate", EVALUATE_BY_BATCH.replace(
+        "ACCURACY", "(scores.argmax(1) == y).sum().item() / len(y)"),
+                 "loss and accuracy both as means of the batch means (hits / size per batch)",
+                 id="ch07-evaluate-fractions"),
+    pytest.param("ch07.evaluate", "evaluate", EVALUATE_BY_BATCH.replace(
+        "ACCURACY", "(scores.argmax(dim=1) == y).double().mean().item()"),
+                 "loss and accuracy both as means of the batch means (hits / size per batch)",
+                 id="ch07-evaluate-float64-means"),
+    pytest.param("ch05.Dropout", "Dropout", DROPOUT_REDRAWING_IN_BACKWARD.replace("BACKWARD", """\
+        if not self.training:
+            return dout
+        keep = (self.rng.random(dout.shape) >= self.p).astype(dout.dtype)
+        return dout * (keep / (1 - self.p) if self.p < 1 else keep)"""), "a new mask in backward",
+                 id="ch05-dropout-redrawn-while-training"),
+    pytest.param("ch05.Dropout", "Dropout", DROPOUT_REDRAWING_IN_BACKWARD.replace("BACKWARD", """\
+        if self.training:
+            keep = (self.rng.random(dout.shape) >= self.p).astype(dout.dtype)
+            self.mask = keep / (1 - self.p) if self.p < 1 else keep
+        return dout * self.mask"""), "a new mask in backward", id="ch05-dropout-mask-redrawn-into-self"),
+    pytest.param("ch09.dp_sgd_gradient", "dp_sgd_gradient", DP_SGD_CLIPPING_THE_MEAN_BY_VMAP.replace(
+        "NOISE", "noise_multiplier * max_norm * z / len(X)"), "the mean gradient clipped, not each example's",
+                 id="ch09-dp-sgd-mean-clipped-by-vmap"),
+    pytest.param("ch09.dp_sgd_gradient", "dp_sgd_gradient", DP_SGD_CLIPPING_THE_MEAN_BY_AUTOGRAD,
+                 "the mean gradient clipped, not each example's", id="ch09-dp-sgd-mean-clipped-by-autograd"),
+    pytest.param("ch09.quantize_int8", "quantize_int8", QUANTIZE_BY_A_SCALE.replace("LEVELS", "128").replace(
+        "LOW", "-127"), "scale max|x| / 128", id="ch09-quantize-over-128"),
+    pytest.param("ch09.quantize_int8", "quantize_int8", QUANTIZE_BY_A_SCALE.replace("LEVELS", "2 ** 7").replace(
+        "LOW", "-128"), "the range −128 … 127 with scale max|x| / 128", id="ch09-quantize-over-128-down-to-minus-128"),
+    pytest.param("ch09.quantize_int8", "quantize_int8", QUANTIZE_BY_A_SCALE.replace("LEVELS", "255").replace(
+        "LOW", "-127"), "scale max|x| / 255", id="ch09-quantize-over-255"),
+    pytest.param("ch09.quantize_int8", "quantize_int8", QUANTIZE_BY_A_SCALE.replace("LEVELS", "255.0").replace(
+        "LOW", "-128"), "scale max|x| / 255, clamped to −128 … 127", id="ch09-quantize-over-255-down-to-minus-128"),
+    pytest.param("ch09.training_memory", "training_memory", TRAINING_MEMORY_TALLIED.replace(
+        "STEP_COUNTS", "0").replace("LABELS", "8 * batch_size"), "Adam's step counts left out",
+                 id="ch09-memory-without-step-counts"),
+    pytest.param("ch09.training_memory", "training_memory", TRAINING_MEMORY_TALLIED.replace(
+        "STEP_COUNTS", "4 * 2 * (len(sizes) - 1)").replace("LABELS", "0"), "the labels left out",
+                 id="ch09-memory-without-labels"),
+]
+
+
+@pytest.mark.parametrize("exercise_id, name, source, mistake", SPELLINGS_OF_LISTED_MISTAKES)
+def test_each_spelling_of_a_listed_mistake_gets_its_hint(exercise_id, name, source, mistake):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the NaN of a step counted from 0, raised in the check
+        passed, output = run(exercise_id, spelt(source, name))
+    assert not passed
+    assert gives_the_hint(output, exercise_id, mistake), output
+
+
+RIGHT_ANSWERS_WRITTEN_OTHERWISE = [
+    pytest.param("ch04.adam_step", "adam_step", ADAM_COUNTING_FROM_0.replace(
+        't = state.get("step", 0)', 't = state.get("step", 0) + 1').replace(
+        '"step": t + 1', '"step": t').replace(
+        "g = grad + weight_decay * param", "g = grad + weight_decay * param if weight_decay else grad"),
+                 id="ch04-adam-counting-from-1-decay-if-set"),
+    pytest.param("ch05.sgd_l2_step", "sgd_l2_step", """
+def sgd_l2_step(param, grad, lr, weight_decay):
+    return param * (1 - lr * weight_decay) - lr * grad
+""", id="ch05-sgd-l2-as-a-decay-factor"),
+    pytest.param("ch04.clip_grad_norm", "clip_grad_norm", """
+def clip_grad_norm(grads, max_norm):
+    total = float(np.sqrt(sum(np.linalg.norm(g) ** 2 for g in grads)))
+    return [g * min(1.0, max_norm / (total + 1e-6)) for g in grads], total
+""", id="ch04-clip-by-linalg"),
+    pytest.param("ch07.evaluate", "evaluate", """
+def evaluate(model, loader):
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    total, hits, count = 0.0, 0, 0
+    with torch.inference_mode():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            scores = model(x)
+            total += F.cross_entropy(scores, y).item() * len(y)
+            hits += (scores.argmax(1) == y).sum().item()
+            count += len(y)
+    model.train(was_training)
+    return total / count, hits / count
+""", id="ch07-evaluate-by-weighted-batch-means"),
+    pytest.param("ch05.Dropout", "Dropout", DROPOUT_REDRAWING_IN_BACKWARD.replace("BACKWARD", """\
+        return np.where(self.mask != 0, dout * self.mask, 0).astype(dout.dtype)"""), id="ch05-dropout-mask-kept"),
+    pytest.param("ch09.dp_sgd_gradient", "dp_sgd_gradient", """
+def dp_sgd_gradient(loss_fn, params, X, y, max_norm, noise_multiplier, generator):
+    total = {name: torch.zeros_like(p) for name, p in params.items()}
+    for i in range(len(X)):
+        leaves = {name: p.detach().clone().requires_grad_(True) for name, p in params.items()}
+        grads = torch.autograd.grad(loss_fn(leaves, X[i], y[i]), list(leaves.values()))
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads))
+        factor = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+        for name, g in zip(leaves, grads):
+            total[name] = total[name] + g * factor
+    out = {}
+    for name, p in params.items():
+        z = torch.randn(p.shape, generator=generator, dtype=p.dtype, device=generator.device).to(p.device)
+        out[name] = (total[name] + noise_multiplier * max_norm * z) / len(X)
+    return out
+""", id="ch09-dp-sgd-by-a-loop"),
+    pytest.param("ch09.quantize_int8", "quantize_int8", QUANTIZE_BY_A_SCALE.replace("LEVELS", "127.0").replace(
+        "LOW", "-127"), id="ch09-quantize-over-127"),
+    pytest.param("ch09.training_memory", "training_memory", TRAINING_MEMORY_TALLIED.replace(
+        "STEP_COUNTS", "4 * 2 * (len(sizes) - 1)").replace("LABELS", "8 * batch_size"), id="ch09-memory-tallied"),
+]
+
+
+@pytest.mark.parametrize("exercise_id, name, source", RIGHT_ANSWERS_WRITTEN_OTHERWISE)
+def test_a_right_answer_written_otherwise_still_passes(exercise_id, name, source):
+    passed, output = run(exercise_id, spelt(source, name))
+    assert passed, output
+
+
+@pytest.mark.parametrize("exercise_id, name, source", [
+    pytest.param("ch09.dp_sgd_gradient", "dp_sgd_gradient", DP_SGD_CLIPPING_THE_MEAN_BY_VMAP.replace(
+        "NOISE", "noise_multiplier * max_norm * z"), id="ch09-dp-sgd-mean-clipped-and-noise-not-divided"),
+    pytest.param("ch09.quantize_int8", "quantize_int8", QUANTIZE_BY_A_SCALE.replace("LEVELS", "255").replace(
+        "LOW", "-127").replace("torch.round(x / s)", "(x / s)"), id="ch09-quantize-over-255-and-truncated"),
+])
+def test_a_listed_mistake_made_with_another_gets_no_hint(exercise_id, name, source):
+    passed, output = run(exercise_id, spelt(source, name))
+    assert not passed and "known mistake" not in output
+
+
+@pytest.mark.parametrize("exercise_id, name, source, mistake", SPELLINGS_OF_LISTED_MISTAKES)
+def test_each_spelling_gets_its_hint_from_a_learners_bundle_too(exercise_id, name, source, mistake):
+    """A graded class's bundle keeps each mistake's outputs under its name: each spelling has a name of its own."""
+    import json
+
+    from autograder.learner import stored
+    from autograder.learner.check import report
+    from autograder.learner.judge import run_cases
+
+    exercise = stored.from_json(json.loads(json.dumps(stored.to_json(registry.get(exercise_id)))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        output = report(exercise, run_cases(exercise, spelt(source, name)))
+    assert gives_the_hint(output, exercise_id, mistake), output

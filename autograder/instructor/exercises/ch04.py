@@ -284,11 +284,13 @@ def _adam_variant(correct=True, eps_at="torch", step_from=1, swap_betas=False, i
     √v before the correction; "hats": m̂ and v̂ written out, as arrays), the count before this step used as t
     (step_from=0), betas swapped, the moments updated in the caller's state, the weight decay left out
     (decay=None) or decoupled as in AdamW ("decoupled"), m̂ and v̂ saved in place of m and v (saved="hats"), or
-    no step count in the state."""
+    no step count in the state. decay="l2 if set" is no mistake but another spelling of the L2 decay, added only
+    when weight_decay ≠ 0 (as torch writes it): after a NaN parameter it keeps the moments finite, where
+    0 · NaN in g would make them NaN."""
     def adam_step(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         beta1, beta2 = (betas[1], betas[0]) if swap_betas else betas
         t = state.get("step", 0) + step_from
-        g = grad + weight_decay * param if decay == "l2" else grad
+        g = grad + weight_decay * param if decay == "l2" or (decay == "l2 if set" and weight_decay) else grad
         if decay == "decoupled":
             param = param * (1 - lr * weight_decay)
         m, v = state.get("exp_avg", np.zeros_like(param)), state.get("exp_avg_sq", np.zeros_like(param))
@@ -342,6 +344,11 @@ def _adam_by_torch(param, grad, state, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, we
                                        "exp_avg_sq": found["exp_avg_sq"].numpy().copy()}
 
 
+# One hint for the spellings of one mistake: a mistake's name keys its stored outputs, so each spelling has a name.
+_STEP_FROM_0_ON_ARRAYS = ("The first step is t = 1: add 1 to the saved count before the bias correction. At t = 0, "
+                          "1 − β₁⁰ = 0: numpy's m / 0 is inf, v / 0 too, and inf / inf is NaN, which every later "
+                          "step keeps.")
+
 register(Exercise(
     id="ch04.adam_step", forbids=OPTIMIZERS, points=3, reference=ref.adam_step, call=drivers.over_steps, outputs=TRAJECTORY, rtol=1e-9,
     cases=(
@@ -371,9 +378,10 @@ register(Exercise(
                 "different, much larger guard when gradients are small.", _adam_variant(eps_at="inside")),
         Mistake("step counter starting at 0", "The first step is t = 1: add 1 to the saved count before the bias "
                 "correction (at t = 0, 1 − β₁⁰ = 0 and the step divides by zero).", _adam_variant(step_from=0)),
-        Mistake("step counter starting at 0, m̂ = m / (1 − β₁ᵗ) on arrays", "The first step is t = 1: add 1 to the "
-                "saved count before the bias correction. At t = 0, 1 − β₁⁰ = 0: numpy's m / 0 is inf, v / 0 too, "
-                "and inf / inf is NaN, which every later step keeps.", _adam_variant(step_from=0, eps_at="hats")),
+        Mistake("step counter starting at 0, m̂ = m / (1 − β₁ᵗ) on arrays", _STEP_FROM_0_ON_ARRAYS,
+                _adam_variant(step_from=0, eps_at="hats")),
+        Mistake("step counter starting at 0, m̂ = m / (1 − β₁ᵗ) on arrays, weight decay added only when set",
+                _STEP_FROM_0_ON_ARRAYS, _adam_variant(step_from=0, eps_at="hats", decay="l2 if set")),
         Mistake("bias-corrected moments saved in the state", "The state keeps m and v as they are (exp_avg and "
                 "exp_avg_sq); m̂ and v̂ are computed for this step's update only. Saved, the correction is applied "
                 "again on every later step.", _adam_variant(saved="hats")),
@@ -500,6 +508,8 @@ def _clip_variant(kind):
         clipped = [g * coef for g in grads]
         if kind == "after":
             total = min(total, max_norm)
+        elif kind == "recomputed":
+            total = math.sqrt(sum(float(np.sum(c * c)) for c in clipped))
         return clipped, total
     return clip_grad_norm
 
@@ -510,6 +520,10 @@ def _clip_flat(grads, max_norm):
     coef = np.clip(max_norm / (total + 1e-6), None, 1.0)
     return [np.multiply(g, coef) for g in grads], total
 
+
+# One hint for two spellings: min(total, max_norm), and the norm computed again from the clipped gradients.
+_NORM_BEFORE_CLIPPING = ("Return the total norm before clipping, as torch does: it is what you log to see how large "
+                         "the gradients were.")
 
 register(Exercise(
     id="ch04.clip_grad_norm", forbids=CLIPPING, points=2, reference=ref.clip_grad_norm, outputs=("clipped gradients", "total norm"),
@@ -540,8 +554,8 @@ register(Exercise(
                 "one vector: √(Σ‖gᵢ‖²), not Σ‖gᵢ‖.", _clip_variant("sum")),
         Mistake("clipped only above max_norm, without torch's 1e-6", "torch multiplies by min(max_norm / (total + "
                 "1e-6), 1) every time, so at total = max_norm the factor is just under 1.", _clip_variant("strict")),
-        Mistake("the norm returned after clipping", "Return the total norm before clipping, as torch does: it is "
-                "what you log to see how large the gradients were.", _clip_variant("after")),
+        Mistake("the norm returned after clipping", _NORM_BEFORE_CLIPPING, _clip_variant("after")),
+        Mistake("the clipped gradients' norm returned", _NORM_BEFORE_CLIPPING, _clip_variant("recomputed")),
         Mistake("gradients scaled in place", "Return new arrays; the caller's gradients must not change (torch's "
                 "clip_grad_norm_ changes p.grad in place, which is why its name ends in _).", _clip_variant("in_place")),
         Mistake("an empty list refused", "An empty list has a total norm of 0 and nothing to clip: return [] and 0.0 "

@@ -126,6 +126,8 @@ def _sgd_l2_variant(kind):
     def sgd_l2_step(param, grad, lr, weight_decay):
         if kind == "seed":
             return param - lr * grad - weight_decay * param
+        if kind == "quoted":  # the seed article's update as the chapter quotes it
+            return param - lr * grad - 2 * weight_decay * param
         if kind == "two":
             return param - lr * (grad + 2 * weight_decay * param)
         if kind == "sign":
@@ -170,6 +172,10 @@ register(Exercise(
         Mistake("weight decay without the learning rate (the seed article's bug)", "θ ← θ − lr·(∇J + λ·θ): the "
                 "penalty's gradient is part of the gradient and is multiplied by lr like the rest. θ − lr·∇J − λ·θ "
                 "shrinks the weights by λ on every step whatever the learning rate.", _sgd_l2_variant("seed")),
+        Mistake("the quoted article's update, θ − lr·∇J − 2λθ", "This is the article's update that the chapter "
+                "quotes as wrong. Two things differ from this course's: lr multiplies the penalty's gradient as it "
+                "does ∇J, both being parts of one gradient; and with the penalty (λ/2)·‖θ‖² that gradient is λ·θ "
+                "(the 2 belongs to λ·‖θ‖²).", _sgd_l2_variant("quoted")),
         Mistake("the penalty's gradient taken as 2λ·θ", "With this course's penalty (λ/2)·‖θ‖² the gradient is λ·θ "
                 "(torch's weight_decay), not 2λ·θ.", _sgd_l2_variant("two")),
         Mistake("decay with the wrong sign", "The penalty's gradient +λ·θ is added to ∇J, and the step subtracts "

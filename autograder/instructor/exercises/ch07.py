@@ -210,7 +210,7 @@ def _evaluate_variant(kind):
             device = next(model.parameters()).device
         if kind != "train_mode":
             model.eval()
-        losses, sizes, accuracies, correct = [], [], [], 0
+        losses, sizes, accuracies, hits = [], [], [], []
         with torch.enable_grad() if kind == "grad_on" else torch.no_grad():
             for x, y in loader:
                 if kind != "not_moved":
@@ -220,15 +220,23 @@ def _evaluate_variant(kind):
                     scores = scores.softmax(dim=1)
                 losses.append(F.cross_entropy(scores, y).item())
                 sizes.append(len(y))
-                correct += (scores.argmax(dim=1) == y).sum().item()
+                hits.append((scores.argmax(dim=1) == y).sum().item())
                 accuracies.append((scores.argmax(dim=1) == y).float().mean().item())  # the usual idiom, float32
         if kind == "always_train":
             model.train()
         elif kind != "not_restored":
             model.train(was_training)
         count = sum(sizes)
-        loss = np.mean(losses) if kind in ("batch_means", "both_batch_means") else float(np.dot(losses, sizes) / count)
-        accuracy = np.mean(accuracies) if kind == "both_batch_means" else correct / count
+        per_batch = kind in ("batch_means", "both_batch_means", "both_batch_fractions", "both_batch_means_in_float32")
+        loss = np.mean(losses) if per_batch else float(np.dot(losses, sizes) / count)
+        if kind == "both_batch_means":
+            accuracy = np.mean(accuracies)
+        elif kind == "both_batch_fractions":  # each batch's accuracy counted exactly, hits / size
+            accuracy = np.mean(np.divide(hits, sizes))
+        elif kind == "both_batch_means_in_float32":  # total += (...).float().mean(), then total / number of batches
+            accuracy = np.cumsum(np.float32(accuracies))[-1] / np.float32(len(accuracies))
+        else:
+            accuracy = sum(hits) / count
         return float(loss), float(accuracy)
     return evaluate
 
@@ -266,6 +274,13 @@ def _evaluate_with_decorator(model, loader):
     return result
 
 
+# One hint for three spellings: each batch's accuracy as .float().mean() (float32) averaged in float64 or summed in a
+# float32 tensor, or as hits / size (float64). A mistake's name keys its stored outputs, so each spelling has a name.
+_EVERY_EXAMPLE_ONCE = ("Every example counts once, in the accuracy too: with batches of different sizes the mean of "
+                       "the batches' accuracies weighs the examples of a small batch more. Count the right "
+                       "predictions and divide by the number of examples; sum the losses (reduction='sum') and "
+                       "divide by it as well.")
+
 register(Exercise(
     id="ch07.evaluate", points=2, reference=ref.evaluate, call=drivers.evaluated_in_a_mode, rtol=1e-9,
     outputs=("(loss, accuracy)", "model.training afterwards", "autograd on in a forward pass",
@@ -299,10 +314,12 @@ register(Exercise(
         Mistake("mean of the batch means", "Every example counts once: with a smaller last batch, the mean of batch "
                 "means weighs its examples more. Sum the losses (reduction='sum', or mean · batch size) and divide "
                 "by the number of examples.", _evaluate_variant("batch_means")),
-        Mistake("loss and accuracy both as means of the batch means", "Every example counts once, in the accuracy "
-                "too: with batches of different sizes the mean of the batches' accuracies weighs the examples of a "
-                "small batch more. Count the right predictions and divide by the number of examples; sum the losses "
-                "(reduction='sum') and divide by it as well.", _evaluate_variant("both_batch_means")),
+        Mistake("loss and accuracy both as means of the batch means", _EVERY_EXAMPLE_ONCE,
+                _evaluate_variant("both_batch_means")),
+        Mistake("loss and accuracy both as means of the batch means (hits / size per batch)",
+                _EVERY_EXAMPLE_ONCE, _evaluate_variant("both_batch_fractions")),
+        Mistake("loss and accuracy both as means of the batch means (summed in a float32 tensor)",
+                _EVERY_EXAMPLE_ONCE, _evaluate_variant("both_batch_means_in_float32")),
         Mistake("softmax before cross-entropy", "F.cross_entropy takes the network's raw scores (logits) and applies "
                 "log-softmax itself; given probabilities it applies a second softmax, which squeezes every loss "
                 "towards log(number of classes). Pass model(x) as it is.", _evaluate_variant("softmax_first")),

@@ -51,7 +51,7 @@ def _quantize_variant(kind):
                 amax = x.abs().reshape(x.shape[0], -1).amax(dim=0)
             else:
                 amax = x.abs().reshape(x.shape[0], -1).amax(dim=1)
-            levels = 128 if kind == "asymmetric" else 127
+            levels = {"asymmetric": 128, "over_128": 128, "over_255": 255, "over_255_asymmetric": 255}.get(kind, 127)
             scale = amax / levels if kind == "zero" else torch.where(amax > 0, amax / levels, torch.ones_like(amax))
         if axis is None:
             shaped = scale
@@ -66,7 +66,7 @@ def _quantize_variant(kind):
             rounded = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)
         else:
             rounded = torch.round(scaled)
-        if kind == "asymmetric":
+        if kind in ("asymmetric", "over_255_asymmetric"):
             rounded = torch.clamp(rounded, -128, 127)
         elif kind != "no_clamp":
             rounded = torch.clamp(rounded, -127, 127)
@@ -126,6 +126,16 @@ register(Exercise(
                 "scale = max|x| / 127 and clamp(·, −127, 127), so that q and −q both exist. (Using −128 is another "
                 "convention, still symmetric with 0 exactly 0: torch's symmetric observer takes max|x| / 127.5.)",
                 _quantize_variant("asymmetric")),
+        Mistake("scale max|x| / 128", "The scale maps the largest |x| to the end of this exercise's range, "
+                "−127 … 127 (−128 is left unused): with 128 the largest |x| lands on ±128, beyond it, and is "
+                "clamped, and every other value on a level a little off.", _quantize_variant("over_128")),
+        Mistake("scale max|x| / 255", "The scale maps the largest |x| to the end of the range −127 … 127, not to "
+                "255: int8's 255 levels are shared by both signs, so with 255 every |x| of half the largest or more "
+                "lands beyond 127 and is clamped.", _quantize_variant("over_255")),
+        Mistake("scale max|x| / 255, clamped to −128 … 127", "The scale maps the largest |x| to the end of the "
+                "range, 127, not to 255: int8's 255 levels are shared by both signs, so with 255 every |x| of half "
+                "the largest or more lands beyond 127 and is clamped. And this exercise leaves −128 unused: clamp to "
+                "−127 … 127, so that q and −q both exist.", _quantize_variant("over_255_asymmetric")),
         Mistake("rounding by truncation", ".to(torch.int8) cuts towards zero (2.9 → 2): round first, torch.round(x "
                 "/ scale), then convert.", _quantize_variant("truncate")),
         Mistake("no clamp", "With a given scale, x / scale can leave int8's range, and converting 300 to int8 wraps "
@@ -485,10 +495,11 @@ def _memory_variant(kind):
         count = sum(a * b + (0 if kind == "no_bias" else b) for a, b in layers)
         parameters = count * dtype_bytes
         states = {"sgd": 0, "momentum": 1, "adam": 1 if kind == "adam_once" else 2}[optimizer]
-        state = states * parameters + (8 * len(layers) if optimizer == "adam" else 0)
+        state = states * parameters + (8 * len(layers) if optimizer == "adam" and kind != "no_steps" else 0)
         hidden = sum(sizes[1:-1]) * (2 if kind == "twice" else 1)
         first = 0 if kind == "no_input" else sizes[0]
-        activations = dtype_bytes * batch_size * (first + hidden + sizes[-1]) + 8 * batch_size + dtype_bytes
+        labels = 0 if kind == "no_labels" else 8 * batch_size
+        activations = dtype_bytes * batch_size * (first + hidden + sizes[-1]) + labels + dtype_bytes
         gradients = 0 if kind == "no_grads" else parameters
         memory = {"parameters": parameters, "gradients": gradients, "optimizer": state, "activations": activations}
         memory["total"] = sum(memory.values())
@@ -571,6 +582,11 @@ register(Exercise(
                 "its input: one storage, counted once.", _memory_variant("twice")),
         Mistake("the input batch left out", "The first Linear saves its input X (N · D) to compute its weight's "
                 "gradient.", _memory_variant("no_input")),
+        Mistake("Adam's step counts left out", "torch's Adam keeps, beside its two moments, a step count for each "
+                "parameter tensor (each weight, each bias): a 0-d float32 tensor of 4 bytes.",
+                _memory_variant("no_steps")),
+        Mistake("the labels left out", "The cross-entropy saves the labels for its backward pass: int64, so 8 bytes "
+                "per example whatever the parameters' dtype.", _memory_variant("no_labels")),
     ),
     alternatives=(_memory_measured, _memory_by_layers),
 ))
@@ -620,11 +636,11 @@ def _dp_variant(kind):
                 norm = torch.sqrt(sum((v ** 2).sum() for v in g.values()))
                 factor = max_norm / (norm + 1e-6)
                 factor = factor if kind == "no_min" else torch.clamp(factor, max=1.0)
-                factors = {name: 1.0 if kind == "batch" else factor for name in g}
+                factors = {name: 1.0 if kind in ("batch", "mean") else factor for name in g}
             for name in g:
                 total[name] = total[name] + g[name] * factors[name]
-        if kind == "batch":
-            norm = torch.sqrt(sum((v ** 2).sum() for v in total.values()))
+        if kind in ("batch", "mean"):  # the sum's factor, or the mean's, applied to the sum
+            norm = torch.sqrt(sum((v ** 2).sum() for v in total.values())) / (n if kind == "mean" else 1)
             total = {name: v * torch.clamp(max_norm / (norm + 1e-6), max=1.0) for name, v in total.items()}
         out = {}
         for name, p in params.items():
@@ -692,6 +708,10 @@ register(Exercise(
         Mistake("the batch gradient clipped, not each example's", "Clip every example's gradient to norm C before "
                 "summing: that bounds how much one person's data can move the model, which the noise then hides. "
                 "Clipping the sum bounds nothing per example.", _dp_variant("batch")),
+        Mistake("the mean gradient clipped, not each example's", "Clip every example's gradient to norm C, then sum "
+                "them: that bounds how much one person's data can move the model, which the noise then hides. "
+                "Clipping the batch's mean gradient bounds only the average, never one example's share.",
+                _dp_variant("mean")),
         Mistake("noise not scaled by C", "The noise has standard deviation σ · C: it must match the largest change "
                 "one example can make (C, after clipping).", _dp_variant("sigma_only")),
         Mistake("noise added after dividing by the batch size", "Add the noise to the sum of the clipped gradients, "
