@@ -263,3 +263,148 @@ def test_a_watch_whose_code_a_cell_replaced_makes_the_sandbox_report_a_changed_r
     owner, name = patched.split(".")
     monkeypatch.setattr(getattr(forbidden, owner), name, lambda *args, **kwargs: None)
     assert not in_sandbox.runner_intact()
+
+
+# -- each way of knowing a call, alone ------------------------------------------------------------------------------
+
+def test_what_a_learner_reads_when_the_watch_was_switched_off():
+    assert forbidden.describe(forbidden.SWITCHED_OFF) == (
+        "your code switched off the check's watch of which functions it calls (sys.setprofile): leave it in place")
+    assert forbidden.cause(forbidden.SWITCHED_OFF) == "switched off the check's watch of its calls"
+
+
+class OwnModel(torch.nn.Module):  # a learner's model: nn.Module's own methods are never what a class forbids
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+def test_a_class_is_known_by_its_own_methods_not_by_nn_modules():
+    forbids = ("torch.nn.Conv2d",)
+    assert called(lambda x, weight: torch.nn.Conv2d(1, 1, 3)(x), forbids) == "torch.nn.Conv2d"
+    assert called(lambda x, weight: Subclass(1, 1, 3)(x), forbids) == "torch.nn.Conv2d"
+    assert called(lambda x, weight: OwnModel()(x[0, 0, :, :3]), forbids) == ""
+
+
+def test_a_python_function_is_known_by_its_own_code_not_its_decorators():
+    """scikit-learn's metrics share one decorator (`validate_params`): the wrapper's code is every metric's."""
+    from sklearn.metrics import accuracy_score
+    from sklearn.metrics import confusion_matrix as renamed
+
+    forbids = ("sklearn.metrics.confusion_matrix",)
+    assert called(lambda x, weight: renamed([0, 1], [1, 1]), forbids) == "sklearn.metrics.confusion_matrix"
+    assert called(lambda x, weight: accuracy_score([0, 1], [1, 1]), forbids) == ""
+
+
+def test_a_builtin_outside_torch_is_seen_where_python_calls_it_and_behind_a_partial():
+    import math
+
+    def by_position(fn, args):
+        return fn(args["n"])
+
+    def factorial(fn):
+        return run_one_case(by_position, fn, {"n": 5}, {}, ("math.factorial",)).forbidden
+
+    assert factorial(lambda n: math.factorial(n)) == "math.factorial"
+    assert factorial(math.factorial) == "math.factorial"  # the function itself, called by the driver
+    assert factorial(functools.partial(functools.partial(math.factorial))) == "math.factorial"  # reached from C
+    assert factorial(lambda n: math.prod(range(1, n + 1))) == ""
+
+
+def test_the_first_forbidden_call_is_the_one_reported():
+    import math
+
+    forbids = ("math.factorial", "math.comb", "sklearn.metrics.confusion_matrix")
+    assert called(lambda x, weight: (math.comb(4, 2), math.factorial(3)), forbids) == "math.comb"
+    from sklearn.metrics import confusion_matrix
+
+    assert called(lambda x, weight: (confusion_matrix([0], [0]), math.factorial(3)), forbids) == \
+        "sklearn.metrics.confusion_matrix"
+
+
+def test_a_namespace_is_known_by_the_module_its_code_lies_in():
+    assert called(lambda x, weight: torch.ops.aten.convolution(x, weight, None, [1, 1], [0, 0], [1, 1], False,
+                                                               [0, 0], 1), ("torch.ops",)) == "torch.ops"
+    assert called(lambda x, weight: torch.add(x, 1), ("torch.ops",)) == ""
+
+
+NOT_IMPORTED_YET = """
+import sys
+from autograder.learner import forbidden
+from autograder.learner.judge import run_one_case
+
+assert "colorsys" not in sys.modules
+assert forbidden.Forbidden.of(("colorsys.rgb_to_hsv",)).objects == {} and "colorsys" not in sys.modules
+
+def converts():
+    from colorsys import rgb_to_hsv as renamed
+    return renamed(1, 0, 0)
+
+def seen(names):
+    return run_one_case(lambda fn, args: fn(), converts, {}, {}, names).forbidden
+
+assert seen(("colorsys",)) == "colorsys"  # a module, before it was imported: by the module of the code
+kept = [kept for kept, _ in forbidden.Forbidden.of(("colorsys.rgb_to_hsv",)).objects.values()]
+assert kept == [sys.modules["colorsys"].rgb_to_hsv]  # resolved again, now that its package is there
+assert seen(("colorsys.rgb_to_hsv",)) == "colorsys.rgb_to_hsv"
+print("ok")
+"""
+
+
+def test_a_package_not_imported_yet_is_not_imported_but_seen_once_the_learner_imports_it():
+    import subprocess
+
+    from autograder.instructor import notebooks
+
+    out = subprocess.run([sys.executable, "-c", NOT_IMPORTED_YET], capture_output=True, text=True, timeout=120,
+                         cwd=notebooks.ROOT)
+    assert out.stdout == "ok\n", out.stderr
+
+
+def test_a_name_may_be_an_attribute_of_the_top_package():
+    resolved = forbidden.Forbidden.of(("torch.conv2d",))
+    assert [kept for kept, _ in resolved.objects.values()] == [torch.conv2d] and resolved.torch_functions
+
+
+def test_references_that_are_classes_or_hold_inner_functions_may_call_it():
+    class EarlierLayer:  # a `uses` reference that is a class
+        def __call__(self, x, weight):
+            return F.conv2d(x, weight)
+
+    def earlier(x, weight):
+        def inner():
+            return F.conv2d(x, weight)
+        return inner()
+
+    references = {"EarlierLayer": EarlierLayer, "earlier": earlier}
+    assert called(lambda x, weight: EarlierLayer()(x, weight), references=references) == ""
+    assert called(lambda x, weight: earlier(x, weight), references=references) == ""
+
+
+def test_a_torch_mode_the_learner_left_entered_is_reported():
+    from torch.overrides import TorchFunctionMode, _get_current_function_mode, _pop_mode
+
+    class Theirs(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    try:
+        assert called(lambda x, weight: Theirs().__enter__()) == forbidden.SWITCHED_OFF
+    finally:
+        while _get_current_function_mode() is not None:
+            _pop_mode()
+
+
+def test_a_builtin_that_c_code_calls_is_seen_by_the_torch_mode_alone(monkeypatch):
+    """map calls F.conv2d from C, where sys.setprofile sees nothing: the torch mode is what reports it."""
+    fn = lambda x, weight: next(map(F.conv2d, [x], [weight]))  # noqa: E731
+    assert called(fn) == "torch.nn.functional.conv2d"
+    monkeypatch.setattr(forbidden, "_torch_mode", lambda watch: None)
+    monkeypatch.setattr(forbidden.Forbidden, "torch_functions", False)
+    resolved = forbidden.Forbidden._resolve(CONVOLUTION)
+    resolved.torch_functions = False
+    monkeypatch.setattr(forbidden.Forbidden, "of", classmethod(lambda cls, names: resolved))
+    assert called(fn) == ""  # without it, unseen: the mode is needed

@@ -6,9 +6,11 @@ runs on a case, `Watch` records the first of them that the learner's code called
 
 - a function or builtin is known by identity, so an alias (`from torch.nn.functional import conv2d as c`,
   `getattr(F, "conv" + "2d")`, `torch.conv2d`, which is the same object) is the same call; a class by the code
-  of its own methods (calling it, or `super().__init__` in a subclass); a module, or a name that is not
-  importable yet, by the module that a function's code, or a builtin, belongs to; a namespace such as
-  `torch.ops` by the module of its type (`torch.ops.aten.convolution(...)` runs `torch._ops`' code);
+  of its own methods (calling it, or `super().__init__` in a subclass); a module by the module that a
+  function's code, or a builtin, belongs to; a namespace such as `torch.ops` by the module of its type
+  (`torch.ops.aten.convolution(...)` runs `torch._ops`' code). Nothing is imported to resolve a name: one in a
+  package that is not imported when a case starts is known as a module prefix only (so declare modules, or
+  names in packages the chapter imports, as the exercises do);
 - "the learner's code called it" means that no code of the course's lies between the learner's function and
   the call: neither a reference the check put in place of an earlier exercise (`Exercise.uses`) nor a
   class the exercise's driver hands the learner's code (`hands_out`: chapter 03's layers, made with torch).
@@ -16,8 +18,9 @@ runs on a case, `Watch` records the first of them that the learner's code called
   the driver itself calling it (`forward = F.dropout` in a learner's class);
 - the watch is `sys.setprofile` in the thread that runs the case and `threading.setprofile` in the threads
   that it starts, and for torch's functions a `TorchFunctionMode` too, which also sees a builtin called
-  from C on the learner's behalf (`map(F.conv2d, ...)`). Code that switches the watch off (`sys.setprofile`,
-  leaving the torch mode) is reported as having called what it hid.
+  from C on the learner's behalf (`map(F.conv2d, ...)`), and a partial of the forbidden function given as the
+  learner's own is seen before it runs. Code that switches the watch off (`sys.setprofile`, leaving the torch
+  mode or entering one of its own) is reported as such (SWITCHED_OFF).
 
 The inline check and the grading sandbox both watch through `judge.run_one_case`; an instructor lifts an
 exercise's rule in `nbgrader_config.py` (`c.NNCourse.allow_library_calls`). In the sandbox, a watch whose code a
@@ -28,7 +31,10 @@ sight in the notebook.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import inspect
 import sys
 import threading
 import types
@@ -57,38 +63,35 @@ def cause(name: str) -> str:
 
 @dataclass
 class Forbidden:
-    """`names` resolved: builtins and other callables by identity, Python code by its code object, and module
-    prefixes ("torch.optim") for code and builtins of modules. Each maps to the name as declared."""
+    """`names` resolved: functions and builtins by identity (`objects`, id -> (object, declared name)) and by their
+    code, the methods of classes by their code (`codes`), and modules by prefix (`modules`: (prefix, declared
+    name)), for the code and the builtins of those modules."""
 
     names: tuple[str, ...]
-    objects: dict[int, str] = field(default_factory=dict)
+    objects: dict[int, tuple[object, str]] = field(default_factory=dict)
     codes: dict[types.CodeType, str] = field(default_factory=dict)
-    modules: list[tuple[str, str]] = field(default_factory=list)  # (module prefix, declared name)
-    kept: list = field(default_factory=list)  # the objects whose ids are keys of `objects`
+    modules: list[tuple[str, str]] = field(default_factory=list)
     torch_functions: bool = False  # whether one is a torch function, for which the torch mode watches
 
     @classmethod
     def of(cls, names) -> Forbidden:
-        """`names` resolved, once for as long as the packages they lie in stay imported or not."""
-        return _resolved(tuple(names), tuple(name.split(".")[0] in sys.modules for name in names))
+        """`names` resolved, once for each set of their packages that is imported."""
+        packages = {name.split(".")[0] for name in names}
+        return _resolved(tuple(names), frozenset(packages & sys.modules.keys()))
 
     @classmethod
     def _resolve(cls, names: tuple[str, ...]) -> Forbidden:
         forbidden = cls(names)
-        for name in forbidden.names:
+        for name in names:
             found = _already_imported(name)
-            if found is None or isinstance(found, types.ModuleType):
+            if found is None or not callable(found):  # a module, a namespace such as `torch.ops`, or not imported yet
                 forbidden.modules.append((name, name))
-            if found is not None and not callable(found) and type(found) is not types.ModuleType:
-                forbidden.modules.append((type(found).__module__, name))  # a namespace such as `torch.ops`
-            if found is None or not callable(found):
-                continue
-            if isinstance(found, type):
-                for code in _own_method_codes(found):
-                    forbidden.codes[code] = name
+                if found is not None and type(found) is not types.ModuleType:
+                    forbidden.modules.append((type(found).__module__, name))  # where the namespace's code lies
+            elif isinstance(found, type):
+                forbidden.codes.update(dict.fromkeys(_own_method_codes(found), name))
             else:
-                forbidden.kept.append(found)
-                forbidden.objects[id(found)] = name
+                forbidden.objects[id(found)] = (found, name)
                 if (code := _code_of(found)) is not None:
                     forbidden.codes[code] = name
                 forbidden.torch_functions |= getattr(found, "__module__", "") in ("torch", "torch.nn.functional")
@@ -98,26 +101,17 @@ class Forbidden:
         return self.codes.get(code) or self._of_module(module)
 
     def of_callable(self, called) -> str | None:
-        while isinstance(called, _functools_partial()):
-            if (name := self.objects.get(id(called))) is not None:
-                return name
-            called = called.func
-        return self.objects.get(id(called)) or self._of_module(getattr(called, "__module__", None) or "")
+        kept = self.objects.get(id(called))
+        return kept[1] if kept is not None else self._of_module(getattr(called, "__module__", None) or "")
 
     def _of_module(self, module: str) -> str | None:
         return next((name for prefix, name in self.modules if module == prefix or module.startswith(prefix + ".")),
                     None)
 
 
-@lru_cache(maxsize=64)
-def _resolved(names: tuple[str, ...], imported: tuple[bool, ...]) -> Forbidden:
+@lru_cache(maxsize=None)
+def _resolved(names: tuple[str, ...], imported: frozenset[str]) -> Forbidden:
     return Forbidden._resolve(names)
-
-
-def _functools_partial():
-    import functools
-
-    return functools.partial
 
 
 def _already_imported(name: str):
@@ -133,43 +127,39 @@ def _already_imported(name: str):
             continue
         for attribute in parts[split:]:
             found = getattr(found, attribute, None)
-            if found is None:
-                return None
         return found
-    return None
 
 
-def _code_of(found) -> types.CodeType | None:
-    for candidate in (found, getattr(found, "__func__", None), getattr(found, "__wrapped__", None)):
-        code = getattr(candidate, "__code__", None)
-        if isinstance(code, types.CodeType):
-            return code
-    return None
+def _code_of(function) -> types.CodeType | None:
+    """The code a call of `function` runs first as its own: through decorators (`__wrapped__`, whose wrapper's code
+    many functions share) and methods, to the function itself; None for a builtin."""
+    inner = inspect.unwrap(function)
+    return getattr(getattr(inner, "__func__", inner), "__code__", None)
 
 
 def _own_method_codes(cls: type) -> list[types.CodeType]:
     """The code of the methods `cls` and its bases from its own module define: `nn.Conv2d`'s and `_ConvNd`'s, not
     `nn.Module`'s, which every learner's model calls."""
-    codes = []
-    for klass in cls.__mro__:
-        if klass.__module__ != cls.__module__:
-            continue
-        for value in vars(klass).values():
-            function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
-            if isinstance(getattr(function, "__code__", None), types.CodeType):
-                codes.append(function.__code__)
-    return codes
+    return [code for klass in cls.__mro__ if klass.__module__ == cls.__module__ for value in vars(klass).values()
+            if isinstance(code := getattr(getattr(value, "__func__", value), "__code__", None), types.CodeType)]
 
 
-def _codes_within(function) -> set[types.CodeType]:
-    """The code of `function` (or the code object itself) and of every function defined inside it."""
-    found, todo = set(), [function if isinstance(function, types.CodeType) else getattr(function, "__code__", None)]
+def _codes_within(course_code) -> set[types.CodeType]:
+    """The code of a function, or of a class's own methods, and of every function defined inside them."""
+    todo = _own_method_codes(course_code) if isinstance(course_code, type) else [course_code.__code__]
+    found = set()
     while todo:
         code = todo.pop()
-        if isinstance(code, types.CodeType) and code not in found:
-            found.add(code)
-            todo.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
+        found.add(code)
+        todo.extend(const for const in code.co_consts if isinstance(const, types.CodeType) and const not in found)
     return found
+
+
+def _unwrapped(fn):
+    """The callable a functools.partial (of a partial ...) calls in the end."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn
 
 
 class Watch:
@@ -180,25 +170,18 @@ class Watch:
         self.forbidden = forbidden
         self.fn = fn
         helpers = getattr(call, "hands_out", ())  # classes the exercise's driver gives the learner's code to call
-        self.exempt = set().union(*(_codes_within(reference) for reference in references.values()),
-                                  *(_codes_within(code) for helper in helpers for code in _own_method_codes(helper)))
-        self.called: str | None = None
-        self._base = None
-        self._previous = None
-        self._hook = None
-        self._mode = None
+        self.exempt = set().union(*map(_codes_within, [*references.values(), *helpers]))
 
-    def __enter__(self) -> Watch:
-        self._base = sys._getframe(1)
-        self.called = self.forbidden.of_callable(self.fn)  # `conv2d = F.conv2d` is the forbidden function itself
+    def __enter__(self) -> None:
+        # a partial of the forbidden function as the learner's function: the driver's call of it reaches it from C
+        self.called = self.forbidden.of_callable(_unwrapped(self.fn))
         self._previous = sys.getprofile(), threading.getprofile()
         self._hook = self._profile  # one bound method, to compare with what is set at the end
         sys.setprofile(self._hook)
         threading.setprofile(self._hook)
-        if self.forbidden.torch_functions and "torch" in sys.modules:
-            self._mode = _torch_mode(self)
+        self._mode = _torch_mode(self) if self.forbidden.torch_functions and "torch" in sys.modules else None
+        if self._mode is not None:
             self._mode.__enter__()
-        return self
 
     def __exit__(self, *exc) -> None:
         switched_off = sys.getprofile() is not self._hook
@@ -208,34 +191,30 @@ class Watch:
             from torch.overrides import _get_current_function_mode
 
             switched_off |= _get_current_function_mode() is not self._mode
-            try:
+            with contextlib.suppress(RuntimeError, IndexError, AssertionError):  # the learner's code left the mode
                 self._mode.__exit__(None, None, None)
-            except (RuntimeError, IndexError, AssertionError):  # the learner's code left the mode itself
-                switched_off = True
         if switched_off and self.called is None:
             self.called = SWITCHED_OFF
 
     def _profile(self, frame, event, arg) -> None:
-        if self.called is not None:
+        if self.called is not None:  # the first is the one reported
             return
         if event == "call":
             name = self.forbidden.of_code(frame.f_code, frame.f_globals.get("__name__") or "")
             if name is not None and self._by_learner(frame.f_back):
                 self.called = name
         elif event == "c_call":
-            name = self.forbidden.of_callable(arg)
-            if name is not None and self._by_learner(frame):
-                self.called = name
+            self.saw(arg, frame)
 
     def saw(self, called, frame) -> None:
-        """The torch mode's report: `called` was called from `frame` outward."""
+        """`called` (a builtin, or what the torch mode was handed) was called from `frame` outward."""
         if self.called is None and (name := self.forbidden.of_callable(called)) is not None \
                 and self._by_learner(frame):
             self.called = name
 
     def _by_learner(self, frame) -> bool:
-        """Whether the call made from `frame` is the learner's: no reference lies between it and the watch."""
-        while frame is not None and frame is not self._base:
+        """Whether the call made from `frame` is the learner's: no code of the course's lies on its way out."""
+        while frame is not None:
             if frame.f_code in self.exempt:
                 return False
             frame = frame.f_back
