@@ -101,7 +101,8 @@ def grading_stages(exercises: list[registry.Exercise]) -> list[list[registry.Exe
     return stages
 
 
-def _case_lines(exercise: registry.Exercise, lifted: frozenset[str] = frozenset()) -> tuple[list[tuple[bool, dict]], dict]:
+def _case_lines(exercise: registry.Exercise,
+                lifted: frozenset[str] = frozenset()) -> tuple[list[tuple[bool, dict]], dict]:
     """Each case of `exercise` as the sandbox receives it (`protocol.case_line`), with whether it is hidden, and
     the case inputs kept here. The exercise's `forbids` go along unless the instructor `lifted` its rule."""
     uses = {name: reference_code(exercise.reference.__globals__[name]) for name in exercise.uses}

@@ -136,7 +136,8 @@ def failure_summary(exercise: registry.Exercise, results: list[CaseResult]) -> s
     mistake = next((result.mistake for result in results if result.mistake), None)
     called = forbidden_call(results)
     return f"{exercise.id}: {total - sum(result.passed for result in results)} of {total} cases failed" + \
-        (f"; it looks like {mistake.name}" if mistake else "") + (f"; your code {forbidden.cause(called)}" if called else "")
+        (f"; it looks like {mistake.name}" if mistake else "") + \
+        (f"; your code {forbidden.cause(called)}" if called else "")
 
 
 def _total(exercise: registry.Exercise, results: list[CaseResult]) -> int:

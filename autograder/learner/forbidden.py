@@ -17,10 +17,10 @@ runs on a case, `Watch` records the first of them that the learner's code called
   A library that the learner called and that calls it counts (`nn.Conv2d(...)(x)` calls `F.conv2d`); so does
   the driver itself calling it (`forward = F.dropout` in a learner's class);
 - the watch is `sys.setprofile` in the thread that runs the case and `threading.setprofile` in the threads
-  that it starts, and for torch's functions a `TorchFunctionMode` too, which also sees a builtin called
-  from C on the learner's behalf (`map(F.conv2d, ...)`), and a partial of the forbidden function given as the
-  learner's own is seen before it runs. Code that switches the watch off (`sys.setprofile`, leaving the torch
-  mode or entering one of its own) is reported as such (SWITCHED_OFF).
+  that it starts, with a `TorchFunctionMode` for torch's functions that calls each from Python, so that a
+  builtin called from C on the learner's behalf (`map(F.conv2d, ...)`) is seen too; and a partial of the
+  forbidden function given as the learner's own is seen before it runs. Code that switches the watch off
+  (`sys.setprofile`, leaving the torch mode or entering one of its own) is reported as such (SWITCHED_OFF).
 
 The inline check and the grading sandbox both watch through `judge.run_one_case`; an instructor lifts an
 exercise's rule in `nbgrader_config.py` (`c.NNCourse.allow_library_calls`). In the sandbox, a watch whose code a
@@ -179,7 +179,7 @@ class Watch:
         self._hook = self._profile  # one bound method, to compare with what is set at the end
         sys.setprofile(self._hook)
         threading.setprofile(self._hook)
-        self._mode = _torch_mode(self) if self.forbidden.torch_functions and "torch" in sys.modules else None
+        self._mode = _torch_mode() if self.forbidden.torch_functions and "torch" in sys.modules else None
         if self._mode is not None:
             self._mode.__enter__()
 
@@ -204,13 +204,9 @@ class Watch:
             if name is not None and self._by_learner(frame.f_back):
                 self.called = name
         elif event == "c_call":
-            self.saw(arg, frame)
-
-    def saw(self, called, frame) -> None:
-        """`called` (a builtin, or what the torch mode was handed) was called from `frame` outward."""
-        if self.called is None and (name := self.forbidden.of_callable(called)) is not None \
-                and self._by_learner(frame):
-            self.called = name
+            name = self.forbidden.of_callable(arg)
+            if name is not None and self._by_learner(frame):
+                self.called = name
 
     def _by_learner(self, frame) -> bool:
         """Whether the call made from `frame` is the learner's: no code of the course's lies on its way out."""
@@ -221,12 +217,13 @@ class Watch:
         return True
 
 
-def _torch_mode(watch: Watch):
+def _torch_mode():
+    """A torch function mode that calls every torch function from Python: one that C code calls (`map(F.conv2d,
+    ...)`) makes no profile event, but its call here does, from a frame whose way out is the caller's."""
     from torch.overrides import TorchFunctionMode
 
-    class SeenByTheWatch(TorchFunctionMode):
+    class CalledFromPython(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            watch.saw(func, sys._getframe(1))
             return func(*args, **(kwargs or {}))
 
-    return SeenByTheWatch()
+    return CalledFromPython()

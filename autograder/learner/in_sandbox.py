@@ -46,7 +46,7 @@ def _runner() -> dict:
     return {"run_one_case": run_one_case, "CaseRecord.of": CaseRecord.of.__func__, "CaseRecord.event": CaseRecord.event,
             "wire.encode": wire.encode, "wire.decode": wire.decode,
             **{f"Watch.{name}": getattr(watch.Watch, name) for name in ("__init__", "__enter__", "__exit__", "_profile",
-                                                                        "saw", "_by_learner")},
+                                                                        "_by_learner")},
             **{f"Forbidden.{name}": getattr(watch.Forbidden, name).__func__ if name == "of" else
                getattr(watch.Forbidden, name) for name in ("of", "of_code", "of_callable", "_of_module")}}
 

@@ -10,4 +10,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "Path appears only in annotations, which `from __future__ import annotations` never evaluates",
     ("instructor/results.py", "@dataclass(frozen=True)", "'True' -> 'False'"):
         "CaseGrade not frozen: nothing assigns to one or hashes one",
+    ("learner/forbidden.py", 'elif event == "c_call":', "'==' -> '!='"):
+        "a builtin's c_return and c_exception events carry the builtin as its c_call does: with != the watch sees "
+        "it at its return instead",
+    ("learner/forbidden.py", "for split in range(len(parts), 0, -1):", "'0' -> '-1'"):
+        "the top package is in sys.modules, so importing it at split 1 succeeds and split 0 is never reached",
 }
