@@ -102,6 +102,21 @@ def test_printed_output_keeps_exactly_its_limit():
     assert exact.text() == "z" * 10
 
 
+def test_a_request_for_a_case_is_at_most_its_bytes_and_exactly_the_sandboxs_form():
+    """The sandbox asks for the next case with {"event": "case_wanted"}; the grader reads any line the learner's
+    process wrote, so it takes a request only up to MAX_REQUEST_BYTES long and only in that form."""
+    from autograder.learner.protocol import MAX_REQUEST_BYTES, is_case_request
+
+    request = b'{"event": "case_wanted"}'
+    padded = lambda size: request[:-1] + b" " * (size - len(request)) + b"}"  # noqa: E731
+    assert len(padded(MAX_REQUEST_BYTES)) == MAX_REQUEST_BYTES == 256
+    assert is_case_request(request) and is_case_request(padded(MAX_REQUEST_BYTES))
+    assert not is_case_request(padded(MAX_REQUEST_BYTES + 1))
+    for forged in (b'{"event": "case_end", "note": "case_wanted"}', b'["case_wanted"]', b'{"event": "case_wanted"',
+                   b"[" * 200 + b'"case_wanted"' + b"]" * 40):
+        assert not is_case_request(forged), forged
+
+
 def test_an_exercise_needs_distinct_case_names_a_visible_case_and_an_id_of_its_chapter():
     exercise = registry.get("ch02.mse_loss")
     fields = dict(id=exercise.id, points=1, reference=exercise.reference, mistakes=(), alternatives=())
