@@ -63,12 +63,8 @@ def run_one_case(call, fn, args: dict, references: dict, forbids: tuple[str, ...
         except NotImplementedError:
             return Ran(not_written=True, warnings=_warning_texts(caught))
         except Exception as error:  # the learner's code raised: reported, never raised here
-            return Ran(error=error, warnings=_warning_texts(caught), forbidden=_called(watch))
-    return Ran(got, warnings=_warning_texts(caught), forbidden=_called(watch))
-
-
-def _called(watch) -> str:
-    return getattr(watch, "called", None) or ""
+            return Ran(error=error, warnings=_warning_texts(caught), forbidden=watch.called or "" if forbids else "")
+    return Ran(got, warnings=_warning_texts(caught), forbidden=watch.called or "" if forbids else "")
 
 
 def _warning_texts(caught) -> list[str]:

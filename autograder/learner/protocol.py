@@ -109,17 +109,16 @@ class CaseRecord:
         """The record as a case-end event carries it: the fields that describe it, any warnings, and what
         forbidden call it made."""
         warned = {"warnings": self.warnings} if self.warnings else {}
-        if self.forbidden and not (self.missing or self.not_written):
-            warned["forbidden"] = self.forbidden
         if self.missing:
             return {"missing": True}
         if self.not_written:
             return {"not_written": True, **warned}
+        also = {**warned, "forbidden": self.forbidden} if self.forbidden else warned
         if self.exception:
-            return {"exception": self.exception, "trace": self.trace, "message": self.message, **warned}
+            return {"exception": self.exception, "trace": self.trace, "message": self.message, **also}
         if self.unsupported:
-            return {"unsupported": self.unsupported, **warned}
-        return {"output": self.output, "args_after": self.args_after, **warned}
+            return {"unsupported": self.unsupported, **also}
+        return {"output": self.output, "args_after": self.args_after, **also}
 
     @classmethod
     def read(cls, event: dict) -> CaseRecord:
